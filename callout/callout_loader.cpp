@@ -1,0 +1,357 @@
+#include "callout_loader.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "callout.skel.h"
+#include "callout_abi_check.h"
+#include "callout_paths.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace redirect {
+
+namespace {
+
+std::string errnoText(int error) { return std::strerror(error); }
+
+[[noreturn]] void fail(const std::string& step, int error)
+{
+    throw CalloutError(step + ": " + errnoText(error), error);
+}
+
+void makeDir(const std::string& path, mode_t mode)
+{
+    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+        fail("create " + path, errno);
+}
+
+bool isInstanceName(const std::string& name)
+{
+    if (name.empty() || name.size() > CALLOUT_INSTANCE_MAX || name == "." || name == "..")
+        return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+// bpffs must be mounted for the SDK to find the records map.
+void ensureBpffs()
+{
+    struct statfs fs {};
+    if (::statfs(CALLOUT_BPFFS_ROOT, &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
+        return;
+    if (::mount("bpf", CALLOUT_BPFFS_ROOT, "bpf", 0, "mode=0700") != 0)
+        fail("mount bpffs at " CALLOUT_BPFFS_ROOT, errno);
+}
+
+// Fewer spurious "already loaded" errors when an SDK caller holds LOCK_SH for a moment.
+int takeInstanceLock(const std::string& path)
+{
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fail("open lock " + path, errno);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK) {
+            int e = errno;
+            ::close(fd);
+            fail("lock " + path, e);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::close(fd);
+    throw CalloutError("callout instance is already loaded by another process (" + path + " is locked)", EBUSY);
+}
+
+}  // namespace
+
+CalloutError::CalloutError(const std::string& what, int error) : std::runtime_error(what), error_(error) {}
+
+std::string Callout::cgroup2Root()
+{
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(mountinfo, line)) {
+        // "id parent major:minor root mountpoint options ... - fstype source superoptions"
+        auto dash = line.find(" - ");
+        if (dash == std::string::npos)
+            continue;
+        std::istringstream tail(line.substr(dash + 3));
+        std::string fstype;
+        tail >> fstype;
+        if (fstype != "cgroup2")
+            continue;
+        std::istringstream head(line.substr(0, dash));
+        std::string id, parent, dev, root, mountPoint;
+        head >> id >> parent >> dev >> root >> mountPoint;
+        if (root == "/")
+            return mountPoint;
+    }
+    std::string path = CALLOUT_RUN_DIR "/cgroup2";
+    makeDir(CALLOUT_RUN_DIR, 0755);
+    makeDir(path, 0755);
+    if (::mount("cgroup2", path.c_str(), "cgroup2", 0, nullptr) != 0)
+        fail("mount cgroup2 at " + path, errno);
+    return path;
+}
+
+uint64_t Callout::currentNetnsCookie()
+{
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        fail("socket for netns cookie", errno);
+    uint64_t cookie = 0;
+    socklen_t len = sizeof(cookie);
+    int rc = ::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0)
+        fail("SO_NETNS_COOKIE", e);
+    return cookie;
+}
+
+Callout::Callout(CalloutOptions options) : options_(std::move(options))
+{
+    if (!isInstanceName(options_.instance))
+        throw CalloutError("invalid callout instance name '" + options_.instance +
+                               "' (expected 1-64 of A-Z a-z 0-9 . _ -)",
+                           EINVAL);
+    cgroupPath_ = options_.cgroup.empty() ? cgroup2Root() : options_.cgroup;
+    try {
+        // Open the cgroup first: a wrong path is the most common mistake.
+        cgroupFd_ = ::open(cgroupPath_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cgroupFd_ < 0)
+            fail("open cgroup " + cgroupPath_, errno);
+        struct statfs fs {};
+        if (::fstatfs(cgroupFd_, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+            throw CalloutError(cgroupPath_ + " is not a cgroup v2 directory", ENOTDIR);
+
+        makeDir(CALLOUT_RUN_DIR, 0755);
+        lockPath_ = std::string(CALLOUT_RUN_DIR "/") + options_.instance + ".lock";
+        lockFd_ = takeInstanceLock(lockPath_);
+
+        // open -> load: the verifier checks every program here.
+        skel_ = callout__open_and_load();
+        if (!skel_)
+            fail("load callout programs", errno);
+        attach();
+        pin();
+        ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.callout_events), &Callout::onEvent, this, nullptr);
+        if (!ring_)
+            fail("open event ring buffer", errno);
+    } catch (...) {
+        release();
+        throw;
+    }
+}
+
+Callout::~Callout() { release(); }
+
+void Callout::release()
+{
+    if (ring_)
+        ring_buffer__free(ring_);
+    ring_ = nullptr;
+    // Unpin before the lock goes: the SDK must never see a live lock with a dead map.
+    if (!pinPath_.empty()) {
+        ::unlink(pinPath_.c_str());
+        std::string dir = pinPath_.substr(0, pinPath_.rfind('/'));
+        ::rmdir(dir.c_str());
+        pinPath_.clear();
+    }
+    for (auto* link : links_)
+        bpf_link__destroy(link);
+    links_.clear();
+    if (skel_)
+        callout__destroy(skel_);
+    skel_ = nullptr;
+    if (cgroupFd_ >= 0)
+        ::close(cgroupFd_);
+    cgroupFd_ = -1;
+    if (lockFd_ >= 0)
+        ::close(lockFd_);
+    lockFd_ = -1;
+}
+
+void Callout::attach()
+{
+    bpf_program* programs[] = {
+        skel_->progs.callout_connect4,     skel_->progs.callout_connect6, skel_->progs.callout_sockops,
+        skel_->progs.callout_getpeername4, skel_->progs.callout_getpeername6,
+    };
+    for (auto* program : programs) {
+        // bpf_link, not BPF_PROG_ATTACH: the attachment dies with its last fd.
+        bpf_link* link = bpf_program__attach_cgroup(program, cgroupFd_);
+        if (!link)
+            fail(std::string("attach ") + bpf_program__name(program) + " to " + cgroupPath_, errno);
+        links_.push_back(link);
+    }
+}
+
+void Callout::pin()
+{
+    ensureBpffs();
+    makeDir(CALLOUT_BPFFS_DIR, 0700);
+    std::string dir = std::string(CALLOUT_BPFFS_DIR "/") + options_.instance;
+    makeDir(dir, 0700);
+    std::string path = dir + "/" CALLOUT_SOCKS_PIN_NAME;
+    ::unlink(path.c_str());  // a pin left by a killed instance: we hold the lock, it is stale
+    if (bpf_obj_pin(bpf_map__fd(skel_->maps.callout_socks), path.c_str()) != 0)
+        fail("pin records map at " + path, errno);
+    pinPath_ = path;
+    if (::chmod(path.c_str(), 0600) != 0)
+        fail("chmod 0600 " + path, errno);
+}
+
+void Callout::setRedirector(uint32_t slot, const callout_redirector& redirector)
+{
+    if (slot >= CALLOUT_MAX_REDIRECTORS)
+        throw CalloutError("redirector slot " + std::to_string(slot) + " out of range", EINVAL);
+    if (bpf_map__update_elem(skel_->maps.callout_redirectors, &slot, sizeof(slot), &redirector,
+                             sizeof(redirector), BPF_ANY) != 0)
+        fail("update redirector slot " + std::to_string(slot), errno);
+}
+
+void Callout::clearRedirector(uint32_t slot)
+{
+    callout_redirector empty{};
+    setRedirector(slot, empty);
+}
+
+callout_redirector Callout::redirector(uint32_t slot) const
+{
+    callout_redirector value{};
+    if (bpf_map__lookup_elem(skel_->maps.callout_redirectors, &slot, sizeof(slot), &value, sizeof(value), 0) != 0)
+        fail("read redirector slot " + std::to_string(slot), errno);
+    return value;
+}
+
+void Callout::writeRuleTable(uint32_t table, std::span<const callout_rule> rules)
+{
+    for (uint32_t i = 0; i < rules.size(); ++i) {
+        uint32_t key = table * CALLOUT_MAX_RULES + i;
+        if (bpf_map__update_elem(skel_->maps.callout_rules, &key, sizeof(key), &rules[i], sizeof(rules[i]),
+                                 BPF_ANY) != 0)
+            fail("write rule " + std::to_string(i), errno);
+    }
+}
+
+void Callout::setRules(std::span<const callout_rule> rules)
+{
+    if (rules.size() > CALLOUT_MAX_RULES)
+        throw CalloutError("too many rules: " + std::to_string(rules.size()) + " (at most " +
+                               std::to_string(CALLOUT_MAX_RULES) + ")",
+                           E2BIG);
+    uint32_t zero = 0;
+    callout_config config{};
+    if (bpf_map__lookup_elem(skel_->maps.callout_config, &zero, sizeof(zero), &config, sizeof(config), 0) != 0)
+        fail("read callout config", errno);
+    uint32_t idle = config.active_table ? 0 : 1;
+    writeRuleTable(idle, rules);
+    config.rule_count[idle] = static_cast<uint32_t>(rules.size());
+    config.active_table = idle;
+    // The flip is one map update: a connect() sees the old list or the new one, never a mix.
+    if (bpf_map__update_elem(skel_->maps.callout_config, &zero, sizeof(zero), &config, sizeof(config), BPF_ANY) != 0)
+        fail("switch rule table", errno);
+}
+
+std::vector<callout_rule> Callout::rules() const
+{
+    uint32_t zero = 0;
+    callout_config config{};
+    if (bpf_map__lookup_elem(skel_->maps.callout_config, &zero, sizeof(zero), &config, sizeof(config), 0) != 0)
+        fail("read callout config", errno);
+    uint32_t table = config.active_table ? 1 : 0;
+    std::vector<callout_rule> out(config.rule_count[table]);
+    for (uint32_t i = 0; i < out.size(); ++i) {
+        uint32_t key = table * CALLOUT_MAX_RULES + i;
+        if (bpf_map__lookup_elem(skel_->maps.callout_rules, &key, sizeof(key), &out[i], sizeof(out[i]), 0) != 0)
+            fail("read rule " + std::to_string(i), errno);
+    }
+    return out;
+}
+
+bool Callout::setRuleEnabled(uint32_t ruleId, bool enabled)
+{
+    uint32_t zero = 0;
+    callout_config config{};
+    if (bpf_map__lookup_elem(skel_->maps.callout_config, &zero, sizeof(zero), &config, sizeof(config), 0) != 0)
+        fail("read callout config", errno);
+    uint32_t table = config.active_table ? 1 : 0;
+    for (uint32_t i = 0; i < config.rule_count[table]; ++i) {
+        uint32_t key = table * CALLOUT_MAX_RULES + i;
+        callout_rule rule{};
+        if (bpf_map__lookup_elem(skel_->maps.callout_rules, &key, sizeof(key), &rule, sizeof(rule), 0) != 0)
+            fail("read rule " + std::to_string(i), errno);
+        if (rule.id != ruleId)
+            continue;
+        rule.enabled = enabled ? 1 : 0;
+        if (bpf_map__update_elem(skel_->maps.callout_rules, &key, sizeof(key), &rule, sizeof(rule), BPF_ANY) != 0)
+            fail("toggle rule " + std::to_string(ruleId), errno);
+        return true;
+    }
+    return false;
+}
+
+void Callout::setEventHandler(EventHandler handler) { handler_ = std::move(handler); }
+
+int Callout::onEvent(void* self, void* data, size_t size)
+{
+    auto* callout = static_cast<Callout*>(self);
+    if (size < sizeof(callout_event) || !callout->handler_)
+        return 0;
+    callout_event event;
+    std::memcpy(&event, data, sizeof(event));
+    callout->handler_(event);
+    return 0;
+}
+
+int Callout::pollEvents(int timeoutMs) { return ring_buffer__poll(ring_, timeoutMs); }
+
+int Callout::drainEvents() { return ring_buffer__consume(ring_); }
+
+int Callout::eventFd() const { return ring_buffer__epoll_fd(ring_); }
+
+CalloutStats Callout::stats() const
+{
+    CalloutStats stats;
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0)
+        return stats;
+    std::vector<uint64_t> perCpu(static_cast<size_t>(cpus));
+    for (uint32_t key = 0; key < CALLOUT_STAT_COUNT; ++key) {
+        if (bpf_map__lookup_elem(skel_->maps.callout_stats, &key, sizeof(key), perCpu.data(),
+                                 perCpu.size() * sizeof(uint64_t), 0) != 0)
+            continue;
+        for (uint64_t v : perCpu)
+            stats.values[key] += v;
+    }
+    return stats;
+}
+
+int Callout::socksMapFd() const { return bpf_map__fd(skel_->maps.callout_socks); }
+
+}  // namespace redirect

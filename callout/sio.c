@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The proxy SDK (redirect/sio.h): WSAIoctl's three redirect controls on top
+ * of the callout's pinned per-socket storage map. The blob formats are the
+ * stable, versioned wire format; struct callout_sock is the kernel's layout
+ * and may change with the callout.
+ */
+#include "redirect/sio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "callout_abi.h"
+#include "callout_paths.h"
+
+#define RECORDS_HEADER_SIZE 16u
+
+static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Instance name from the environment: [A-Za-z0-9._-]{1,64}, never "." or "..". */
+static int instance_name(char *out, size_t size)
+{
+	const char *name = getenv(CALLOUT_INSTANCE_ENV);
+	size_t n;
+
+	if (!name || !*name)
+		name = CALLOUT_DEFAULT_INSTANCE;
+	n = strlen(name);
+	if (n >= size || n > CALLOUT_INSTANCE_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	memcpy(out, name, n + 1);
+	return 0;
+}
+
+/*
+ * Open the live instance's records map: a file descriptor, or a negative
+ * errno (EOPNOTSUPP when no callout holds the instance lock, EACCES without
+ * administrator rights).
+ */
+static int open_socks_map(void)
+{
+	char name[CALLOUT_INSTANCE_MAX + 1], path[256];
+	int lock, fd, err;
+
+	err = instance_name(name, sizeof(name));
+	if (err)
+		return -EOPNOTSUPP;
+	snprintf(path, sizeof(path), "%s/%s.lock", CALLOUT_RUN_DIR, name);
+	lock = open(path, O_RDONLY | O_CLOEXEC);
+	if (lock < 0)
+		return errno == EACCES || errno == EPERM ? -EACCES : -EOPNOTSUPP;
+	/* The loader holds LOCK_EX while it lives; getting LOCK_SH means nobody does. */
+	if (flock(lock, LOCK_SH | LOCK_NB) == 0) {
+		close(lock);
+		return -EOPNOTSUPP;
+	}
+	close(lock);
+	snprintf(path, sizeof(path), "%s/%s/%s", CALLOUT_BPFFS_DIR, name, CALLOUT_SOCKS_PIN_NAME);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		err = errno;
+		return err == EACCES || err == EPERM ? -EACCES : -EOPNOTSUPP;
+	}
+	return fd;
+}
+
+static size_t encode_records(const struct callout_records *r, unsigned char *out)
+{
+	unsigned n = r->hop_count > REDIRECT_MAX_HOPS ? REDIRECT_MAX_HOPS : r->hop_count;
+
+	put32(out, REDIRECT_RECORDS_MAGIC);
+	put16(out + 4, REDIRECT_RECORDS_VERSION);
+	put16(out + 6, (uint16_t)n);
+	put64(out + 8, r->flow_id);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char *h = out + RECORDS_HEADER_SIZE + 8 * i;
+
+		put32(h, r->hops[i].redirector_id);
+		h[4] = r->hops[i].state;
+		h[5] = r->hops[i].flags;
+		put16(h + 6, 0);
+	}
+	return REDIRECT_RECORDS_SIZE(n);
+}
+
+static size_t encode_context(const struct callout_context *c, unsigned char *out)
+{
+	uint16_t d = c->data_len > REDIRECT_CONTEXT_DATA_MAX ? REDIRECT_CONTEXT_DATA_MAX : c->data_len;
+	size_t size = REDIRECT_CONTEXT_HEADER_SIZE + d;
+
+	memset(out, 0, size);
+	put32(out, REDIRECT_CONTEXT_MAGIC);
+	put16(out + 4, REDIRECT_CONTEXT_VERSION);
+	put16(out + 6, (uint16_t)size);
+	put16(out + 8, c->family);
+	memcpy(out + 10, &c->port, 2);
+	memcpy(out + 16, c->addr, 16);
+	put32(out + 32, c->pid);
+	put32(out + 36, c->uid);
+	memcpy(out + 40, c->comm, 16);
+	put64(out + 56, c->cgroup_id);
+	put32(out + 64, c->rule_id);
+	put32(out + 68, c->redirector_id);
+	put64(out + 72, c->time_boot_ns);
+	put16(out + 80, d);
+	memcpy(out + 88, c->data, d);
+	return size;
+}
+
+int redirect_records_decode(const void *records, size_t size, struct redirect_records_info *info)
+{
+	const unsigned char *p = records;
+	unsigned n;
+
+	if (!records || !info) {
+		errno = EFAULT;
+		return -1;
+	}
+	if (size < RECORDS_HEADER_SIZE || get32(p) != REDIRECT_RECORDS_MAGIC ||
+	    get16(p + 4) != REDIRECT_RECORDS_VERSION)
+		goto invalid;
+	n = get16(p + 6);
+	if (n < 1 || n > REDIRECT_MAX_HOPS || size != REDIRECT_RECORDS_SIZE(n) || get64(p + 8) == 0)
+		goto invalid;
+	memset(info, 0, sizeof(*info));
+	info->flow_id = get64(p + 8);
+	info->hop_count = n;
+	for (unsigned i = 0; i < n; i++) {
+		const unsigned char *h = p + RECORDS_HEADER_SIZE + 8 * i;
+
+		if (get32(h) == 0 || h[4] > REDIRECT_STATE_PREVIOUSLY_REDIRECTED_BY_SELF ||
+		    (h[5] & ~REDIRECT_HOP_RECORDS_MISSING) || get16(h + 6) != 0)
+			goto invalid;
+		info->hops[i].redirector_id = get32(h);
+		info->hops[i].state = h[4];
+		info->hops[i].flags = h[5];
+	}
+	return 0;
+invalid:
+	errno = EINVAL;
+	return -1;
+}
+
+/* Header check shared by the context decoders. */
+static const unsigned char *context_checked(const void *context, size_t size)
+{
+	const unsigned char *p = context;
+
+	if (!context) {
+		errno = EFAULT;
+		return NULL;
+	}
+	if (size < REDIRECT_CONTEXT_HEADER_SIZE || get32(p) != REDIRECT_CONTEXT_MAGIC ||
+	    get16(p + 4) != REDIRECT_CONTEXT_VERSION || get16(p + 6) != size ||
+	    get16(p + 80) > REDIRECT_CONTEXT_DATA_MAX || size != REDIRECT_CONTEXT_HEADER_SIZE + get16(p + 80)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return p;
+}
+
+int redirect_context_destination(const void *context, size_t size, struct sockaddr_storage *destination,
+				 socklen_t *length)
+{
+	const unsigned char *p = context_checked(context, size);
+
+	if (!p)
+		return -1;
+	if (!destination || !length) {
+		errno = EFAULT;
+		return -1;
+	}
+	memset(destination, 0, sizeof(*destination));
+	if (get16(p + 8) == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)destination;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_port, p + 10, 2);
+		memcpy(&sin->sin_addr, p + 16, 4);
+		*length = sizeof(*sin);
+	} else if (get16(p + 8) == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)destination;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_port, p + 10, 2);
+		memcpy(&sin6->sin6_addr, p + 16, 16);
+		*length = sizeof(*sin6);
+	} else {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+int redirect_context_pid(const void *context, size_t size, pid_t *pid)
+{
+	const unsigned char *p = context_checked(context, size);
+
+	if (!p)
+		return -1;
+	if (!pid) {
+		errno = EFAULT;
+		return -1;
+	}
+	*pid = (pid_t)get32(p + 32);
+	return 0;
+}
+
+int redirect_context_uid(const void *context, size_t size, uid_t *uid)
+{
+	const unsigned char *p = context_checked(context, size);
+
+	if (!p)
+		return -1;
+	if (!uid) {
+		errno = EFAULT;
+		return -1;
+	}
+	*uid = (uid_t)get32(p + 36);
+	return 0;
+}
+
+int redirect_context_comm(const void *context, size_t size, char *comm, size_t comm_size)
+{
+	const unsigned char *p = context_checked(context, size);
+
+	if (!p)
+		return -1;
+	if (!comm) {
+		errno = EFAULT;
+		return -1;
+	}
+	if (comm_size < CALLOUT_COMM_LEN) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(comm, p + 40, CALLOUT_COMM_LEN);
+	comm[CALLOUT_COMM_LEN - 1] = '\0';
+	return 0;
+}
+
+const char *redirect_state_name(int state)
+{
+	switch (state) {
+	case REDIRECT_STATE_NOT_REDIRECTED: return "NOT_REDIRECTED";
+	case REDIRECT_STATE_REDIRECTED_BY_SELF: return "REDIRECTED_BY_SELF";
+	case REDIRECT_STATE_REDIRECTED_BY_OTHER: return "REDIRECTED_BY_OTHER";
+	case REDIRECT_STATE_PREVIOUSLY_REDIRECTED_BY_SELF: return "PREVIOUSLY_REDIRECTED_BY_SELF";
+	default: return "?";
+	}
+}
+
+static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *bytes)
+{
+	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
+	struct callout_sock value;
+	size_t need;
+	int map, err = 0;
+
+	map = open_socks_map();
+	if (map < 0)
+		return -map;
+	if (bpf_map_lookup_elem(map, &sock, &value) != 0)
+		err = errno == EBADF || errno == EOPNOTSUPP ? ENOENT : errno;
+	close(map);
+	if (err)
+		return err;
+	/* Only a redirector's accepted socket carries what the callout attached. */
+	if (!(value.role & CALLOUT_ROLE_ACCEPTED))
+		return ENOENT;
+	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS) {
+		if (!(value.role & CALLOUT_ROLE_RECORDS) || value.records.hop_count == 0)
+			return ENOENT;
+		need = encode_records(&value.records, blob);
+	} else {
+		if (!(value.role & CALLOUT_ROLE_CONTEXT))
+			return ENOENT;
+		need = encode_context(&value.context, blob);
+	}
+	*bytes = need;
+	if (out_size < need)
+		return EINVAL;
+	memcpy(out, blob, need);
+	return 0;
+}
+
+/* The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting. */
+static int settable_socket(int sock)
+{
+	int domain = 0, type = 0, protocol = 0, listening = 0;
+	socklen_t len = sizeof(int);
+	struct tcp_info ti;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len) || (domain != AF_INET && domain != AF_INET6))
+		return EINVAL;
+	len = sizeof(int);
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_STREAM)
+		return EINVAL;
+	len = sizeof(int);
+	if (getsockopt(sock, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) || protocol != IPPROTO_TCP)
+		return EINVAL;
+	len = sizeof(int);
+	if (getsockopt(sock, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) || listening)
+		return EINVAL;
+	len = sizeof(ti);
+	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE)
+		return EINVAL;
+	return 0;
+}
+
+static int set_records(int sock, const void *in, size_t in_size, const void *out, size_t out_size,
+		       size_t *bytes)
+{
+	struct redirect_records_info info;
+	struct callout_sock value;
+	int map, err;
+
+	if (out || out_size)
+		return EINVAL;
+	if (redirect_records_decode(in, in_size, &info) != 0)
+		return EINVAL;
+	err = settable_socket(sock);
+	if (err)
+		return err;
+	memset(&value, 0, sizeof(value));
+	value.role = CALLOUT_ROLE_RECORDS;
+	value.records.flow_id = info.flow_id;
+	value.records.hop_count = (uint8_t)info.hop_count;
+	for (unsigned i = 0; i < info.hop_count; i++) {
+		value.records.hops[i].redirector_id = info.hops[i].redirector_id;
+		value.records.hops[i].state = info.hops[i].state;
+		value.records.hops[i].flags = info.hops[i].flags;
+	}
+	map = open_socks_map();
+	if (map < 0)
+		return -map;
+	err = bpf_map_update_elem(map, &sock, &value, BPF_ANY) ? errno : 0;
+	close(map);
+	if (err)
+		return err == EBADF || err == EOPNOTSUPP ? EINVAL : err;
+	*bytes = in_size;
+	return 0;
+}
+
+static int dispatch(int sock, uint32_t code, const void *in, size_t in_size, void *out, size_t out_size,
+		    size_t *bytes)
+{
+	struct stat st;
+
+	/* The seed: SET's output buffer is unused and its size must be zero. */
+	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS && (out || out_size))
+		return EINVAL;
+	if ((!in && in_size) || (!out && out_size))
+		return EFAULT;
+	if (code != SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS && code != SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT &&
+	    code != SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
+		return EINVAL;
+	if (fstat(sock, &st) != 0)
+		return EBADF;
+	if (!S_ISSOCK(st.st_mode))
+		return ENOTSOCK;
+	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
+		return set_records(sock, in, in_size, out, out_size, bytes);
+	return query(sock, code, out, out_size, bytes);
+}
+
+int redirect_ioctl(int sock, uint32_t control_code, const void *in, size_t in_size, void *out, size_t out_size,
+		   size_t *bytes_returned, struct redirect_overlapped *overlapped, redirect_completion_routine completion)
+{
+	size_t bytes = 0;
+	int err;
+
+	if (!bytes_returned && !completion) {
+		errno = EFAULT;
+		return -1;
+	}
+	err = dispatch(sock, control_code, in, in_size, out, out_size, &bytes);
+	if (bytes_returned)
+		*bytes_returned = bytes;
+	if (overlapped) {
+		overlapped->error = err;
+		overlapped->bytes = bytes;
+	}
+	if (completion) {
+		/* Every request completes at once; the routine gets the result. */
+		completion(err, bytes, overlapped, 0);
+		return 0;
+	}
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}

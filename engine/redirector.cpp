@@ -1,0 +1,277 @@
+#include "redirector.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "redirect/sio.h"
+
+namespace redirect::engine {
+
+namespace {
+
+int listenOn(int family, uint16_t port, uint16_t* bound)
+{
+    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        throw std::runtime_error(std::string("redirector socket: ") + std::strerror(errno));
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*sin);
+    } else {
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        sin6->sin6_addr = in6addr_loopback;
+        len = sizeof(*sin6);
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw std::runtime_error(std::string("redirector listen: ") + std::strerror(e));
+    }
+    len = sizeof(ss);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    *bound = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                     : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return fd;
+}
+
+// QUERY a blob, growing the buffer to the size the SDK asks for.
+bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
+{
+    size_t needed = 0;
+    if (redirect_ioctl(sock, code, nullptr, 0, nullptr, 0, &needed, nullptr, nullptr) == 0 || errno != EINVAL)
+        return false;
+    out.resize(needed);
+    size_t got = 0;
+    if (redirect_ioctl(sock, code, nullptr, 0, out.data(), out.size(), &got, nullptr, nullptr) != 0)
+        return false;
+    out.resize(got);
+    return true;
+}
+
+EndReason reasonFor(int error)
+{
+    switch (error) {
+    case 0: return EndReason::Closed;
+    case ECONNREFUSED: return EndReason::Refused;
+    case ETIMEDOUT: return EndReason::Timeout;
+    case ENETUNREACH:
+    case EHOSTUNREACH: return EndReason::Unreachable;
+    case ECONNRESET:
+    case EPIPE: return EndReason::Reset;
+    default: return EndReason::Error;
+    }
+}
+
+// Connect with a timeout; 0 or an errno value.
+int connectTimed(int fd, const sockaddr_storage& to, int timeoutMs)
+{
+    socklen_t len = to.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&to), len);
+    int error = rc == 0 ? 0 : errno;
+    if (error == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int n = ::poll(&p, 1, timeoutMs);
+        if (n == 0) {
+            error = ETIMEDOUT;
+        } else {
+            socklen_t el = sizeof(error);
+            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &el);
+        }
+    }
+    ::fcntl(fd, F_SETFL, flags);
+    return error;
+}
+
+// Reset instead of FIN, so a client can tell a refused upstream from an empty answer.
+void resetAndClose(int fd)
+{
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    ::close(fd);
+}
+
+// Relay both directions until both are shut; honours half-close. 0 or errno.
+int relay(int client, int upstream, uint64_t* up, uint64_t* down)
+{
+    char buf[65536];
+    bool clientOpen = true, upstreamOpen = true;
+    while (clientOpen || upstreamOpen) {
+        pollfd p[2] = {{client, static_cast<short>(clientOpen ? POLLIN : 0), 0},
+                       {upstream, static_cast<short>(upstreamOpen ? POLLIN : 0), 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        for (int side = 0; side < 2; ++side) {
+            if (!(p[side].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            int from = side == 0 ? client : upstream;
+            int to = side == 0 ? upstream : client;
+            ssize_t n = ::read(from, buf, sizeof(buf));
+            if (n < 0)
+                return errno;
+            if (n == 0) {
+                ::shutdown(to, SHUT_WR);
+                (side == 0 ? clientOpen : upstreamOpen) = false;
+                continue;
+            }
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+                if (w < 0)
+                    return errno;
+                off += w;
+            }
+            *(side == 0 ? up : down) += static_cast<uint64_t>(n);
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+const char* endReasonName(EndReason reason)
+{
+    switch (reason) {
+    case EndReason::Closed: return "closed";
+    case EndReason::Reset: return "reset";
+    case EndReason::Refused: return "refused";
+    case EndReason::Timeout: return "timeout";
+    case EndReason::Unreachable: return "unreachable";
+    case EndReason::NoRecords: return "no_records";
+    case EndReason::Error: return "error";
+    }
+    return "?";
+}
+
+Redirector::Redirector(RedirectorConfig config, HopHandler onHop) : config_(config), onHop_(std::move(onHop))
+{
+    if (::pipe2(wake_, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("redirector pipe: ") + std::strerror(errno));
+    listen4_ = listenOn(AF_INET, config_.port4, &port4_);
+    if (config_.listen6)
+        listen6_ = listenOn(AF_INET6, config_.port6, &port6_);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+}
+
+Redirector::~Redirector() { stop(); }
+
+void Redirector::stop()
+{
+    if (stopping_.exchange(true))
+        return;
+    char c = 0;
+    [[maybe_unused]] ssize_t n = ::write(wake_[1], &c, 1);
+    if (acceptor_.joinable())
+        acceptor_.join();
+    std::vector<std::thread> workers;
+    {
+        std::lock_guard lock(workersMutex_);
+        workers.swap(workers_);
+    }
+    for (auto& t : workers)
+        t.join();
+    for (int fd : {listen4_, listen6_, wake_[0], wake_[1]})
+        if (fd >= 0)
+            ::close(fd);
+}
+
+void Redirector::acceptLoop()
+{
+    while (!stopping_) {
+        pollfd p[3] = {{wake_[0], POLLIN, 0}, {listen4_, POLLIN, 0}, {listen6_, POLLIN, 0}};
+        int n = ::poll(p, listen6_ >= 0 ? 3 : 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (p[0].revents & POLLIN))
+            return;
+        for (int i = 1; i < 3; ++i) {
+            if (!(p[i].revents & POLLIN))
+                continue;
+            int client = ::accept4(p[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (client < 0)
+                continue;
+            std::lock_guard lock(workersMutex_);
+            workers_.emplace_back([this, client] { serve(client); });
+        }
+    }
+}
+
+void Redirector::serve(int client)
+{
+    HopReport hop;
+    hop.redirectorId = config_.id;
+    // QUERY on the accepted socket, never the listening one.
+    if (!queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
+        !queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context)) {
+        hop.reason = EndReason::NoRecords;
+        resetAndClose(client);
+        if (onHop_)
+            onHop_(hop);
+        return;
+    }
+    socklen_t len = 0;
+    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
+    pid_t pid = 0;
+    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
+    hop.clientPid = pid;
+    char comm[16] = {};
+    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
+    hop.clientComm = comm;
+
+    int upstream = ::socket(hop.destination.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    int error = upstream < 0 ? errno : 0;
+    if (!error && !config_.skipSet) {
+        // SET before connect, so the callout sees this hop in the chain.
+        size_t used = 0;
+        if (redirect_ioctl(upstream, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, hop.records.data(), hop.records.size(),
+                           nullptr, 0, &used, nullptr, nullptr) == 0)
+            hop.setRecords = true;
+        else
+            error = errno;
+    }
+    if (!error) {
+        auto start = std::chrono::steady_clock::now();
+        error = connectTimed(upstream, hop.destination, config_.connectTimeoutMs);
+        hop.connectMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (error) {
+        // A dead upstream resets the client at once (Happy Eyeballs can fall back).
+        hop.reason = reasonFor(error);
+        resetAndClose(client);
+        if (upstream >= 0)
+            ::close(upstream);
+    } else {
+        int one = 1;
+        ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ::setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        hop.reason = reasonFor(relay(client, upstream, &hop.bytesUp, &hop.bytesDown));
+        ::close(client);
+        ::close(upstream);
+    }
+    if (onHop_)
+        onHop_(hop);
+}
+
+}  // namespace redirect::engine

@@ -1,0 +1,82 @@
+// One redirector: a local proxy that takes part in a chain through the SDK.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/socket.h>
+
+namespace redirect::engine {
+
+/// Why a hop ended.
+enum class EndReason { Closed, Reset, Refused, Timeout, Unreachable, NoRecords, Error };
+const char* endReasonName(EndReason reason);
+
+/// What a redirector learnt and did for one accepted connection.
+struct HopReport {
+    uint32_t redirectorId = 0;
+    std::vector<uint8_t> records;  ///< QUERY_RECORDS blob (size = records size)
+    std::vector<uint8_t> context;  ///< QUERY_CONTEXT blob (size = context size)
+    sockaddr_storage destination{};
+    int clientPid = 0;
+    std::string clientComm;
+    bool setRecords = false;       ///< SET was applied to the outbound socket
+    uint64_t bytesUp = 0;          ///< client -> destination
+    uint64_t bytesDown = 0;        ///< destination -> client
+    double connectMs = 0;
+    EndReason reason = EndReason::Closed;
+};
+
+struct RedirectorConfig {
+    uint32_t id = 0;
+    uint16_t port4 = 0;   ///< 0: the OS picks
+    uint16_t port6 = 0;
+    bool listen6 = true;
+    /// Misbehave like a proxy that forgets SET (tests of the callout's repair).
+    bool skipSet = false;
+    int connectTimeoutMs = 5000;
+};
+
+/**
+ * Minimal redirector: accepts on 127.0.0.1 and [::1], QUERYs records and
+ * context on each accepted socket, opens the outbound socket, SETs the
+ * records on it, connects to the original destination, and relays both ways
+ * with half-close. One thread per connection; the full engine replaces this
+ * with an event loop.
+ */
+class Redirector {
+public:
+    using HopHandler = std::function<void(const HopReport&)>;
+    explicit Redirector(RedirectorConfig config, HopHandler onHop = {});
+    ~Redirector();
+    Redirector(const Redirector&) = delete;
+    Redirector& operator=(const Redirector&) = delete;
+
+    uint32_t id() const { return config_.id; }
+    uint16_t port4() const { return port4_; }
+    uint16_t port6() const { return port6_; }
+    void stop();
+
+private:
+    void acceptLoop();
+    void serve(int client);
+
+    RedirectorConfig config_;
+    HopHandler onHop_;
+    int listen4_ = -1;
+    int listen6_ = -1;
+    int wake_[2] = {-1, -1};
+    uint16_t port4_ = 0;
+    uint16_t port6_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex workersMutex_;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace redirect::engine
