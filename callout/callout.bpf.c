@@ -396,6 +396,8 @@ static __always_inline void callout_emit(const struct callout_conn *conn, const 
 	e->records_size = records_size;
 	e->context_size = context_size;
 	__builtin_memcpy(e->hops, rec->hops, sizeof(e->hops));
+	for (int i = 0; i < CALLOUT_MAX_HOPS; i++)
+		e->chain_states[i] = i < rec->hop_count ? callout_state_of(rec, rec->hops[i].redirector_id) : 0;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -202,6 +202,7 @@ struct callout_event {
 	__u16 context_size; /* SDK context blob size, 0 if not redirected */
 	__u16 reserved;
 	struct callout_hop hops[CALLOUT_MAX_HOPS]; /* the chain after this decision */
+	__u8 chain_states[CALLOUT_MAX_HOPS]; /* state of hops[i]'s redirector at this decision */
 };
 
 #endif /* REDIRECT_CALLOUT_ABI_H */

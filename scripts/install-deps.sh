@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything Redirect Console needs to build, run and test on Debian 12.
+# Idempotent: does nothing when every package is already there.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build g++ clang pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
+  qt6-base-dev libqt6charts6-dev qt6-charts-dev libgl-dev libspdlog-dev nlohmann-json3-dev
+  # run
+  iproute2 kmod policykit-1
+  # tests and benchmarks: real clients and servers on loopback
+  curl python3 iperf3 haproxy socat wrk chromium xvfb xauth
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root" >&2
+  exit 3
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
