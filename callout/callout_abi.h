@@ -17,6 +17,8 @@
 #define CALLOUT_MAX_PORT_RANGES 8
 #define CALLOUT_DATA_MAX 64
 #define CALLOUT_COMM_LEN 16
+#define CALLOUT_EVENTS_BYTES (4u << 20)      /* event ring buffer size */
+#define CALLOUT_EVENTS_WAKE_BYTES (1u << 20) /* pending bytes that wake the consumer early */
 
 /* Redirect state of one redirector for one connecting socket (WFP names). */
 enum callout_state {

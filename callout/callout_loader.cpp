@@ -1,11 +1,13 @@
 #include "callout_loader.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
@@ -66,24 +68,56 @@ void ensureBpffs()
         fail("mount bpffs at " CALLOUT_BPFFS_ROOT, errno);
 }
 
-// Fewer spurious "already loaded" errors when an SDK caller holds LOCK_SH for a moment.
+// Holds LOCK_EX on the lock file at `path` while the instance lives. Lock files are removed
+// while locked (destructor, sweep), so after locking check the path still names our inode.
+// Retries for a second: an SDK caller holds LOCK_SH for a moment while it checks liveness.
 int takeInstanceLock(const std::string& path)
 {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        fail("open lock " + path, errno);
     for (int attempt = 0; attempt < 100; ++attempt) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
-            return fd;
-        if (errno != EWOULDBLOCK) {
-            int e = errno;
-            ::close(fd);
-            fail("lock " + path, e);
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            fail("open lock " + path, errno);
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            struct stat held {}, named {};
+            if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino)
+                return fd;
+            ::close(fd);  // removed under us: lock the new file
+            continue;
         }
+        int e = errno;
+        ::close(fd);
+        if (e != EWOULDBLOCK)
+            fail("lock " + path, e);
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ::close(fd);
     throw CalloutError("callout instance is already loaded by another process (" + path + " is locked)", EBUSY);
+}
+
+// Pins of instances whose owner died (SIGKILL, crash) stay on bpffs; no live lock means stale.
+void sweepStaleInstances()
+{
+    DIR* dir = ::opendir(CALLOUT_BPFFS_DIR);
+    if (!dir)
+        return;
+    while (dirent* entry = ::readdir(dir)) {
+        std::string name = entry->d_name;
+        if (!isInstanceName(name))
+            continue;
+        std::string lock = std::string(CALLOUT_RUN_DIR "/") + name + ".lock";
+        int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            ::close(fd);  // alive
+            continue;
+        }
+        std::string pinDir = std::string(CALLOUT_BPFFS_DIR "/") + name;
+        ::unlink((pinDir + "/" CALLOUT_SOCKS_PIN_NAME).c_str());
+        ::rmdir(pinDir.c_str());
+        if (fd >= 0) {
+            ::unlink(lock.c_str());  // while locked: see takeInstanceLock
+            ::close(fd);
+        }
+    }
+    ::closedir(dir);
 }
 
 }  // namespace
@@ -191,8 +225,10 @@ void Callout::release()
     if (cgroupFd_ >= 0)
         ::close(cgroupFd_);
     cgroupFd_ = -1;
-    if (lockFd_ >= 0)
+    if (lockFd_ >= 0) {
+        ::unlink(lockPath_.c_str());  // while locked: see takeInstanceLock
         ::close(lockFd_);
+    }
     lockFd_ = -1;
 }
 
@@ -215,6 +251,7 @@ void Callout::pin()
 {
     ensureBpffs();
     makeDir(CALLOUT_BPFFS_DIR, 0700);
+    sweepStaleInstances();
     std::string dir = std::string(CALLOUT_BPFFS_DIR "/") + options_.instance;
     makeDir(dir, 0700);
     std::string path = dir + "/" CALLOUT_SOCKS_PIN_NAME;
@@ -329,7 +366,16 @@ int Callout::onEvent(void* self, void* data, size_t size)
     return 0;
 }
 
-int Callout::pollEvents(int timeoutMs) { return ring_buffer__poll(ring_, timeoutMs); }
+int Callout::pollEvents(int timeoutMs)
+{
+    // The callout wakes consumers only when the ring fills up (BPF_RB_NO_WAKEUP otherwise),
+    // so a poll that timed out still consumes what is pending.
+    int woken = ring_buffer__poll(ring_, timeoutMs);
+    if (woken < 0 && woken != -EINTR)
+        return woken;
+    int drained = ring_buffer__consume(ring_);
+    return drained < 0 ? drained : std::max(woken, 0) + drained;
+}
 
 int Callout::drainEvents() { return ring_buffer__consume(ring_); }
 

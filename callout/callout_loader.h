@@ -74,7 +74,8 @@ public:
     using EventHandler = std::function<void(const callout_event&)>;
     /// Deliver events to `handler` (replaces any previous handler).
     void setEventHandler(EventHandler handler);
-    /// Wait up to timeoutMs for events and deliver them; returns events delivered or -errno.
+    /// Wait up to timeoutMs for events (the callout wakes consumers only under load, so drain
+    /// at least every 100 ms) and deliver them; returns events delivered or -errno.
     int pollEvents(int timeoutMs);
     /// Deliver what is queued without waiting.
     int drainEvents();
