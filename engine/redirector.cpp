@@ -151,20 +151,6 @@ int relay(int client, int upstream, uint64_t* up, uint64_t* down)
 
 }  // namespace
 
-const char* endReasonName(EndReason reason)
-{
-    switch (reason) {
-    case EndReason::Closed: return "closed";
-    case EndReason::Reset: return "reset";
-    case EndReason::Refused: return "refused";
-    case EndReason::Timeout: return "timeout";
-    case EndReason::Unreachable: return "unreachable";
-    case EndReason::NoRecords: return "no_records";
-    case EndReason::Error: return "error";
-    }
-    return "?";
-}
-
 Redirector::Redirector(RedirectorConfig config, HopHandler onHop) : config_(config), onHop_(std::move(onHop))
 {
     if (::pipe2(wake_, O_CLOEXEC) != 0)

@@ -11,11 +11,9 @@
 
 #include <sys/socket.h>
 
-namespace redirect::engine {
+#include "flow.h"
 
-/// Why a hop ended.
-enum class EndReason { Closed, Reset, Refused, Timeout, Unreachable, NoRecords, Error };
-const char* endReasonName(EndReason reason);
+namespace redirect::engine {
 
 /// What a redirector learnt and did for one accepted connection.
 struct HopReport {

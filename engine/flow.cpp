@@ -1,0 +1,39 @@
+#include "flow.h"
+
+#include "redirect/sio.h"
+
+namespace redirect::engine {
+
+const char* endReasonName(EndReason reason)
+{
+    switch (reason) {
+    case EndReason::Open: return "open";
+    case EndReason::Closed: return "closed";
+    case EndReason::Reset: return "reset";
+    case EndReason::Refused: return "refused";
+    case EndReason::Timeout: return "timeout";
+    case EndReason::Unreachable: return "unreachable";
+    case EndReason::HopCap: return "hop_cap";
+    case EndReason::NoRecords: return "no_records";
+    case EndReason::Error: return "error";
+    }
+    return "?";
+}
+
+const char* redirectStateName(uint8_t state) { return redirect_state_name(state); }
+
+std::string Flow::chainText() const
+{
+    std::string text = "app";
+    for (const Hop& hop : hops) {
+        if (hop.redirectorId == 0)
+            continue;
+        text += " -> ";
+        text += hop.redirector.empty() ? std::to_string(hop.redirectorId) : hop.redirector;
+    }
+    text += " -> ";
+    text += destination;
+    return text;
+}
+
+}  // namespace redirect::engine

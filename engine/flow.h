@@ -1,0 +1,62 @@
+// The flow table's records: one flow = one logical connection from the
+// application to its real destination, across every hop. One schema for the
+// GUI, the headless JSON lines and every report.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace redirect::engine {
+
+/// Why a hop or a flow ended. "open" while it lives.
+enum class EndReason : uint8_t { Open, Closed, Reset, Refused, Timeout, Unreachable, HopCap, NoRecords, Error };
+const char* endReasonName(EndReason reason);
+
+/// Redirect state names as WFP spells them.
+const char* redirectStateName(uint8_t state);
+
+/// One leg of a flow: app -> redirector, redirector -> next, last -> destination.
+struct Hop {
+    uint32_t redirectorId = 0;     ///< redirector that took this hop (0: the final direct leg)
+    std::string redirector;        ///< its name ("" when unknown)
+    bool external = false;         ///< a proxy that is not ours (seen through callout events only)
+    uint8_t state = 0;             ///< redirect state seen when the callout redirected to it
+    uint32_t recordsSize = 0;      ///< SDK records blob size after this hop
+    uint32_t contextSize = 0;      ///< SDK context blob size
+    std::vector<uint8_t> records;  ///< the blobs, for the hex view (may be empty for external hops)
+    std::vector<uint8_t> context;
+    double connectMs = -1;         ///< upstream connect latency of this redirector (-1: unknown)
+    uint64_t bytesUp = 0;          ///< client -> destination through this redirector
+    uint64_t bytesDown = 0;
+    int64_t startNs = 0;           ///< wall clock, ns since the epoch
+    int64_t endNs = 0;             ///< 0 while open
+    EndReason reason = EndReason::Open;
+    bool recordsMissing = false;   ///< this redirector connected out without SET (repaired)
+};
+
+/// One flow, grouped by flow id.
+struct Flow {
+    uint64_t flowId = 0;
+    int64_t startNs = 0;           ///< wall clock of the application's connect()
+    int64_t endNs = 0;             ///< 0 while open
+    uint32_t pid = 0;
+    uint32_t uid = 0;
+    std::string comm;
+    std::string user;              ///< user name for uid, when known
+    uint64_t cgroupId = 0;
+    std::string destination;       ///< original destination, "1.2.3.4:443" or "[::1]:80"
+    std::string host;              ///< TLS SNI or HTTP Host from the peek, when known
+    std::string rule;              ///< id of the rule that decided the first hop
+    std::string verdict;           ///< callout verdict of the application's connect
+    std::vector<Hop> hops;         ///< in chain order
+    uint64_t bytesUp = 0;          ///< as the application sent (first hop)
+    uint64_t bytesDown = 0;
+    EndReason reason = EndReason::Open;
+
+    /// "app -> A -> B -> 1.2.3.4:443"
+    std::string chainText() const;
+};
+
+}  // namespace redirect::engine
