@@ -8,6 +8,7 @@
 #include "redirect/sio.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,15 +55,29 @@ static int instance_name(char *out, size_t size)
 	return 0;
 }
 
+/* Set by the process that owns the callout (redirect_sio_use_map); -1: find the pin. */
+static _Atomic int g_own_map = -1;
+
+int redirect_sio_use_map(int map_fd)
+{
+	g_own_map = map_fd;
+	return 0;
+}
+
 /*
- * Open the live instance's records map: a file descriptor, or a negative
- * errno (EOPNOTSUPP when no callout holds the instance lock, EACCES without
+ * Open the live instance's records map: a file descriptor (the caller closes
+ * it unless *borrowed), or a negative errno (EOPNOTSUPP when no callout holds the instance lock, EACCES without
  * administrator rights).
  */
-static int open_socks_map(void)
+static int open_socks_map(int *borrowed)
 {
 	char name[CALLOUT_INSTANCE_MAX + 1], path[256];
 	int lock, fd, err;
+
+	fd = g_own_map;
+	*borrowed = fd >= 0;
+	if (fd >= 0)
+		return fd;
 
 	err = instance_name(name, sizeof(name));
 	if (err)
@@ -277,14 +292,15 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
 	struct callout_sock value;
 	size_t need;
-	int map, err = 0;
+	int map, borrowed, err = 0;
 
-	map = open_socks_map();
+	map = open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;
 	if (bpf_map_lookup_elem(map, &sock, &value) != 0)
 		err = errno == EBADF || errno == EOPNOTSUPP ? ENOENT : errno;
-	close(map);
+	if (!borrowed)
+		close(map);
 	if (err)
 		return err;
 	/* Only a redirector's accepted socket carries what the callout attached. */
@@ -335,7 +351,7 @@ static int set_records(int sock, const void *in, size_t in_size, const void *out
 {
 	struct redirect_records_info info;
 	struct callout_sock value;
-	int map, err;
+	int map, borrowed, err;
 
 	if (out || out_size)
 		return EINVAL;
@@ -353,11 +369,12 @@ static int set_records(int sock, const void *in, size_t in_size, const void *out
 		value.records.hops[i].state = info.hops[i].state;
 		value.records.hops[i].flags = info.hops[i].flags;
 	}
-	map = open_socks_map();
+	map = open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;
 	err = bpf_map_update_elem(map, &sock, &value, BPF_ANY) ? errno : 0;
-	close(map);
+	if (!borrowed)
+		close(map);
 	if (err)
 		return err == EBADF || err == EOPNOTSUPP ? EINVAL : err;
 	*bytes = in_size;

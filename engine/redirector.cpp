@@ -18,33 +18,46 @@ namespace redirect::engine {
 
 namespace {
 
-int listenOn(int family, uint16_t port, uint16_t* bound)
+
+
+}  // namespace
+
+sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length)
 {
-    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        throw std::runtime_error(std::string("redirector socket: ") + std::strerror(errno));
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     sockaddr_storage ss{};
-    socklen_t len;
     if (family == AF_INET) {
         auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
         sin->sin_family = AF_INET;
         sin->sin_port = htons(port);
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*sin);
+        *length = sizeof(*sin);
     } else {
-        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(port);
         sin6->sin6_addr = in6addr_loopback;
-        len = sizeof(*sin6);
+        *length = sizeof(*sin6);
     }
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+    return ss;
+}
+
+int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound)
+{
+    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0)
+        throw std::runtime_error(std::string("listener socket: ") + std::strerror(errno));
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reusePort)
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (family == AF_INET6)
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    socklen_t len = 0;
+    sockaddr_storage ss = loopbackAddress(family, port, &len);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
         int e = errno;
         ::close(fd);
-        throw std::runtime_error(std::string("redirector listen: ") + std::strerror(e));
+        throw std::runtime_error("listen on loopback port " + std::to_string(port) + ": " + std::strerror(e));
     }
     len = sizeof(ss);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
@@ -53,7 +66,12 @@ int listenOn(int family, uint16_t port, uint16_t* bound)
     return fd;
 }
 
-// QUERY a blob, growing the buffer to the size the SDK asks for.
+int64_t wallNowNs()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
 {
     size_t needed = 0;
@@ -67,7 +85,7 @@ bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
     return true;
 }
 
-EndReason reasonFor(int error)
+EndReason endReasonForErrno(int error)
 {
     switch (error) {
     case 0: return EndReason::Closed;
@@ -80,6 +98,8 @@ EndReason reasonFor(int error)
     default: return EndReason::Error;
     }
 }
+
+namespace {
 
 // Connect with a timeout; 0 or an errno value.
 int connectTimed(int fd, const sockaddr_storage& to, int timeoutMs)
@@ -101,14 +121,6 @@ int connectTimed(int fd, const sockaddr_storage& to, int timeoutMs)
     }
     ::fcntl(fd, F_SETFL, flags);
     return error;
-}
-
-// Reset instead of FIN, so a client can tell a refused upstream from an empty answer.
-void resetAndClose(int fd)
-{
-    linger lg{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    ::close(fd);
 }
 
 // Relay both directions until both are shut; honours half-close. 0 or errno.
@@ -151,13 +163,20 @@ int relay(int client, int upstream, uint64_t* up, uint64_t* down)
 
 }  // namespace
 
+void resetAndClose(int fd)
+{
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    ::close(fd);
+}
+
 Redirector::Redirector(RedirectorConfig config, HopHandler onHop) : config_(config), onHop_(std::move(onHop))
 {
     if (::pipe2(wake_, O_CLOEXEC) != 0)
         throw std::runtime_error(std::string("redirector pipe: ") + std::strerror(errno));
-    listen4_ = listenOn(AF_INET, config_.port4, &port4_);
+    listen4_ = listenLoopback(AF_INET, config_.port4, false, false, &port4_);
     if (config_.listen6)
-        listen6_ = listenOn(AF_INET6, config_.port6, &port6_);
+        listen6_ = listenLoopback(AF_INET6, config_.port6, false, false, &port6_);
     acceptor_ = std::thread([this] { acceptLoop(); });
 }
 
@@ -208,6 +227,7 @@ void Redirector::serve(int client)
 {
     HopReport hop;
     hop.redirectorId = config_.id;
+    hop.startNs = wallNowNs();
     // QUERY on the accepted socket, never the listening one.
     if (!queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
         !queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context)) {
@@ -244,7 +264,7 @@ void Redirector::serve(int client)
     }
     if (error) {
         // A dead upstream resets the client at once (Happy Eyeballs can fall back).
-        hop.reason = reasonFor(error);
+        hop.reason = endReasonForErrno(error);
         resetAndClose(client);
         if (upstream >= 0)
             ::close(upstream);
@@ -252,10 +272,11 @@ void Redirector::serve(int client)
         int one = 1;
         ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         ::setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        hop.reason = reasonFor(relay(client, upstream, &hop.bytesUp, &hop.bytesDown));
+        hop.reason = endReasonForErrno(relay(client, upstream, &hop.bytesUp, &hop.bytesDown));
         ::close(client);
         ::close(upstream);
     }
+    hop.endNs = wallNowNs();
     if (onHop_)
         onHop_(hop);
 }

@@ -18,6 +18,10 @@ namespace redirect::engine {
 /// What a redirector learnt and did for one accepted connection.
 struct HopReport {
     uint32_t redirectorId = 0;
+    uint64_t flowId = 0;           ///< from the records
+    std::string host;              ///< TLS SNI or HTTP Host seen in the first client bytes
+    int64_t startNs = 0;           ///< wall clock: accepted
+    int64_t endNs = 0;             ///< wall clock: both directions done
     std::vector<uint8_t> records;  ///< QUERY_RECORDS blob (size = records size)
     std::vector<uint8_t> context;  ///< QUERY_CONTEXT blob (size = context size)
     sockaddr_storage destination{};
@@ -26,7 +30,7 @@ struct HopReport {
     bool setRecords = false;       ///< SET was applied to the outbound socket
     uint64_t bytesUp = 0;          ///< client -> destination
     uint64_t bytesDown = 0;        ///< destination -> client
-    double connectMs = 0;
+    double connectMs = -1;
     EndReason reason = EndReason::Closed;
 };
 
@@ -39,6 +43,19 @@ struct RedirectorConfig {
     bool skipSet = false;
     int connectTimeoutMs = 5000;
 };
+
+/// 127.0.0.1:port or [::1]:port.
+sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length);
+/// Listening TCP socket on loopback (IPv6-only for AF_INET6); throws with the reason. *bound: the port.
+int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound);
+/// Wall clock now, ns since the epoch.
+int64_t wallNowNs();
+/// QUERY a blob, growing the buffer to the size the SDK asks for.
+bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out);
+/// Map an errno value to a hop end reason.
+EndReason endReasonForErrno(int error);
+/// Close with RST instead of FIN, so the peer can tell a failure from an empty answer.
+void resetAndClose(int fd);
 
 /**
  * Minimal redirector: accepts on 127.0.0.1 and [::1], QUERYs records and

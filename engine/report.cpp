@@ -1,0 +1,803 @@
+#include "report.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace redirect::engine {
+
+namespace {
+
+// Not `json`: engine/json.h owns redirect::engine::json.
+using Json = nlohmann::json;
+
+char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+
+std::string lowerCopy(std::string_view text)
+{
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), lowerAscii);
+    return out;
+}
+
+// `needle` is already lower-case; no allocation per comparison.
+bool containsNoCase(std::string_view haystack, std::string_view needle)
+{
+    return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                       [](char h, char n) { return lowerAscii(h) == n; }) != haystack.end();
+}
+
+std::string_view decimal(uint64_t value, std::array<char, 24>& buffer)
+{
+    auto end = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr;
+    return {buffer.data(), size_t(end - buffer.data())};
+}
+
+template <typename T> std::string decimalString(T value)
+{
+    std::array<char, 32> buffer;
+    auto end = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr;
+    return std::string(buffer.data(), end);
+}
+
+std::optional<uint64_t> parseNumber(std::string_view text, bool allowHex)
+{
+    int base = 10;
+    if (allowHex && text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        text.remove_prefix(2);
+        base = 16;
+    }
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+        return std::nullopt;
+    return value;
+}
+
+// Bytes of the UTF-8 sequence at s[i]. An ill-formed one (overlong, surrogate, > U+10FFFF,
+// truncated) sets `valid` false and spans its maximal subpart, which takes one U+FFFD (the
+// Unicode practice that Python and browsers follow).
+size_t utf8Sequence(std::string_view s, size_t i, bool& valid)
+{
+    const uint8_t b = uint8_t(s[i]);
+    valid = true;
+    if (b < 0x80)
+        return 1;
+    size_t need = 0;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        lo = b == 0xE0 ? 0xA0 : 0x80;
+        hi = b == 0xED ? 0x9F : 0xBF;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        lo = b == 0xF0 ? 0x90 : 0x80;
+        hi = b == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        valid = false;
+        return 1;
+    }
+    for (size_t k = 1; k <= need; ++k, lo = 0x80, hi = 0xBF) {
+        uint8_t c = i + k < s.size() ? uint8_t(s[i + k]) : 0;
+        if (c < lo || c > hi) {
+            valid = false;
+            return k;
+        }
+    }
+    return need + 1;
+}
+
+bool isValidUtf8(std::string_view s)
+{
+    bool valid = true;
+    for (size_t i = 0; i < s.size() && valid;)
+        i += utf8Sequence(s, i, valid);
+    return valid;
+}
+
+// Names from the kernel and the peek are arbitrary bytes; JSON and HTML need UTF-8.
+std::string validUtf8(std::string_view s)
+{
+    if (isValidUtf8(s))
+        return std::string(s);
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        bool valid = true;
+        size_t n = utf8Sequence(s, i, valid);
+        if (valid)
+            out.append(s.substr(i, n));
+        else
+            out += "\xEF\xBF\xBD";
+        i += n;
+    }
+    return out;
+}
+
+std::string hexString(const std::vector<uint8_t>& bytes)
+{
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (uint8_t b : bytes) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
+Json timeOrNull(int64_t ns) { return ns == 0 ? Json(nullptr) : Json(rfc3339Utc(ns)); }
+
+// Milliseconds rounded to microseconds: exact enough, short in every format.
+double roundedMs(double ms) { return std::round(ms * 1000.0) / 1000.0; }
+
+std::optional<double> durationMs(const Flow& flow)
+{
+    if (flow.startNs == 0 || flow.endNs == 0)
+        return std::nullopt;
+    return roundedMs(double(flow.endNs - flow.startNs) / 1e6);
+}
+
+constexpr size_t kReasonCount = size_t(EndReason::Error) + 1;
+constexpr size_t kProgressEvery = 1000;
+constexpr size_t kFlushBytes = 64 * 1024;
+
+}  // namespace
+
+std::string rfc3339Utc(int64_t ns)
+{
+    if (ns == 0)
+        return {};
+    int64_t ms = ns / 1'000'000 - (ns % 1'000'000 < 0 ? 1 : 0);  // floor, also before 1970
+    time_t seconds = time_t(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+    int millis = int(ms - int64_t(seconds) * 1000);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[40];
+    size_t n = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(text + n, sizeof(text) - n, ".%03dZ", millis);
+    return text;
+}
+
+std::optional<ReportFormat> reportFormatForPath(const std::string& path)
+{
+    std::string lower = lowerCopy(path);
+    auto endsWith = [&](std::string_view suffix) { return lower.ends_with(suffix); };
+    if (endsWith(".csv")) return ReportFormat::Csv;
+    if (endsWith(".json")) return ReportFormat::Json;
+    if (endsWith(".html") || endsWith(".htm")) return ReportFormat::Html;
+    return std::nullopt;
+}
+
+// ---- Filter -------------------------------------------------------------------------------------
+
+std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* error)
+{
+    static const std::pair<std::string_view, Field> fields[] = {
+        {"comm", Field::Comm}, {"pid", Field::Pid}, {"uid", Field::Uid}, {"user", Field::User},
+        {"dest", Field::Destination}, {"destination", Field::Destination}, {"host", Field::Host},
+        {"rule", Field::Rule}, {"verdict", Field::Verdict}, {"chain", Field::Chain},
+        {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}};
+    auto fail = [&](std::string message) -> std::optional<FlowFilter> {
+        if (error)
+            *error = std::move(message);
+        return std::nullopt;
+    };
+    auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+
+    FlowFilter filter;
+    for (size_t i = 0; i < text.size();) {
+        if (isSpace(text[i])) {
+            ++i;
+            continue;
+        }
+        Term term;
+        if (text[i] == '-' && i + 1 < text.size() && !isSpace(text[i + 1])) {
+            term.negate = true;
+            ++i;
+        }
+        const bool quotedStart = text[i] == '"';
+        bool inQuote = false, sawQuote = false;
+        size_t colon = std::string::npos;
+        std::string word;
+        for (; i < text.size() && (inQuote || !isSpace(text[i])); ++i) {
+            char c = text[i];
+            if (c == '"') {
+                inQuote = !inQuote;
+                sawQuote = true;
+            } else {
+                if (c == ':' && !inQuote && !sawQuote && colon == std::string::npos)
+                    colon = word.size();
+                word += c;
+            }
+        }
+        if (inQuote)
+            return fail("unterminated quote in filter");
+
+        std::string_view name = colon == std::string::npos ? std::string_view{} : std::string_view(word).substr(0, colon);
+        const bool isField = !quotedStart && !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        });
+        std::string value = isField ? word.substr(colon + 1) : word;
+        if (isField) {
+            std::string lowerName = lowerCopy(name);
+            auto it = std::find_if(std::begin(fields), std::end(fields), [&](auto& f) { return f.first == lowerName; });
+            if (it == std::end(fields))
+                return fail("unknown filter field '" + std::string(name) +
+                            "' (fields: comm, pid, uid, user, dest, host, rule, verdict, chain, reason, "
+                            "redirector, flow; quote \"" + word + "\" to search for the text)");
+            term.field = it->second;
+        }
+        term.text = lowerCopy(value);
+        if (term.field == Field::Pid || term.field == Field::Uid || term.field == Field::FlowId) {
+            term.number = parseNumber(value, term.field == Field::FlowId);
+            bool fits = term.number && (term.field == Field::FlowId || *term.number <= UINT32_MAX);
+            if (!fits)
+                return fail("filter field '" + std::string(name) + "' needs a number, not '" + value + "'");
+        } else if (term.field == Field::Redirector) {
+            term.number = parseNumber(value, false);
+        }
+        filter.terms_.push_back(std::move(term));
+    }
+    return filter;
+}
+
+bool FlowFilter::matches(const Flow& flow) const
+{
+    std::string chainCache;  // chainText() allocates: once per flow, only when asked for
+    for (const Term& term : terms_)
+        if (matchesTerm(term, flow, chainCache) == term.negate)
+            return false;
+    return true;
+}
+
+bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& chainCache) const
+{
+    auto chain = [&]() -> const std::string& {
+        if (chainCache.empty())
+            chainCache = flow.chainText();
+        return chainCache;
+    };
+    const std::string_view t = term.text;
+    switch (term.field) {
+    case Field::Any: {
+        std::array<char, 24> pid, id;
+        for (std::string_view field : {std::string_view(flow.comm), std::string_view(flow.user),
+                                       std::string_view(flow.destination), std::string_view(flow.host),
+                                       std::string_view(flow.rule), std::string_view(flow.verdict),
+                                       std::string_view(endReasonName(flow.reason)), decimal(flow.pid, pid),
+                                       decimal(flow.flowId, id)})
+            if (containsNoCase(field, t))
+                return true;
+        return containsNoCase(chain(), t);
+    }
+    case Field::Comm: return containsNoCase(flow.comm, t);
+    case Field::Pid: return flow.pid == *term.number;
+    case Field::Uid: return flow.uid == *term.number;
+    case Field::User: return containsNoCase(flow.user, t);
+    case Field::Destination: return containsNoCase(flow.destination, t);
+    case Field::Host: return containsNoCase(flow.host, t);
+    case Field::Rule: return containsNoCase(flow.rule, t);
+    case Field::Verdict: return containsNoCase(flow.verdict, t);
+    case Field::Chain: return containsNoCase(chain(), t);
+    case Field::Reason: return containsNoCase(endReasonName(flow.reason), t);
+    case Field::FlowId: return flow.flowId == *term.number;
+    case Field::Redirector:
+        return std::any_of(flow.hops.begin(), flow.hops.end(), [&](const Hop& hop) {
+            return hop.redirectorId != 0 &&
+                   (containsNoCase(hop.redirector, t) || (term.number && hop.redirectorId == *term.number));
+        });
+    }
+    return false;
+}
+
+bool overlapsTimeRange(const Flow& flow, int64_t fromNs, int64_t toNs)
+{
+    if (toNs != 0 && flow.startNs > toNs)
+        return false;
+    if (fromNs != 0 && flow.endNs != 0 && flow.endNs < fromNs)
+        return false;
+    return true;
+}
+
+// ---- JSON shape of a flow -----------------------------------------------------------------------
+
+nlohmann::json flowToJson(const Flow& flow)
+{
+    Json hops = Json::array();
+    for (const Hop& hop : flow.hops) {
+        hops.push_back({
+            {"redirector_id", hop.redirectorId},
+            {"redirector", validUtf8(hop.redirector)},
+            {"external", hop.external},
+            {"state", redirectStateName(hop.state)},
+            {"records_size", hop.recordsSize},
+            {"context_size", hop.contextSize},
+            {"records_hex", hexString(hop.records)},
+            {"context_hex", hexString(hop.context)},
+            {"connect_ms", hop.connectMs >= 0 ? Json(roundedMs(hop.connectMs)) : Json(nullptr)},
+            {"bytes_up", hop.bytesUp},
+            {"bytes_down", hop.bytesDown},
+            {"start", timeOrNull(hop.startNs)},
+            {"end", timeOrNull(hop.endNs)},
+            {"reason", endReasonName(hop.reason)},
+            {"records_missing", hop.recordsMissing},
+        });
+    }
+    std::optional<double> duration = durationMs(flow);
+    return {
+        {"flow_id", flow.flowId},
+        {"start", timeOrNull(flow.startNs)},
+        {"end", timeOrNull(flow.endNs)},
+        {"duration_ms", duration ? Json(*duration) : Json(nullptr)},
+        {"pid", flow.pid},
+        {"uid", flow.uid},
+        {"user", validUtf8(flow.user)},
+        {"comm", validUtf8(flow.comm)},
+        {"cgroup_id", flow.cgroupId},
+        {"destination", validUtf8(flow.destination)},
+        {"host", validUtf8(flow.host)},
+        {"rule", validUtf8(flow.rule)},
+        {"verdict", validUtf8(flow.verdict)},
+        {"chain", validUtf8(flow.chainText())},
+        {"hops", std::move(hops)},
+        {"bytes_up", flow.bytesUp},
+        {"bytes_down", flow.bytesDown},
+        {"reason", endReasonName(flow.reason)},
+    };
+}
+
+// ---- Writers ------------------------------------------------------------------------------------
+
+namespace {
+
+/// The flows in scope (pointers into the caller's vector) and their totals.
+struct Selection {
+    std::vector<const Flow*> flows;
+    uint64_t bytesUp = 0;
+    uint64_t bytesDown = 0;
+    std::array<size_t, kReasonCount> byReason{};
+};
+
+Selection select(const std::vector<Flow>& flows, const ReportScope& scope)
+{
+    std::string error;
+    std::optional<FlowFilter> filter = FlowFilter::parse(scope.filter, &error);
+    if (!filter)
+        throw std::invalid_argument(error);
+    Selection s;
+    for (const Flow& flow : flows) {
+        if (!overlapsTimeRange(flow, scope.fromNs, scope.toNs) || !filter->matches(flow))
+            continue;
+        s.flows.push_back(&flow);
+        s.bytesUp += flow.bytesUp;
+        s.bytesDown += flow.bytesDown;
+        ++s.byReason[std::min(size_t(flow.reason), kReasonCount - 1)];
+    }
+    return s;
+}
+
+/// Buffers output, reports progress and notices cancellation or a failed stream.
+class Sink {
+public:
+    Sink(std::ostream& out, const ReportProgress& progress, size_t total)
+        : out_(out), progress_(progress), total_(total) {}
+    std::string buffer;
+
+    bool start() { return report(0); }
+    /// After each flow; true to go on.
+    bool flowDone(size_t done)
+    {
+        if (buffer.size() >= kFlushBytes && !flush())
+            return false;
+        return (done % kProgressEvery != 0 && done != total_) || report(done);
+    }
+    bool finish() { return flush() && bool(out_.flush()); }
+
+private:
+    bool flush()
+    {
+        out_.write(buffer.data(), std::streamsize(buffer.size()));
+        buffer.clear();
+        return bool(out_);
+    }
+    bool report(size_t done) { return bool(out_) && (!progress_ || progress_(done, total_)); }
+
+    std::ostream& out_;
+    const ReportProgress& progress_;
+    size_t total_;
+};
+
+enum class Kind : uint8_t { Number, Text, Bytes };
+struct Column {
+    const char* name;
+    Kind kind;
+};
+constexpr std::array<Column, 20> kColumns = {{
+    {"flow_id", Kind::Number}, {"start", Kind::Text}, {"end", Kind::Text}, {"duration_ms", Kind::Number},
+    {"pid", Kind::Number}, {"uid", Kind::Number}, {"user", Kind::Text}, {"comm", Kind::Text},
+    {"destination", Kind::Text}, {"host", Kind::Text}, {"rule", Kind::Text}, {"verdict", Kind::Text},
+    {"chain", Kind::Text}, {"hop_count", Kind::Number}, {"states", Kind::Text}, {"records_sizes", Kind::Text},
+    {"context_sizes", Kind::Text}, {"bytes_up", Kind::Bytes}, {"bytes_down", Kind::Bytes}, {"reason", Kind::Text},
+}};
+using Row = std::array<std::string, kColumns.size()>;
+
+/// One flow as the cells of kColumns: the row of the CSV and of the HTML table.
+void fillRow(const Flow& flow, Row& row)
+{
+    auto joined = [&](std::string& cell, auto part) {
+        cell.clear();
+        for (const Hop& hop : flow.hops) {
+            if (&hop != &flow.hops.front())
+                cell += ';';
+            cell += part(hop);
+        }
+    };
+    std::optional<double> duration = durationMs(flow);
+    row[0] = decimalString(flow.flowId);
+    row[1] = rfc3339Utc(flow.startNs);
+    row[2] = rfc3339Utc(flow.endNs);
+    row[3] = duration ? decimalString(*duration) : std::string();
+    row[4] = decimalString(flow.pid);
+    row[5] = decimalString(flow.uid);
+    row[6] = validUtf8(flow.user);
+    row[7] = validUtf8(flow.comm);
+    row[8] = validUtf8(flow.destination);
+    row[9] = validUtf8(flow.host);
+    row[10] = validUtf8(flow.rule);
+    row[11] = validUtf8(flow.verdict);
+    row[12] = validUtf8(flow.chainText());
+    row[13] = decimalString(flow.hops.size());
+    joined(row[14], [](const Hop& hop) { return std::string(redirectStateName(hop.state)); });
+    joined(row[15], [](const Hop& hop) { return decimalString(hop.recordsSize); });
+    joined(row[16], [](const Hop& hop) { return decimalString(hop.contextSize); });
+    row[17] = decimalString(flow.bytesUp);
+    row[18] = decimalString(flow.bytesDown);
+    row[19] = endReasonName(flow.reason);
+}
+
+void appendCsvField(std::string& out, std::string_view value, Kind kind)
+{
+    // Spreadsheets run a cell that starts like a formula; a leading quote makes it text.
+    bool guard = kind == Kind::Text && !value.empty() && std::string_view("=+-@\t\r").find(value[0]) != std::string_view::npos;
+    bool quote = value.find_first_of(",\"\r\n") != std::string_view::npos;
+    if (quote)
+        out += '"';
+    if (guard)
+        out += '\'';
+    for (char c : value) {
+        if (c == '"')
+            out += '"';
+        out += c;
+    }
+    if (quote)
+        out += '"';
+}
+
+bool writeCsv(Sink& sink, const Selection& selection)
+{
+    std::string& out = sink.buffer;
+    for (size_t i = 0; i < kColumns.size(); ++i)
+        out.append(i ? "," : "").append(kColumns[i].name);
+    out += "\r\n";
+    Row row;
+    for (size_t n = 0; n < selection.flows.size(); ++n) {
+        fillRow(*selection.flows[n], row);
+        for (size_t i = 0; i < row.size(); ++i) {
+            if (i)
+                out += ',';
+            appendCsvField(out, row[i], kColumns[i].kind);
+        }
+        out += "\r\n";
+        if (!sink.flowDone(n + 1))
+            return false;
+    }
+    return true;
+}
+
+bool writeJson(Sink& sink, const Selection& selection, const ReportScope& scope, const ReportMeta& meta)
+{
+    nlohmann::ordered_json byReason = nlohmann::ordered_json::object();
+    for (size_t r = 0; r < kReasonCount; ++r)
+        byReason[endReasonName(EndReason(r))] = selection.byReason[r];
+    nlohmann::ordered_json head = {
+        {"schema", "redirect-console.report/1"},
+        {"generated", timeOrNull(meta.generatedNs)},
+        {"generator", validUtf8(meta.generator)},
+        {"host", validUtf8(meta.hostname)},
+        {"scope", {{"filter", validUtf8(scope.filter)}, {"from", timeOrNull(scope.fromNs)},
+                   {"to", timeOrNull(scope.toNs)}, {"text", validUtf8(meta.scopeText)}}},
+        {"totals", {{"flows", selection.flows.size()}, {"bytes_up", selection.bytesUp},
+                    {"bytes_down", selection.bytesDown}, {"by_reason", std::move(byReason)}}},
+    };
+    // The header object without its closing brace, then the flows one by one.
+    std::string& out = sink.buffer;
+    out = head.dump();
+    out.pop_back();
+    out += ",\"flows\":[";
+    for (size_t n = 0; n < selection.flows.size(); ++n) {
+        out += n ? ",\n" : "\n";
+        out += flowToJson(*selection.flows[n]).dump();
+        if (!sink.flowDone(n + 1))
+            return false;
+    }
+    out += "\n]}\n";
+    return true;
+}
+
+// ---- HTML ---------------------------------------------------------------------------------------
+
+// Inline only, and the CSP forbids every fetch: the file works offline and cannot call home.
+constexpr std::string_view kHtmlHead = R"(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; background: #fff; margin: 1.5rem 2rem; }
+h1 { font-size: 1.5rem; margin: 0 0 .75rem; }
+h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; padding-bottom: .25rem; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; margin: .25rem 0 1rem; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.meta th { background: none; }
+.grid { display: flex; flex-wrap: wrap; gap: 0 2.5rem; }
+.none { color: #6e7781; font-style: italic; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f6f8fa; padding: 0 .25rem; }
+.scroll { max-height: 85vh; overflow: auto; border: 1px solid #d0d7de; }
+#flows { font-size: 13px; margin: 0; }
+#flows th { cursor: pointer; position: sticky; top: 0; z-index: 1; }
+#flows th[aria-sort=ascending]::after { content: " \25B2"; }
+#flows th[aria-sort=descending]::after { content: " \25BC"; }
+#flows td { white-space: nowrap; }
+#flows tbody tr:nth-child(even) { background: #fafbfc; }
+footer { margin-top: 2rem; color: #6e7781; font-size: 12px; }
+</style>
+)";
+
+// Sorting only; every lookup is guarded so that the script cannot throw.
+constexpr std::string_view kHtmlScript = R"(<script>
+(function () {
+  'use strict';
+  var table = document.getElementById('flows');
+  if (!table || !table.tHead || !table.tHead.rows.length || !table.tBodies.length) return;
+  var body = table.tBodies[0], heads = table.tHead.rows[0].cells, sorted = -1, dir = 1;
+  function key(row, col, numeric) {
+    var cell = row.cells[col];
+    var v = cell ? (cell.getAttribute('data-v') || cell.textContent) : '';
+    if (!numeric) return v.toLowerCase();
+    var n = parseFloat(v);
+    return isNaN(n) ? -Infinity : n;
+  }
+  function sortBy(col) {
+    var numeric = heads[col].classList.contains('num');
+    dir = sorted === col ? -dir : 1;
+    sorted = col;
+    var keyed = Array.prototype.map.call(body.rows, function (row, i) { return [key(row, col, numeric), i, row]; });
+    keyed.sort(function (a, b) { return a[0] < b[0] ? -dir : a[0] > b[0] ? dir : a[1] - b[1]; });
+    var rows = document.createDocumentFragment();
+    keyed.forEach(function (k) { rows.appendChild(k[2]); });
+    body.appendChild(rows);
+    for (var i = 0; i < heads.length; i++) heads[i].removeAttribute('aria-sort');
+    heads[col].setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+  }
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.title = 'Sort';
+    th.addEventListener('click', function () { sortBy(col); });
+  });
+})();
+</script>
+)";
+
+void appendEscaped(std::string& out, std::string_view text)
+{
+    std::string clean;
+    if (!isValidUtf8(text)) {
+        clean = validUtf8(text);
+        text = clean;
+    }
+    for (char c : text) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&#39;"; break;
+        default: out += c;
+        }
+    }
+}
+
+std::string humanBytes(uint64_t bytes)
+{
+    if (bytes < 1024)
+        return decimalString(bytes) + " B";
+    static constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double value = double(bytes);
+    size_t unit = 0;
+    for (value /= 1024; value >= 1024 && unit + 1 < std::size(units); value /= 1024)
+        ++unit;
+    char text[32];
+    std::snprintf(text, sizeof(text), value < 10 ? "%.1f %s" : "%.0f %s", value, units[unit]);
+    return text;
+}
+
+// Human-readable, with the exact count in the tooltip and for sorting.
+void appendBytesCell(std::string& out, uint64_t bytes)
+{
+    std::string exact = decimalString(bytes);
+    out.append("<td class=\"num\" data-v=\"").append(exact).append("\" title=\"").append(exact);
+    out.append(" bytes\">").append(humanBytes(bytes)).append("</td>");
+}
+
+void appendTextOrNone(std::string& out, std::string_view text, std::string_view none = "none")
+{
+    if (text.empty())
+        out.append("<span class=\"none\">").append(none).append("</span>");
+    else
+        appendEscaped(out, text);
+}
+
+struct Tally {
+    size_t flows = 0;
+    uint64_t bytesUp = 0;
+    uint64_t bytesDown = 0;
+};
+
+/// The `limit` largest tallies by flows, then bytes, then name (stable across runs).
+template <typename Map>
+std::vector<std::pair<std::string_view, Tally>> largest(const Map& map, size_t limit)
+{
+    std::vector<std::pair<std::string_view, Tally>> rows(map.begin(), map.end());
+    auto before = [](const auto& a, const auto& b) {
+        if (a.second.flows != b.second.flows) return a.second.flows > b.second.flows;
+        uint64_t ba = a.second.bytesUp + a.second.bytesDown, bb = b.second.bytesUp + b.second.bytesDown;
+        return ba != bb ? ba > bb : a.first < b.first;
+    };
+    limit = std::min(limit, rows.size());
+    std::partial_sort(rows.begin(), rows.begin() + ptrdiff_t(limit), rows.end(), before);
+    rows.resize(limit);
+    return rows;
+}
+
+void appendTallyTable(std::string& out, std::string_view title, std::string_view keyName,
+                      const std::vector<std::pair<std::string_view, Tally>>& rows, size_t total)
+{
+    out.append("<section><h2>").append(title).append("</h2>\n");
+    if (rows.empty()) {
+        out += "<p class=\"none\">No flows in scope.</p></section>\n";
+        return;
+    }
+    out.append("<table><thead><tr><th>").append(keyName);
+    out += "</th><th class=\"num\">Flows</th><th class=\"num\">Bytes up</th><th class=\"num\">Bytes down</th></tr></thead><tbody>\n";
+    for (const auto& [key, tally] : rows) {
+        out += "<tr><td>";
+        appendTextOrNone(out, key, "unknown");
+        out.append("</td><td class=\"num\">").append(decimalString(tally.flows)).append("</td>");
+        appendBytesCell(out, tally.bytesUp);
+        appendBytesCell(out, tally.bytesDown);
+        out += "</tr>\n";
+    }
+    out += "</tbody></table>\n";
+    if (total > rows.size())
+        out.append("<p class=\"none\">and ").append(decimalString(total - rows.size())).append(" more</p>\n");
+    out += "</section>\n";
+}
+
+void appendHeader(std::string& out, const Selection& selection, const ReportScope& scope, const ReportMeta& meta)
+{
+    auto row = [&](std::string_view name, auto value) {
+        out.append("<tr><th>").append(name).append("</th><td>");
+        value();
+        out += "</td></tr>\n";
+    };
+    out += kHtmlHead;
+    out += "<title>Redirect Console report";
+    if (!meta.hostname.empty()) {
+        out += " \xE2\x80\x94 ";
+        appendEscaped(out, meta.hostname);
+    }
+    out += "</title>\n</head>\n<body>\n<h1>Redirect Console report</h1>\n<table class=\"meta\">\n";
+    row("Generated", [&] { appendTextOrNone(out, rfc3339Utc(meta.generatedNs), "unknown"); });
+    row("Generator", [&] { appendTextOrNone(out, meta.generator, "unknown"); });
+    row("Host", [&] { appendTextOrNone(out, meta.hostname, "unknown"); });
+    row("Scope", [&] { appendTextOrNone(out, meta.scopeText, "all flows"); });
+    row("Filter", [&] {
+        if (scope.filter.empty())
+            return appendTextOrNone(out, {});
+        out += "<code>";
+        appendEscaped(out, scope.filter);
+        out += "</code>";
+    });
+    row("From", [&] { appendTextOrNone(out, rfc3339Utc(scope.fromNs), "the first flow"); });
+    row("To", [&] { appendTextOrNone(out, rfc3339Utc(scope.toNs), "the last flow"); });
+    out += "</table>\n<section><h2>Totals</h2>\n<table class=\"meta\">\n";
+    row("Flows", [&] { out += decimalString(selection.flows.size()); });
+    row("Bytes up", [&] { out.append(humanBytes(selection.bytesUp)).append(" (").append(decimalString(selection.bytesUp)).append(" bytes)"); });
+    row("Bytes down", [&] { out.append(humanBytes(selection.bytesDown)).append(" (").append(decimalString(selection.bytesDown)).append(" bytes)"); });
+    out += "</table>\n</section>\n";
+}
+
+bool writeHtml(Sink& sink, const Selection& selection, const ReportScope& scope, const ReportMeta& meta)
+{
+    // The summaries key by views into the flows; only chains are built strings.
+    std::unordered_map<std::string_view, Tally> reasons, destinations, processes;
+    std::unordered_map<std::string, Tally> chains;
+    for (const Flow* flow : selection.flows) {
+        auto add = [&](Tally& tally) {
+            ++tally.flows;
+            tally.bytesUp += flow->bytesUp;
+            tally.bytesDown += flow->bytesDown;
+        };
+        add(reasons[endReasonName(flow->reason)]);
+        add(destinations[flow->destination]);
+        add(processes[flow->comm]);
+        // The redirectors only: the destinations have their own table.
+        std::string chain = flow->chainText();
+        if (std::string suffix = " -> " + flow->destination; chain.ends_with(suffix))
+            chain.resize(chain.size() - suffix.size());
+        add(chains[std::move(chain)]);
+    }
+    std::string& out = sink.buffer;
+    appendHeader(out, selection, scope, meta);
+    out += "<div class=\"grid\">\n";
+    appendTallyTable(out, "By end reason", "Reason", largest(reasons, kReasonCount), reasons.size());
+    appendTallyTable(out, "Top destinations", "Destination", largest(destinations, 10), destinations.size());
+    appendTallyTable(out, "Top processes", "Process", largest(processes, 10), processes.size());
+    appendTallyTable(out, "Chains", "Chain", largest(chains, 100), chains.size());
+    out += "</div>\n<section><h2>Flows</h2>\n<div class=\"scroll\"><table id=\"flows\"><thead><tr>";
+    for (const Column& column : kColumns)
+        out.append(column.kind == Kind::Text ? "<th>" : "<th class=\"num\">").append(column.name).append("</th>");
+    out += "</tr></thead>\n<tbody>\n";
+    Row row;
+    for (size_t n = 0; n < selection.flows.size(); ++n) {
+        fillRow(*selection.flows[n], row);
+        out += "<tr>";
+        for (size_t i = 0; i < row.size(); ++i) {
+            if (kColumns[i].kind == Kind::Bytes) {
+                appendBytesCell(out, parseNumber(row[i], false).value_or(0));
+                continue;
+            }
+            out += kColumns[i].kind == Kind::Number ? "<td class=\"num\">" : "<td>";
+            appendEscaped(out, row[i]);
+            out += "</td>";
+        }
+        out += "</tr>\n";
+        if (!sink.flowDone(n + 1))
+            return false;
+    }
+    out += "</tbody></table></div>\n</section>\n<footer>Written by ";
+    appendTextOrNone(out, meta.generator, "Redirect Console");
+    out += ". Click a column of the flow table to sort it.</footer>\n";
+    out += kHtmlScript;
+    out += "</body>\n</html>\n";
+    return true;
+}
+}  // namespace
+
+bool writeReport(std::ostream& out, ReportFormat format, const std::vector<Flow>& flows,
+                 const ReportScope& scope, const ReportMeta& meta, const ReportProgress& progress)
+{
+    Selection selection = select(flows, scope);
+    Sink sink(out, progress, selection.flows.size());
+    if (!sink.start())
+        return false;
+    bool done = false;
+    switch (format) {
+    case ReportFormat::Csv: done = writeCsv(sink, selection); break;
+    case ReportFormat::Json: done = writeJson(sink, selection, scope, meta); break;
+    case ReportFormat::Html: done = writeHtml(sink, selection, scope, meta); break;
+    }
+    return done && sink.finish();
+}
+
+}  // namespace redirect::engine

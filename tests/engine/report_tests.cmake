@@ -1,0 +1,11 @@
+# Reports (engine/report.h): CSV read back by Python's csv module, JSON by nlohmann and Python's json,
+# HTML rendered by headless Chromium; filter and time-range scoping; progress; 100,000 flows.
+# A missing python3 or chromium fails the test with the reason; it does not skip.
+find_program(REPORT_TEST_PYTHON3 NAMES python3 HINTS /usr/bin)
+find_program(REPORT_TEST_CHROMIUM NAMES chromium chromium-browser HINTS /usr/bin)
+redirect_test(tst_report SOURCES tst_report.cpp report_reader.py
+  LIBS Redirect::engine nlohmann_json::nlohmann_json)
+target_compile_definitions(tst_report PRIVATE
+  REPORT_READER_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/report_reader.py"
+  PYTHON3_EXECUTABLE="${REPORT_TEST_PYTHON3}"
+  CHROMIUM_EXECUTABLE="${REPORT_TEST_CHROMIUM}")

@@ -1,0 +1,1 @@
+redirect_test(tst_rules SOURCES tst_rules.cpp LIBS Redirect::engine)

@@ -21,7 +21,8 @@
  * Callers need administrator rights (the pinned records map is root-only).
  *
  * The library is C, usable from C, C++ and Python ctypes (libredirect_sio.so).
- * Thread-safe: no global mutable state.
+ * Thread-safe. The only process-wide setting is redirect_sio_use_map(), for the
+ * engine that owns the callout.
  */
 #ifndef REDIRECT_SIO_H
 #define REDIRECT_SIO_H
@@ -123,6 +124,15 @@ typedef void (*redirect_completion_routine)(int error, size_t bytes_returned,
 int redirect_ioctl(int sock, uint32_t control_code, const void *in, size_t in_size,
 		   void *out, size_t out_size, size_t *bytes_returned,
 		   struct redirect_overlapped *overlapped, redirect_completion_routine completion);
+
+/**
+ * For the process that loaded the callout itself (the engine): use this open
+ * records map instead of finding the pinned one on every call, which saves
+ * the liveness check and the map open (five system calls a call). The
+ * descriptor stays owned by the caller, who must pass -1 before closing it.
+ * Every check of redirect_ioctl() still applies. Returns 0.
+ */
+int redirect_sio_use_map(int map_fd);
 
 /** Original destination from a context blob. 0, or -1 with errno EINVAL/EFAULT. */
 int redirect_context_destination(const void *context, size_t size,

@@ -1,0 +1,153 @@
+#include "command_line.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#include "report.h"
+
+namespace redirect::app {
+
+namespace {
+
+// Capability bits (linux/capability.h) without pulling libcap in.
+constexpr int kCapNetAdmin = 12;
+constexpr int kCapSysAdmin = 21;
+constexpr int kCapBpf = 39;
+
+bool parseSeconds(const std::string& text, double* out)
+{
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(text.c_str(), &end);
+    if (errno || end == text.c_str() || *end || !std::isfinite(v) || v <= 0 || v > 365.0 * 24 * 3600)
+        return false;
+    *out = v;
+    return true;
+}
+
+}  // namespace
+
+std::string usage()
+{
+    return R"(Usage: redirect-console [OPTIONS]
+
+Runs the Redirect Console: loads the callout, runs the redirectors and shows
+live redirected connections. With a display it opens the window; without one
+(or with --headless) it runs the same engine headless.
+
+  --demo                 self-contained sandbox with live traffic (private network
+                         namespace and cgroup, local servers, two chains)
+  --headless             no window, even with a display
+  --rules FILE           rules file (JSON, see README); required headless unless --demo
+  --check-rules FILE     validate a rules file and exit (0 valid, 2 invalid)
+  --cgroup DIR           attach the callout to this cgroup v2 directory
+                         (default: the whole machine)
+  --duration SECONDS     stop after this long (headless)
+  --jsonl FILE|-         write one JSON line per flow start and end ("-": stdout)
+  --report FILE          write a report on exit; format from the extension
+                         (.csv, .json, .html)
+  --screenshot FILE      save the main window as PNG after startup (GUI)
+  --instance NAME        callout instance name (default "default")
+  --workers N            relay worker threads (default: one per CPU)
+  --help, --version
+
+Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
+4 callout could not load.
+)";
+}
+
+std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args, std::string* error)
+{
+    CommandLine cl;
+    auto value = [&](size_t& i, const std::string& flag) -> std::optional<std::string> {
+        if (i + 1 >= args.size() || args[i + 1].empty()) {
+            *error = flag + " needs a value";
+            return std::nullopt;
+        }
+        return args[++i];
+    };
+    for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--help" || a == "-h") {
+            cl.help = true;
+        } else if (a == "--version") {
+            cl.version = true;
+        } else if (a == "--headless") {
+            cl.headless = true;
+        } else if (a == "--demo") {
+            cl.demo = true;
+        } else if (a == "--rules" || a == "--check-rules" || a == "--cgroup" || a == "--jsonl" || a == "--report" ||
+                   a == "--screenshot" || a == "--instance" || a == "--duration" || a == "--workers") {
+            auto v = value(i, a);
+            if (!v)
+                return std::nullopt;
+            if (a == "--rules")
+                cl.rules = *v;
+            else if (a == "--check-rules")
+                cl.checkRules = *v;
+            else if (a == "--cgroup")
+                cl.cgroup = *v;
+            else if (a == "--jsonl")
+                cl.jsonl = *v;
+            else if (a == "--screenshot")
+                cl.screenshot = *v;
+            else if (a == "--instance")
+                cl.instance = *v;
+            else if (a == "--report") {
+                if (!engine::reportFormatForPath(*v)) {
+                    *error = "--report " + *v + ": unknown format (use .csv, .json or .html)";
+                    return std::nullopt;
+                }
+                cl.report = *v;
+            } else if (a == "--duration") {
+                if (!parseSeconds(*v, &cl.duration)) {
+                    *error = "--duration " + *v + ": expected a positive number of seconds";
+                    return std::nullopt;
+                }
+            } else {
+                char* end = nullptr;
+                long n = std::strtol(v->c_str(), &end, 10);
+                if (*end || n < 1 || n > 256) {
+                    *error = "--workers " + *v + ": expected 1 to 256";
+                    return std::nullopt;
+                }
+                cl.workers = static_cast<int>(n);
+            }
+        } else {
+            *error = "unknown option " + a + " (see --help)";
+            return std::nullopt;
+        }
+    }
+    if (!cl.demo && !cl.rules.empty() && !cl.checkRules.empty()) {
+        *error = "--rules and --check-rules do not go together";
+        return std::nullopt;
+    }
+    if (cl.demo && !cl.cgroup.empty()) {
+        *error = "--demo makes its own cgroup; --cgroup does not apply";
+        return std::nullopt;
+    }
+    return cl;
+}
+
+bool isAdministrator()
+{
+    if (::geteuid() == 0)
+        return true;
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("CapEff:", 0) != 0)
+            continue;
+        unsigned long long caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+        auto has = [&](int bit) { return (caps >> bit) & 1ULL; };
+        return has(kCapBpf) && has(kCapNetAdmin) && has(kCapSysAdmin);
+    }
+    return false;
+}
+
+}  // namespace redirect::app

@@ -1,0 +1,44 @@
+// Command line of redirect-console (GUI and headless share it).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace redirect::app {
+
+/// Exit codes, documented in --help and the README.
+enum ExitCode : int {
+    ExitOk = 0,
+    ExitRuntimeError = 1,
+    ExitBadInput = 2,
+    ExitNotAdministrator = 3,
+    ExitCalloutFailed = 4,
+};
+
+struct CommandLine {
+    bool help = false;
+    bool version = false;
+    bool headless = false;
+    bool demo = false;
+    std::string rules;          ///< --rules FILE
+    std::string checkRules;     ///< --check-rules FILE
+    std::string cgroup;         ///< --cgroup DIR ("" = whole machine)
+    double duration = 0;        ///< --duration SECONDS (0 = until a signal)
+    std::string jsonl;          ///< --jsonl FILE or "-"
+    std::string report;         ///< --report FILE (.csv, .json, .html)
+    std::string screenshot;     ///< --screenshot FILE (GUI)
+    std::string instance = "default";
+    int workers = 0;
+};
+
+/// Parses argv; on error returns nullopt and sets `error` to one line for the user.
+std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args, std::string* error);
+
+/// The --help text.
+std::string usage();
+
+/// Root, or CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN in the effective set.
+bool isAdministrator();
+
+}  // namespace redirect::app

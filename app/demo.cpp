@@ -1,0 +1,366 @@
+#include "demo.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "callout_loader.h"
+
+namespace redirect::app {
+
+namespace {
+
+constexpr uint16_t kHttpPort = 8080;
+constexpr uint16_t kClosedPort = 8081;
+constexpr uint16_t kBypassPort = 9;
+constexpr uint16_t kEchoPort = 7007;
+constexpr uint16_t kVendorPort = 18080;
+
+const char* kDemoRules = R"({
+  "version": 1,
+  "redirectors": [
+    { "id": "inspector", "name": "Web inspector" },
+    { "id": "dlp", "name": "DLP agent", "data": "dlp-policy-7" },
+    { "id": "vendor-x", "name": "Vendor X proxy", "external": true, "listen": ["127.0.0.1:18080"] }
+  ],
+  "rules": [
+    { "id": "no-discard", "action": "bypass", "ports": "9" },
+    { "id": "web", "action": "redirect", "redirector": "inspector", "ports": "8080-8081" },
+    { "id": "web-dlp", "action": "redirect", "redirector": "dlp", "ports": "8080" },
+    { "id": "echo-vendor", "action": "redirect", "redirector": "vendor-x", "ports": "7007" },
+    { "id": "echo-inspect", "action": "redirect", "redirector": "inspector", "ports": "7007" }
+  ]
+})";
+
+[[noreturn]] void fail(const std::string& what, int error)
+{
+    throw std::runtime_error(what + ": " + std::strerror(error));
+}
+
+void writeText(const std::string& path, const std::string& text)
+{
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    if (!out.flush())
+        throw std::runtime_error("cannot write " + path);
+}
+
+std::string ownCgroup()
+{
+    std::ifstream in("/proc/self/cgroup");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("0::", 0) == 0)
+            return line.substr(3);
+    return "/";
+}
+
+// A network namespace with loopback up, kept alive by the returned descriptor.
+int makeNetns()
+{
+    int fd = -1, error = 0;
+    std::thread t([&] {
+        if (::unshare(CLONE_NEWNET) != 0) {
+            error = errno;
+            return;
+        }
+        int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ifreq ifr{};
+        std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+        ::ioctl(s, SIOCGIFFLAGS, &ifr);
+        ifr.ifr_flags |= IFF_UP;
+        if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+            error = errno;
+        ::close(s);
+        fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            error = errno;
+    });
+    t.join();
+    if (error)
+        fail("create the demo network namespace", error);
+    return fd;
+}
+
+int connectTo(int family, uint16_t port)
+{
+    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len = 0;
+    sockaddr_storage ss = engine::loopbackAddress(family, port, &len);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// In a fresh child: the demo's namespace, no blocked signals (the headless loop blocks
+// SIGINT/SIGTERM and exec would keep that), and death with the console.
+void childSetup(int netnsFd)
+{
+    ::setns(netnsFd, CLONE_NEWNET);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+std::string selfDir()
+{
+    return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
+}
+
+}  // namespace
+
+DemoSandbox::DemoSandbox()
+{
+    instance_ = "demo-" + std::to_string(::getpid());
+    netnsFd_ = makeNetns();
+    std::string root = Callout::cgroup2Root();
+    originalCgroup_ = root + ownCgroup();
+    cgroup_ = root + "/redirect-demo-" + std::to_string(::getpid());
+    if (::mkdir(cgroup_.c_str(), 0755) != 0 && errno != EEXIST)
+        fail("create " + cgroup_, errno);
+    // This process joins the cgroup: the relay's sockets must be seen by the callout too.
+    writeText(cgroup_ + "/cgroup.procs", std::to_string(::getpid()));
+
+    char tmpl[] = "/tmp/redirect-demo-XXXXXX";
+    if (!::mkdtemp(tmpl))
+        fail("create the demo web root", errno);
+    webRoot_ = tmpl;
+    writeText(webRoot_ + "/index.html", "<html><body><h1>Redirect Console demo</h1></body></html>\n");
+    std::string blob(256 * 1024, 'x');
+    std::mt19937 rng(7);
+    for (char& c : blob)
+        c = static_cast<char>('a' + rng() % 26);
+    writeText(webRoot_ + "/data.bin", blob);
+
+    spawn({"python3", "-m", "http.server", std::to_string(kHttpPort), "--bind", "::", "--directory", webRoot_},
+          nullptr);
+    echo_ = std::thread([this] { echoServer(); });
+    int out = -1;
+    spawn({selfDir() + "/redirect-sdk-proxy", std::to_string(kVendorPort)}, &out);
+    // Wait (bounded) for the servers: the external proxy's owner is looked up when rules apply.
+    bool ready = false;
+    std::thread probe([&] {
+        ::setns(netnsFd_, CLONE_NEWNET);
+        for (int i = 0; i < 100 && !ready; ++i) {
+            int a = connectTo(AF_INET, kHttpPort), b = connectTo(AF_INET, kVendorPort);
+            ready = a >= 0 && b >= 0;
+            for (int fd : {a, b})
+                if (fd >= 0)
+                    ::close(fd);
+            if (!ready)
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    });
+    probe.join();
+    if (out >= 0)
+        ::close(out);
+    if (!ready)
+        throw std::runtime_error("demo servers did not start (is python3 installed?)");
+    spdlog::info("demo sandbox: cgroup {}, network namespace with HTTP :{}, echo :{}, vendor-x proxy :{}", cgroup_,
+                 kHttpPort, kEchoPort, kVendorPort);
+}
+
+DemoSandbox::~DemoSandbox()
+{
+    stopTraffic();
+    stopping_ = true;
+    if (echoFd_ >= 0)
+        ::shutdown(echoFd_, SHUT_RDWR);
+    if (echo_.joinable())
+        echo_.join();
+    for (int pid : children_)
+        ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (int pid : children_) {
+        while (::waitpid(pid, nullptr, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    // Leave the cgroup so it can go; our children are gone with it.
+    try {
+        writeText(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
+    } catch (const std::exception&) {
+    }
+    ::rmdir(cgroup_.c_str());
+    std::error_code ec;
+    std::filesystem::remove_all(webRoot_, ec);
+    if (netnsFd_ >= 0)
+        ::close(netnsFd_);
+}
+
+engine::RuleSet DemoSandbox::rules() const
+{
+    engine::RulesResult r = engine::parseRules(kDemoRules);
+    if (!r.ok())
+        throw std::runtime_error("demo rules: " + r.error.str());
+    return r.rules;
+}
+
+int DemoSandbox::spawn(const std::vector<std::string>& argv, int* stdoutFd)
+{
+    int pipefd[2] = {-1, -1};
+    if (stdoutFd && ::pipe2(pipefd, O_CLOEXEC) != 0)
+        fail("pipe", errno);
+    pid_t pid = ::fork();
+    if (pid < 0)
+        fail("fork", errno);
+    if (pid == 0) {
+        childSetup(netnsFd_);
+        ::setenv("REDIRECT_CALLOUT_INSTANCE", instance_.c_str(), 1);
+        int devnull = ::open("/dev/null", O_RDWR);
+        ::dup2(stdoutFd ? pipefd[1] : devnull, 1);
+        ::dup2(devnull, 2);
+        std::vector<char*> args;
+        for (auto& a : argv)
+            args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    if (stdoutFd) {
+        ::close(pipefd[1]);
+        *stdoutFd = pipefd[0];
+    }
+    children_.push_back(pid);
+    return pid;
+}
+
+void DemoSandbox::echoServer()
+{
+    ::setns(netnsFd_, CLONE_NEWNET);
+    int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int zero = 0, one = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));  // dual-stack
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_port = htons(kEchoPort);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 128) != 0) {
+        spdlog::error("demo echo server: {}", std::strerror(errno));
+        ::close(fd);
+        return;
+    }
+    echoFd_ = fd;
+    while (!stopping_) {
+        int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0)
+            break;
+        // Detached: a session ends when its client closes; nothing to join.
+        std::thread([c] {
+            char buf[16384];
+            for (ssize_t n; (n = ::read(c, buf, sizeof(buf))) > 0;)
+                if (::send(c, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n)
+                    break;
+            ::close(c);
+        }).detach();
+    }
+    ::close(fd);
+}
+
+void DemoSandbox::startTraffic(engine::Engine&)
+{
+    // A process of its own: connects from the engine's process count as a redirector's
+    // own connects (records repair), never as an application's.
+    trafficPid_ = ::fork();
+    if (trafficPid_ == 0) {
+        childSetup(netnsFd_);
+        children_.clear();
+        generator();
+        ::_exit(0);
+    }
+}
+
+void DemoSandbox::stopTraffic()
+{
+    if (trafficPid_ <= 0)
+        return;
+    ::kill(trafficPid_, SIGTERM);
+    ::waitpid(trafficPid_, nullptr, 0);
+    trafficPid_ = -1;
+}
+
+// Runs in the traffic process until SIGTERM; no threads, no logging (forked from a threaded parent).
+void DemoSandbox::generator()
+{
+    std::mt19937 rng(std::random_device{}());
+    std::vector<pid_t> curls;
+    for (unsigned round = 0; !stopping_; ++round) {
+        switch (round % 6) {
+        case 0:
+            curls.push_back(spawn({"curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8080/"}, nullptr));
+            break;
+        case 1:
+            curls.push_back(spawn({"curl", "-s", "-o", "/dev/null", "http://[::1]:8080/data.bin"}, nullptr));
+            break;
+        case 2:
+        case 4: {
+            // Echo through vendor-x and the inspector: random size, half-close, read it all back.
+            int fd = connectTo(round % 4 ? AF_INET6 : AF_INET, kEchoPort);
+            if (fd >= 0) {
+                std::string data(1 + rng() % 200000, 'e');
+                ssize_t sent = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+                ::shutdown(fd, SHUT_WR);
+                char buf[16384];
+                ssize_t got = 0;
+                for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;)
+                    got += n;
+                if (got != sent)
+                    std::fprintf(stderr, "demo echo: sent %zd bytes, got %zd back\n", sent, got);
+                ::close(fd);
+            }
+            break;
+        }
+        case 3: {
+            int fd = connectTo(AF_INET, kClosedPort);  // refused upstream: the client is reset
+            if (fd >= 0)
+                ::close(fd);
+            break;
+        }
+        case 5: {
+            int fd = connectTo(AF_INET, kBypassPort);  // bypass rule: never redirected
+            if (fd >= 0)
+                ::close(fd);
+            break;
+        }
+        }
+        for (auto it = curls.begin(); it != curls.end();) {
+            if (::waitpid(*it, nullptr, WNOHANG) == *it) {
+                children_.erase(std::remove(children_.begin(), children_.end(), *it), children_.end());
+                it = curls.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 200));
+    }
+}
+
+}  // namespace redirect::app

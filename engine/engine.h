@@ -1,0 +1,123 @@
+// The engine: the callout, our redirectors, the relay and the flow table,
+// driven by one control thread. No Qt.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bounded_queue.h"
+#include "callout_loader.h"
+#include "flow.h"
+#include "flow_table.h"
+#include "relay.h"
+#include "rules.h"
+
+namespace redirect::engine {
+
+struct EngineOptions {
+    std::string cgroup;                ///< callout scope; "" = the cgroup2 root (whole machine)
+    std::string instance = "default";  ///< callout instance (pin and lock names)
+    int workers = 0;                   ///< relay workers; 0 = one per CPU
+    int netnsFd = -1;                  ///< >= 0: redirectors live in that network namespace
+    size_t retention = 100000;         ///< flows kept in the table (ended ones evicted first)
+    size_t queueCapacity = 1 << 16;    ///< flow updates waiting for consumers
+    int connectTimeoutMs = 5000;
+    bool peek = true;
+    /// Records repair for our own process: a connect of ours without SET is repaired like any
+    /// proxy's. Off only where the same process also plays the application (tests).
+    bool repairOwnRecords = true;
+};
+
+struct RedirectorStatus {
+    std::string id;
+    std::string name;
+    uint32_t numericId = 0;
+    bool external = false;
+    bool enabled = true;
+    uint32_t slot = 0;
+    uint16_t port4 = 0;
+    uint16_t port6 = 0;
+    uint32_t ownerPid = 0;
+    uint64_t accepted = 0;
+    uint64_t active = 0;
+    uint64_t bytesUp = 0;
+    uint64_t bytesDown = 0;
+};
+
+struct EngineStats {
+    CalloutStats callout;
+    uint64_t queueDrops = 0;        ///< flow updates no consumer took in time
+    uint64_t evicted = 0;           ///< flows dropped at the retention cap
+    size_t flows = 0;
+    size_t openFlows = 0;
+    uint64_t openConnections = 0;   ///< relay connections open now
+};
+
+/**
+ * Loads the callout (throws CalloutError), starts the relay and the control
+ * thread. Rules change through applyRules() (all or nothing) and
+ * setRuleEnabled() (one map update). Consumers take flow updates in batches
+ * with drainFlows(); the engine never waits for them.
+ */
+class Engine {
+public:
+    explicit Engine(EngineOptions options);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    /// Start/stop redirectors and swap the rule table. On error nothing running changes.
+    RuleError applyRules(const RuleSet& rules);
+    /// Toggle one rule live; false if no such rule.
+    bool setRuleEnabled(const std::string& ruleId, bool enabled);
+    RuleSet rules() const;
+
+    /// Flows changed since the last drain, oldest change first (at most `max`).
+    size_t drainFlows(std::vector<Flow>& out, size_t max = static_cast<size_t>(-1));
+    std::vector<Flow> snapshot() const;
+    std::vector<RedirectorStatus> redirectors() const;
+    std::map<std::string, RuleHits> ruleHits() const;
+    EngineStats stats() const;
+    const std::string& scope() const { return callout_->cgroupPath(); }
+    Callout& callout() { return *callout_; }
+    /// Flush pending events and hop reports into the table now (e.g. before a report).
+    void sync();
+    void stop();
+
+private:
+    struct Running;
+    void controlLoop();
+    void tick();
+    RedirectorStatus startRedirector(const RedirectorSpec& spec, uint32_t slot);
+    uint32_t findOwner(const Endpoint& endpoint) const;
+    callout_redirector calloutEntry(const Running& running) const;
+
+    EngineOptions options_;
+    std::unique_ptr<Callout> callout_;
+    std::unique_ptr<Relay> relay_;
+    uint64_t netnsCookie_ = 0;
+
+    mutable std::mutex rulesMutex_;    // rules_, running_
+    RuleSet rules_;
+    std::map<std::string, std::unique_ptr<Running>> running_;  // by redirector id
+
+    std::mutex hopsMutex_;
+    std::vector<HopReport> hops_;      // from relay workers, taken by the control thread
+
+    mutable std::mutex tableMutex_;
+    std::unique_ptr<FlowTable> table_;
+    std::vector<callout_event> pendingEvents_;
+    BoundedQueue<Flow> updates_;
+
+    std::atomic<bool> stopping_{false};
+    int wake_ = -1;
+    std::thread control_;
+};
+
+}  // namespace redirect::engine

@@ -1,0 +1,250 @@
+#include "flow_table.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "redirect/sio.h"
+
+namespace redirect::engine {
+
+namespace {
+
+std::string endpointText(uint16_t family, const uint8_t* addr, uint16_t portNet)
+{
+    char text[INET6_ADDRSTRLEN] = {};
+    if (family == AF_INET) {
+        inet_ntop(AF_INET, addr, text, sizeof(text));
+        return std::string(text) + ":" + std::to_string(ntohs(portNet));
+    }
+    inet_ntop(AF_INET6, addr, text, sizeof(text));
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(portNet));
+}
+
+std::string sockaddrText(const sockaddr_storage& ss)
+{
+    if (ss.ss_family == AF_INET) {
+        auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+        return endpointText(AF_INET, reinterpret_cast<const uint8_t*>(&sin->sin_addr), sin->sin_port);
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        return endpointText(AF_INET6, reinterpret_cast<const uint8_t*>(&sin6->sin6_addr), sin6->sin6_port);
+    }
+    return {};
+}
+
+const char* verdictName(uint8_t verdict)
+{
+    switch (verdict) {
+    case CALLOUT_VERDICT_DIRECT: return "direct";
+    case CALLOUT_VERDICT_BYPASS: return "bypass";
+    case CALLOUT_VERDICT_REDIRECT: return "redirect";
+    case CALLOUT_VERDICT_CHAIN_END: return "chain_end";
+    case CALLOUT_VERDICT_HOP_CAP: return "hop_cap";
+    case CALLOUT_VERDICT_LOCAL: return "local";
+    default: return "?";
+    }
+}
+
+// A connect failure says more about a flow than the reset it causes upstream of it.
+bool connectFailure(EndReason r)
+{
+    return r == EndReason::Refused || r == EndReason::Timeout || r == EndReason::Unreachable ||
+           r == EndReason::NoRecords;
+}
+
+}  // namespace
+
+FlowTable::FlowTable(size_t retention, FlowNames names) : retention_(retention), names_(std::move(names)) {}
+
+Flow& FlowTable::flowFor(uint64_t flowId, int64_t startNs)
+{
+    auto [it, inserted] = flows_.try_emplace(flowId);
+    if (inserted) {
+        it->second.flowId = flowId;
+        it->second.startNs = startNs;
+        order_.push_back(flowId);
+    }
+    return it->second;
+}
+
+Hop* FlowTable::hopFor(Flow& flow, uint32_t redirectorId)
+{
+    for (Hop& hop : flow.hops)
+        if (hop.redirectorId == redirectorId)
+            return &hop;
+    Hop hop;
+    hop.redirectorId = redirectorId;
+    hop.redirector = names_.redirector ? names_.redirector(redirectorId) : std::string();
+    hop.external = names_.external && names_.external(redirectorId);
+    flow.hops.push_back(std::move(hop));
+    return &flow.hops.back();
+}
+
+void FlowTable::touch(uint64_t flowId)
+{
+    if (changedSet_.emplace(flowId, true).second)
+        changed_.push_back(flowId);
+}
+
+void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
+{
+    int64_t when = static_cast<int64_t>(e.time_boot_ns) + bootToWallNs;
+    bool fromRedirector = e.flags & CALLOUT_FLAG_HAD_RECORDS;
+    if (e.verdict == CALLOUT_VERDICT_BYPASS)
+        ++hits_[e.rule_id].bypassed;
+    if (e.verdict == CALLOUT_VERDICT_REDIRECT && !fromRedirector)
+        ++hits_[e.rule_id].redirected;
+    // Only connects that are, or continue, a redirected flow make flows.
+    if (e.verdict != CALLOUT_VERDICT_REDIRECT && !fromRedirector)
+        return;
+    if (e.hop_count == 0)
+        return;
+    Flow& flow = flowFor(e.flow_id, when);
+    if (!fromRedirector) {
+        // The application's own connect.
+        flow.startNs = when;
+        flow.pid = e.pid;
+        flow.uid = e.uid;
+        flow.comm.assign(reinterpret_cast<const char*>(e.comm), strnlen(reinterpret_cast<const char*>(e.comm), 16));
+        flow.cgroupId = e.cgroup_id;
+        flow.destination = endpointText(e.family, e.orig_addr, e.orig_port);
+        flow.rule = names_.rule ? names_.rule(e.rule_id) : std::to_string(e.rule_id);
+        flow.verdict = verdictName(e.verdict);
+    } else if (e.flags & CALLOUT_FLAG_RECORDS_MISSING) {
+        // The redirector that made this connect forgot SET: name it on its hop.
+        uint32_t culprit = e.hops[(e.hop_count - (e.verdict == CALLOUT_VERDICT_REDIRECT ? 2 : 1)) & 7].redirector_id;
+        hopFor(flow, culprit)->recordsMissing = true;
+    }
+    if (e.verdict == CALLOUT_VERDICT_REDIRECT) {
+        Hop* hop = hopFor(flow, e.redirector_id);
+        hop->state = e.state;
+        hop->recordsSize = e.records_size;
+        hop->contextSize = e.context_size;
+        if (!hop->startNs)
+            hop->startNs = when;
+    } else if (e.verdict == CALLOUT_VERDICT_HOP_CAP) {
+        hopCap_[flow.flowId] = true;
+    }
+    touch(flow.flowId);
+}
+
+void FlowTable::onHop(HopReport&& report)
+{
+    uint64_t flowId = report.flowId;
+    if (!flowId)
+        return;  // QUERY failed: no flow to attach it to
+    Flow& flow = flowFor(flowId, report.startNs);
+    if (flow.destination.empty()) {
+        // The callout's event was lost (ring full): the context still tells the essentials.
+        flow.destination = sockaddrText(report.destination);
+        flow.pid = static_cast<uint32_t>(report.clientPid);
+        flow.comm = report.clientComm;
+        flow.verdict = "redirect";
+    }
+    if (flow.host.empty())
+        flow.host = report.host;
+    Hop* hop = hopFor(flow, report.redirectorId);
+    hop->recordsSize = static_cast<uint32_t>(report.records.size());
+    hop->contextSize = static_cast<uint32_t>(report.context.size());
+    hop->records = std::move(report.records);
+    hop->context = std::move(report.context);
+    hop->connectMs = report.connectMs;
+    hop->bytesUp = report.bytesUp;
+    hop->bytesDown = report.bytesDown;
+    if (!hop->startNs)
+        hop->startNs = report.startNs;
+    hop->endNs = report.endNs;
+    hop->reason = report.reason;
+    if (!report.setRecords && report.reason != EndReason::NoRecords)
+        hop->recordsMissing = true;
+    maybeEnd(flow);
+    touch(flowId);
+}
+
+void FlowTable::maybeEnd(Flow& flow)
+{
+    const Hop* first = nullptr;
+    for (const Hop& hop : flow.hops) {
+        if (hop.external)
+            continue;
+        if (hop.endNs == 0)
+            return;  // one of ours still relays
+        if (!first)
+            first = &hop;
+    }
+    if (!first)
+        return;
+    flow.bytesUp = first->bytesUp;
+    flow.bytesDown = first->bytesDown;
+    flow.endNs = first->endNs;
+    flow.reason = first->reason;
+    for (const Hop& hop : flow.hops) {
+        flow.endNs = std::max(flow.endNs, hop.endNs);
+        if (connectFailure(hop.reason))
+            flow.reason = hop.reason;
+    }
+    if (flow.reason == EndReason::Closed && hopCap_.count(flow.flowId))
+        flow.reason = EndReason::HopCap;
+    // External hops are seen only at connect time: they end with the flow (bytes unknown).
+    for (Hop& hop : flow.hops)
+        if (hop.external && hop.endNs == 0) {
+            hop.endNs = flow.endNs;
+            hop.reason = flow.reason;
+        }
+    hopCap_.erase(flow.flowId);
+    evict();
+}
+
+void FlowTable::evict()
+{
+    while (flows_.size() > retention_ && !order_.empty()) {
+        // Oldest ended flow goes; open ones stay however old.
+        auto it = std::find_if(order_.begin(), order_.end(), [&](uint64_t id) {
+            auto f = flows_.find(id);
+            return f == flows_.end() || f->second.endNs != 0;
+        });
+        if (it == order_.end())
+            return;
+        flows_.erase(*it);
+        order_.erase(it);
+        ++evicted_;
+    }
+}
+
+std::vector<Flow> FlowTable::takeChanged()
+{
+    std::vector<Flow> out;
+    out.reserve(changed_.size());
+    for (uint64_t id : changed_) {
+        auto it = flows_.find(id);
+        if (it != flows_.end())
+            out.push_back(it->second);
+    }
+    changed_.clear();
+    changedSet_.clear();
+    return out;
+}
+
+std::vector<Flow> FlowTable::snapshot() const
+{
+    std::vector<Flow> out;
+    out.reserve(flows_.size());
+    for (uint64_t id : order_) {
+        auto it = flows_.find(id);
+        if (it != flows_.end())
+            out.push_back(it->second);
+    }
+    return out;
+}
+
+size_t FlowTable::openCount() const
+{
+    return static_cast<size_t>(
+        std::count_if(flows_.begin(), flows_.end(), [](auto& kv) { return kv.second.endNs == 0; }));
+}
+
+}  // namespace redirect::engine

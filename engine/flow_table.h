@@ -1,0 +1,71 @@
+// Groups the callout's events and the redirectors' hop reports into flows.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "callout_abi.h"
+#include "flow.h"
+#include "redirector.h"
+
+namespace redirect::engine {
+
+/// Names for the numeric ids the kernel reports.
+struct FlowNames {
+    std::function<std::string(uint32_t)> redirector;  ///< redirector id -> name ("" if unknown)
+    std::function<bool(uint32_t)> external;           ///< redirector id -> not ours
+    std::function<std::string(uint32_t)> rule;        ///< rule id -> rule id text
+};
+
+/// Counters by verdict for one rule: which rule decided how many connects.
+struct RuleHits {
+    uint64_t redirected = 0;
+    uint64_t bypassed = 0;
+};
+
+/**
+ * Single-threaded (the engine's control thread). Flows are keyed by flow id,
+ * the socket cookie of the application's socket, which every hop's records
+ * carry. Changed flows are collected for the next publish. Ended flows beyond
+ * the retention cap are evicted oldest first; open flows are never evicted.
+ */
+class FlowTable {
+public:
+    FlowTable(size_t retention, FlowNames names);
+
+    /// bootToWallNs: add to a CLOCK_BOOTTIME time to get wall-clock ns.
+    void onCalloutEvent(const callout_event& event, int64_t bootToWallNs);
+    void onHop(HopReport&& hop);
+
+    /// Flows changed since the last call (copies), in change order.
+    std::vector<Flow> takeChanged();
+    std::vector<Flow> snapshot() const;
+    size_t size() const { return flows_.size(); }
+    size_t openCount() const;
+    std::map<uint32_t, RuleHits> ruleHits() const { return hits_; }
+    uint64_t evicted() const { return evicted_; }
+
+private:
+    Flow& flowFor(uint64_t flowId, int64_t startNs);
+    Hop* hopFor(Flow& flow, uint32_t redirectorId);
+    void touch(uint64_t flowId);
+    void maybeEnd(Flow& flow);
+    void evict();
+
+    size_t retention_;
+    FlowNames names_;
+    std::unordered_map<uint64_t, Flow> flows_;
+    std::deque<uint64_t> order_;       // flow ids by creation
+    std::vector<uint64_t> changed_;
+    std::unordered_map<uint64_t, bool> changedSet_;
+    std::unordered_map<uint64_t, bool> hopCap_;
+    std::map<uint32_t, RuleHits> hits_;
+    uint64_t evicted_ = 0;
+};
+
+}  // namespace redirect::engine

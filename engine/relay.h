@@ -1,0 +1,72 @@
+// The relay: epoll workers that accept redirected connections, reach the
+// original destination and move bytes both ways with splice().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "redirector.h"
+
+namespace redirect::engine {
+
+/// A redirector as the relay runs it (shared with the engine for counters).
+struct RedirectorRuntime {
+    uint32_t id = 0;
+    std::string name;
+    RedirectorConfig config;
+    std::atomic<uint64_t> accepted{0};
+    std::atomic<uint64_t> active{0};
+    std::atomic<uint64_t> bytesUp{0};
+    std::atomic<uint64_t> bytesDown{0};
+    std::atomic<bool> enabled{true};
+};
+
+struct RelayOptions {
+    int workers = 0;        ///< 0: one per CPU
+    int netnsFd = -1;       ///< >= 0: run every socket in that network namespace
+    bool peek = true;       ///< record TLS SNI / HTTP Host from the first client bytes
+    int pipeBytes = 1 << 18;
+};
+
+/**
+ * Worker threads, each with its own epoll set and its own SO_REUSEPORT
+ * listener per redirector and family, so the kernel spreads connections and
+ * no lock is taken on the data path. A connection lives on the worker that
+ * accepted it. Upstream connects are non-blocking with a deadline; bytes move
+ * socket -> pipe -> socket with splice(), pipes made only once a direction
+ * carries data (idle flows hold two sockets and no pipe).
+ */
+class Relay {
+public:
+    using HopSink = std::function<void(HopReport&&)>;
+    Relay(RelayOptions options, HopSink sink);
+    ~Relay();
+    Relay(const Relay&) = delete;
+    Relay& operator=(const Relay&) = delete;
+
+    /// Start listening for `runtime` on 127.0.0.1 and (if configured) [::1]; fills the bound ports.
+    void addRedirector(std::shared_ptr<RedirectorRuntime> runtime, uint16_t* port4, uint16_t* port6);
+    /// Stop accepting for a redirector; its open connections finish normally.
+    void removeRedirector(const std::shared_ptr<RedirectorRuntime>& runtime);
+    int workerCount() const { return static_cast<int>(workers_.size()); }
+    /// Connections open right now, all workers.
+    uint64_t openConnections() const;
+    void stop();
+
+    class Worker;
+
+private:
+    RelayOptions options_;
+    HopSink sink_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::mutex mutex_;
+    bool stopped_ = false;
+};
+
+}  // namespace redirect::engine
