@@ -1,0 +1,392 @@
+// The headless console as a user runs it: command line errors, --check-rules,
+// the administrator check, and the --demo sandbox with JSON lines and reports.
+// The console makes its own sandbox with --demo, so this test does not enter one.
+#include <csignal>
+
+#include <grp.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QSet>
+#include <QTemporaryDir>
+#include <QThread>
+#include <QtTest>
+
+#include "kernel_test.h"
+
+namespace {
+
+const QString kConsole = QStringLiteral(REDIRECT_CONSOLE);
+const QString kCgroup2 = QStringLiteral("/sys/fs/cgroup/unified");
+const QString kWebChain = QStringLiteral("app -> Web inspector -> DLP agent -> 127.0.0.1:8080");
+const QString kEchoChain = QStringLiteral("app -> Vendor X proxy -> Web inspector -> 127.0.0.1:7007");
+
+struct Result {
+    bool finished = false;
+    int code = -1;
+    QByteArray out;
+    QByteArray err;
+    qint64 ms = 0;
+    qint64 pid = 0;
+};
+
+// Run the console to completion, bounded by timeoutMs (killed after it).
+Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> modifier = {})
+{
+    Result r;
+    QProcess p;
+    if (modifier)
+        p.setChildProcessModifier(modifier);
+    QElapsedTimer t;
+    t.start();
+    p.start(kConsole, args);
+    if (!p.waitForStarted(5000)) {
+        r.err = p.errorString().toUtf8();
+        return r;
+    }
+    r.pid = p.processId();
+    r.finished = p.waitForFinished(timeoutMs);
+    r.ms = t.elapsed();
+    if (!r.finished) {
+        p.kill();
+        p.waitForFinished(5000);
+    }
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    r.out = p.readAllStandardOutput();
+    r.err = p.readAllStandardError();
+    return r;
+}
+
+QSet<QString> demoCgroups()
+{
+    const QStringList names = QDir(kCgroup2).entryList({"redirect-demo-*"}, QDir::Dirs | QDir::NoDotAndDotDot);
+    return QSet<QString>(names.begin(), names.end());
+}
+
+// callout_ programs attached to a demo cgroup (redirect-demo-*) or to the cgroup2 root,
+// as "cgroup: line" text. Other kernel tests' own cgroups (redirect-test-*, redirect-tp-*)
+// are left out: they may run at the same time.
+QStringList calloutPrograms()
+{
+    auto [code, out] = redirect::test::run({"bpftool", "cgroup", "tree"}, 10000);
+    QStringList found;
+    if (code != 0) {
+        found << QStringLiteral("bpftool cgroup tree failed with %1").arg(code);
+        return found;
+    }
+    QString cgroup;
+    for (const QString& line : QString::fromStdString(out).split('\n')) {
+        if (line.startsWith('/'))
+            cgroup = line.section(' ', 0, 0).trimmed();
+        if (line.contains("callout_") && (cgroup.contains("/redirect-demo-") || cgroup == kCgroup2))
+            found << cgroup + ": " + line.trimmed();
+    }
+    return found;
+}
+
+QStringList lines(const QByteArray& text)
+{
+    QStringList all = QString::fromUtf8(text).split('\n');
+    if (!all.isEmpty() && all.last().isEmpty())
+        all.removeLast();
+    return all;
+}
+
+// Records of an RFC 4180 CSV file; false if a line break outside quotes is not CRLF.
+bool csvRecords(const QByteArray& data, QList<QStringList>* records)
+{
+    QStringList record;
+    QString field;
+    bool quoted = false;
+    for (qsizetype i = 0; i < data.size(); ++i) {
+        char c = data[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < data.size() && data[i + 1] == '"') {
+                field += '"';
+                ++i;
+            } else if (c == '"') {
+                quoted = false;
+            } else {
+                field += QChar::fromLatin1(c);
+            }
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ',') {
+            record << field;
+            field.clear();
+        } else if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
+            record << field;
+            field.clear();
+            records->append(record);
+            record.clear();
+            ++i;
+        } else if (c == '\n' || c == '\r') {
+            return false;
+        } else {
+            field += QChar::fromLatin1(c);
+        }
+    }
+    return !quoted && record.isEmpty() && field.isEmpty();
+}
+
+}  // namespace
+
+class TstHeadless : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY2(QFile::exists(kConsole), qPrintable(kConsole));
+        QVERIFY2(QDir(kCgroup2).exists(), "cgroup2 is not mounted at /sys/fs/cgroup/unified");
+    }
+
+    void badFlags_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("unknown option") << QStringList{"--frobnicate"} << "unknown option --frobnicate";
+        QTest::newRow("duration abc") << QStringList{"--demo", "--duration", "abc"} << "--duration abc";
+        QTest::newRow("duration -1") << QStringList{"--demo", "--duration", "-1"} << "--duration -1";
+        QTest::newRow("report x.txt") << QStringList{"--demo", "--report", "x.txt"} << "--report x.txt";
+        QTest::newRow("workers 0") << QStringList{"--demo", "--workers", "0"} << "--workers 0";
+        QTest::newRow("rules without value") << QStringList{"--rules"} << "--rules needs a value";
+    }
+
+    void badFlags()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, message);
+        const QSet<QString> before = demoCgroups();
+        Result r = runConsole(args, 10000);
+        QVERIFY2(r.finished, "the console did not exit within 10 s");
+        QCOMPARE(r.code, 2);
+        QCOMPARE(r.out, QByteArray());
+        QStringList err = lines(r.err);
+        QCOMPARE(err.size(), 1);
+        QVERIFY2(err[0].contains(message), qPrintable(err[0]));
+        QCOMPARE(demoCgroups() - before, QSet<QString>());
+    }
+
+    void checkRules()
+    {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString good = dir.filePath("good.json");
+        const QString bad = dir.filePath("bad.json");
+        {
+            QFile f(good);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(R"({
+  "version": 1,
+  "redirectors": [ { "id": "inspector", "name": "Web inspector" } ],
+  "rules": [
+    { "id": "web", "action": "redirect", "redirector": "inspector", "ports": "80,443" },
+    { "id": "lan", "action": "bypass", "destination": "10.0.0.0/8" }
+  ]
+}
+)");
+        }
+        const QByteArray badLine = R"(    { "id": "lan", "action": "bypass", "destinaton": "10.0.0.0/8" })";
+        {
+            QFile f(bad);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\n"
+                    "  \"version\": 1,\n"
+                    "  \"redirectors\": [ { \"id\": \"inspector\", \"name\": \"Web inspector\" } ],\n"
+                    "  \"rules\": [\n" + badLine + "\n"
+                    "  ]\n"
+                    "}\n");
+        }
+
+        Result ok = runConsole({"--check-rules", good}, 10000);
+        QVERIFY2(ok.finished, "--check-rules did not exit within 10 s");
+        QCOMPARE(ok.code, 0);
+        QStringList out = lines(ok.out);
+        QCOMPARE(out.size(), 1);
+        QVERIFY2(out[0].contains("valid"), qPrintable(out[0]));
+        QVERIFY2(out[0].startsWith(good), qPrintable(out[0]));
+
+        Result ko = runConsole({"--check-rules", bad}, 10000);
+        QVERIFY2(ko.finished, "--check-rules did not exit within 10 s");
+        QCOMPARE(ko.code, 2);
+        QCOMPARE(ko.out, QByteArray());
+        QStringList err = lines(ko.err);
+        QCOMPARE(err.size(), 1);
+        const int column = int(badLine.indexOf("\"destinaton\"")) + 1;
+        const QString prefix = QStringLiteral("%1:5:%2: ").arg(bad).arg(column);
+        QVERIFY2(err[0].startsWith(prefix), qPrintable(err[0] + " (expected prefix " + prefix + ")"));
+        QVERIFY2(err[0].contains("unknown key \"destinaton\""), qPrintable(err[0]));
+
+        Result missing = runConsole({"--check-rules", dir.filePath("missing.json")}, 10000);
+        QVERIFY(missing.finished);
+        QCOMPARE(missing.code, 2);
+        QCOMPARE(lines(missing.err).size(), 1);
+    }
+
+    void notAdministrator()
+    {
+        const QSet<QString> before = demoCgroups();
+        const QStringList programsBefore = calloutPrograms();
+        Result r = runConsole({"--demo", "--duration", "1"}, 10000, [] {
+            if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
+                ::_exit(126);
+        });
+        QVERIFY2(r.finished, "the console did not exit within 10 s");
+        QVERIFY2(r.code != 126, "could not drop to nobody");
+        QCOMPARE(r.code, 3);
+        QCOMPARE(r.out, QByteArray());
+        QStringList err = lines(r.err);
+        QVERIFY2(err.size() == 1, r.err.constData());
+        QVERIFY2(err[0].contains("administrator"), qPrintable(err[0]));
+        QCOMPARE(demoCgroups() - before, QSet<QString>());
+        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(r.pid)).exists());
+        QCOMPARE(calloutPrograms(), programsBefore);
+    }
+
+    void demoDurationJsonlReport()
+    {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString report = dir.filePath("r.csv");
+        const QSet<QString> before = demoCgroups();
+        Result r = runConsole({"--demo", "--duration", "4", "--jsonl", "-", "--report", report}, 30000);
+        QVERIFY2(r.finished, "the demo did not exit within 30 s");
+        QVERIFY2(r.code == 0, qPrintable(QStringLiteral("exit %1: %2").arg(r.code).arg(QString::fromUtf8(r.err))));
+
+        const QStringList out = lines(r.out);
+        QVERIFY(!out.isEmpty());
+        int flowEnds = 0, web = 0, echo = 0, refused = 0, echoClosed = 0;
+        for (qsizetype i = 0; i < out.size(); ++i) {
+            QJsonParseError error;
+            QJsonDocument doc = QJsonDocument::fromJson(out[i].toUtf8(), &error);
+            QVERIFY2(error.error == QJsonParseError::NoError && doc.isObject(),
+                     qPrintable(QStringLiteral("line %1: %2: %3").arg(i + 1).arg(error.errorString(), out[i])));
+            const QJsonObject o = doc.object();
+            const QString event = o["event"].toString();
+            if (i == out.size() - 1) {
+                QCOMPARE(event, QString("summary"));
+                continue;
+            }
+            QVERIFY2(event == "flow_start" || event == "flow_end", qPrintable(out[i]));
+            if (event != "flow_end")
+                continue;
+            ++flowEnds;
+            QVERIFY2(!o["end"].isNull(), qPrintable(out[i]));
+            const QString chain = o["chain"].toString();
+            const QString reason = o["reason"].toString();
+            if (chain == kWebChain)
+                ++web;
+            if (chain == kEchoChain)
+                ++echo;
+            if (reason == "refused" && (o["destination"].toString() == "127.0.0.1:8081" || chain.endsWith("127.0.0.1:8081")))
+                ++refused;
+            if (reason == "closed" && chain.endsWith(":7007")) {
+                ++echoClosed;
+                const qint64 up = o["bytes_up"].toInteger(-1);
+                const qint64 down = o["bytes_down"].toInteger(-1);
+                QVERIFY2(up > 0 && up == down, qPrintable(out[i]));
+            }
+        }
+        QVERIFY2(web > 0, "no flow_end through the web chain");
+        QVERIFY2(echo > 0, "no flow_end through the echo chain");
+        QVERIFY2(echoClosed > 0, "no closed flow_end through the echo chain");
+        QVERIFY2(refused > 0, "no refused flow_end for 127.0.0.1:8081");
+
+        QFile csv(report);
+        QVERIFY2(csv.open(QIODevice::ReadOnly), "no CSV report");
+        QList<QStringList> records;
+        QVERIFY2(csvRecords(csv.readAll(), &records), "CSV report is not RFC 4180 with CRLF line endings");
+        QVERIFY(!records.isEmpty());
+        QCOMPARE(records[0].value(0), QString("flow_id"));
+        QVERIFY2(records.size() - 1 >= flowEnds,
+                 qPrintable(QStringLiteral("%1 CSV rows, %2 flow_end lines").arg(records.size() - 1).arg(flowEnds)));
+
+        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(r.pid)).exists());
+        QCOMPARE(demoCgroups() - before, QSet<QString>());
+        QCOMPARE(calloutPrograms(), QStringList());
+    }
+
+    void sigtermWritesReport()
+    {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString live = dir.filePath("live.jsonl");
+        const QString report = dir.filePath("r.json");
+        const QSet<QString> before = demoCgroups();
+        QProcess p;
+        p.start(kConsole, {"--demo", "--jsonl", live, "--report", report});
+        QVERIFY(p.waitForStarted(5000));
+        const qint64 pid = p.processId();
+        bool sawEnd = false;
+        QElapsedTimer t;
+        t.start();
+        while (!sawEnd && t.elapsed() < 20000 && p.state() == QProcess::Running) {
+            QFile f(live);
+            if (f.open(QIODevice::ReadOnly))
+                sawEnd = f.readAll().contains("\"event\":\"flow_end\"");
+            if (!sawEnd)
+                p.waitForFinished(100);
+        }
+        if (!sawEnd) {
+            p.kill();
+            p.waitForFinished(5000);
+            QFAIL(qPrintable("no flow_end within 20 s: " + QString::fromUtf8(p.readAllStandardError())));
+        }
+        ::kill(pid_t(pid), SIGTERM);
+        if (!p.waitForFinished(15000)) {
+            p.kill();
+            p.waitForFinished(5000);
+            QFAIL("the console did not exit within 15 s of SIGTERM");
+        }
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+
+        QFile r(report);
+        QVERIFY2(r.open(QIODevice::ReadOnly), "no JSON report");
+        QJsonParseError error;
+        QJsonDocument doc = QJsonDocument::fromJson(r.readAll(), &error);
+        QVERIFY2(error.error == QJsonParseError::NoError, qPrintable(error.errorString()));
+        QCOMPARE(doc.object()["schema"].toString(), QString("redirect-console.report/1"));
+        QVERIFY(doc.object()["flows"].isArray());
+        QVERIFY(!doc.object()["flows"].toArray().isEmpty());
+
+        QFile l(live);
+        QVERIFY(l.open(QIODevice::ReadOnly));
+        const QStringList all = lines(l.readAll());
+        QVERIFY(!all.isEmpty());
+        QJsonDocument last = QJsonDocument::fromJson(all.last().toUtf8());
+        QCOMPARE(last.object()["event"].toString(), QString("summary"));
+
+        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(pid)).exists());
+        QCOMPARE(demoCgroups() - before, QSet<QString>());
+        QCOMPARE(calloutPrograms(), QStringList());
+    }
+
+    void jsonlToFile()
+    {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString jsonl = dir.filePath("x.jsonl");
+        Result r = runConsole({"--demo", "--duration", "2", "--jsonl", jsonl}, 12000);
+        QVERIFY2(r.finished, "--duration 2 did not finish within 12 s");
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY2(r.ms >= 2000, qPrintable(QStringLiteral("exited after %1 ms").arg(r.ms)));
+        QCOMPARE(r.out, QByteArray());
+        QFile f(jsonl);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QStringList all = lines(f.readAll());
+        QVERIFY(!all.isEmpty());
+        QCOMPARE(QJsonDocument::fromJson(all.last().toUtf8()).object()["event"].toString(), QString("summary"));
+    }
+};
+
+QTEST_GUILESS_MAIN(TstHeadless)
+#include "tst_headless.moc"
