@@ -1,5 +1,6 @@
 #include "redirector.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -74,13 +75,18 @@ int64_t wallNowNs()
 
 bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
 {
-    size_t needed = 0;
-    if (redirect_ioctl(sock, code, nullptr, 0, nullptr, 0, &needed, nullptr, nullptr) == 0 || errno != EINVAL)
-        return false;
-    out.resize(needed);
+    // Room for the largest blob of this SDK version first: one call in the common case;
+    // a newer, larger blob still works through the EINVAL + required-size answer.
+    out.resize(std::max<size_t>(REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS),
+                                REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX));
     size_t got = 0;
-    if (redirect_ioctl(sock, code, nullptr, 0, out.data(), out.size(), &got, nullptr, nullptr) != 0)
-        return false;
+    if (redirect_ioctl(sock, code, nullptr, 0, out.data(), out.size(), &got, nullptr, nullptr) != 0) {
+        if (errno != EINVAL || got <= out.size())
+            return false;
+        out.resize(got);
+        if (redirect_ioctl(sock, code, nullptr, 0, out.data(), out.size(), &got, nullptr, nullptr) != 0)
+            return false;
+    }
     out.resize(got);
     return true;
 }

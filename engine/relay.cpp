@@ -109,6 +109,7 @@ private:
         bool srcEof = false;
         bool dstShut = false;
         uint64_t moved = 0;    // bytes delivered to dst
+        std::string pending;   // copy mode: read but not yet written (dst was full)
         void close()
         {
             for (int& f : fds)
@@ -117,7 +118,7 @@ private:
                     f = -1;
                 }
         }
-        bool done() const { return srcEof && queued == 0; }
+        bool done() const { return srcEof && queued == 0 && pending.empty(); }
     };
 
     struct Connection : Handler {
@@ -312,18 +313,62 @@ private:
             c.hop.host = peekHost(std::string_view(buf, static_cast<size_t>(n)));
     }
 
-    // Move what can move from src to dst; 0, or the errno that ended the connection.
-    int pump(Connection& c, int src, int dst, Pipe& p)
+    void delivered(Connection& c, Pipe& p, size_t n)
+    {
+        p.moved += n;
+        (&p == &c.up ? c.runtime->bytesUp : c.runtime->bytesDown).fetch_add(n, std::memory_order_relaxed);
+    }
+
+    // Small flows (most connections) move through one scratch buffer: a pipe pair costs six
+    // system calls to make and close, more than the copy. Returns 0 or an errno.
+    int copy(Connection& c, int src, int dst, Pipe& p)
     {
         for (;;) {
+            if (!p.pending.empty()) {
+                ssize_t w = ::send(dst, p.pending.data(), p.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0)
+                    return errno == EAGAIN ? 0 : errno;
+                delivered(c, p, static_cast<size_t>(w));
+                p.pending.erase(0, static_cast<size_t>(w));
+                if (!p.pending.empty())
+                    return 0;
+            }
+            if (p.srcEof || p.moved >= kSpliceAfterBytes)
+                return 0;
+            ssize_t n = ::recv(src, scratch_, sizeof(scratch_), MSG_DONTWAIT);
+            if (n == 0) {
+                p.srcEof = true;
+                return 0;
+            }
+            if (n < 0)
+                return errno == EAGAIN ? 0 : errno;
+            ssize_t w = ::send(dst, scratch_, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0 && errno != EAGAIN)
+                return errno;
+            w = std::max<ssize_t>(w, 0);
+            delivered(c, p, static_cast<size_t>(w));
+            if (w < n) {
+                p.pending.assign(scratch_ + w, static_cast<size_t>(n - w));
+                return 0;
+            }
+        }
+    }
+
+    // Move what can move from src to dst; 0, or the errno that ended the connection.
+    // Copy first; a direction that carries more than kSpliceAfterBytes switches to splice.
+    int pump(Connection& c, int src, int dst, Pipe& p)
+    {
+        if (p.fds[0] < 0 && (p.moved < kSpliceAfterBytes || !p.pending.empty())) {
+            if (int error = copy(c, src, dst, p))
+                return error;
+        }
+        while (p.fds[0] >= 0 || (p.moved >= kSpliceAfterBytes && p.pending.empty())) {
             bool progress = false;
             if (p.queued > 0) {
                 ssize_t n = ::splice(p.fds[0], nullptr, dst, nullptr, p.queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                 if (n > 0) {
                     p.queued -= static_cast<size_t>(n);
-                    p.moved += static_cast<uint64_t>(n);
-                    (&p == &c.up ? c.runtime->bytesUp : c.runtime->bytesDown).fetch_add(static_cast<uint64_t>(n),
-                                                                                        std::memory_order_relaxed);
+                    delivered(c, p, static_cast<size_t>(n));
                     progress = true;
                 } else if (n < 0 && errno != EAGAIN) {
                     return errno;
@@ -412,6 +457,8 @@ private:
         dead_.clear();
     }
 
+    static constexpr uint64_t kSpliceAfterBytes = 64 * 1024;
+    char scratch_[64 * 1024];
     const RelayOptions& options_;
     const HopSink& sink_;
     int epoll_ = -1;
