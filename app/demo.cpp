@@ -292,6 +292,7 @@ void DemoSandbox::startTraffic(engine::Engine&)
     trafficPid_ = ::fork();
     if (trafficPid_ == 0) {
         childSetup(netnsFd_);
+        ::prctl(PR_SET_NAME, "demo-client");  // how its flows show up in the table
         children_.clear();
         generator();
         ::_exit(0);

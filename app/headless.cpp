@@ -14,7 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "demo.h"
+#include "session.h"
 #include "engine.h"
 #include "report.h"
 #include "rules.h"
@@ -131,15 +131,6 @@ int runHeadless(const CommandLine& cl)
         std::fprintf(stderr, "redirect-console: --rules FILE is required without --demo (see --help)\n");
         return ExitBadInput;
     }
-    engine::RuleSet rules;
-    if (!cl.rules.empty()) {
-        engine::RulesResult r = engine::loadRulesFile(cl.rules);
-        if (!r.ok()) {
-            std::fprintf(stderr, "%s:%s\n", cl.rules.c_str(), r.error.str().c_str());
-            return ExitBadInput;
-        }
-        rules = r.rules;
-    }
     std::unique_ptr<std::ofstream> jsonFile;
     std::ostream* jsonOut = nullptr;
     if (cl.jsonl == "-") {
@@ -164,41 +155,10 @@ int runHeadless(const CommandLine& cl)
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    std::unique_ptr<DemoSandbox> demo;
-    engine::EngineOptions options;
-    options.cgroup = cl.cgroup;
-    options.instance = cl.instance;
-    options.workers = cl.workers;
-    try {
-        if (cl.demo) {
-            demo = std::make_unique<DemoSandbox>();
-            options.cgroup = demo->cgroup();
-            options.netnsFd = demo->netnsFd();
-            options.instance = demo->instance();
-            if (cl.rules.empty())
-                rules = demo->rules();
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "redirect-console: demo sandbox: %s\n", e.what());
-        return ExitRuntimeError;
-    }
-    std::unique_ptr<engine::Engine> eng;
-    try {
-        eng = std::make_unique<engine::Engine>(options);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "redirect-console: the callout could not load: %s\n", e.what());
-        return ExitCalloutFailed;
-    }
-    engine::RuleError error = eng->applyRules(rules);
-    if (!error.message.empty()) {
-        std::fprintf(stderr, "%s:%s\n", cl.rules.empty() ? "demo rules" : cl.rules.c_str(), error.str().c_str());
-        return ExitBadInput;
-    }
-    for (auto& r : eng->redirectors())
-        spdlog::info("redirector {} ({}): 127.0.0.1:{} [::1]:{}{}", r.id, r.name, r.port4, r.port6,
-                     r.external ? " external" : "");
-    if (demo)
-        demo->startTraffic(*eng);
+    Session session;
+    if (int code = session.start(cl))
+        return code;
+    engine::Engine* eng = session.engine.get();
 
     JsonLines lines(jsonOut);
     auto start = std::chrono::steady_clock::now();
@@ -217,9 +177,7 @@ int runHeadless(const CommandLine& cl)
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= cl.duration)
             break;
     }
-    if (demo)
-        demo->stopTraffic();
-    eng->stop();
+    session.stop();
     batch.clear();
     eng->drainFlows(batch);
     lines.write(batch);
@@ -227,8 +185,6 @@ int runHeadless(const CommandLine& cl)
     int code = ExitOk;
     if (!cl.report.empty() && !writeReportFile(*eng, cl))
         code = ExitRuntimeError;
-    eng.reset();
-    demo.reset();
     return code;
 }
 

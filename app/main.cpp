@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "command_line.h"
+#include "gui_main.h"
 #include "headless.h"
 
 int main(int argc, char** argv)
@@ -25,6 +26,16 @@ int main(int argc, char** argv)
         std::printf("redirect-console %s\n", REDIRECT_VERSION);
         return ExitOk;
     }
-    // TODO(issue 4): the Qt window when a display is there and --headless is not given.
-    return runHeadless(*cl);
+    // A window when there is a display to show it on, else headless. QT_QPA_PLATFORM alone
+    // (offscreen test runs) counts only for --screenshot, which needs a window.
+    bool display = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY") ||
+                   (std::getenv("QT_QPA_PLATFORM") && !cl->screenshot.empty());
+    if (cl->headless || !cl->checkRules.empty() || !display) {
+        if (!cl->screenshot.empty()) {
+            std::fprintf(stderr, "redirect-console: --screenshot needs a display (try xvfb-run)\n");
+            return ExitBadInput;
+        }
+        return runHeadless(*cl);
+    }
+    return redirect::gui::runGui(argc, argv, *cl);
 }

@@ -6,11 +6,11 @@ set -euo pipefail
 packages=(
   # build
   cmake ninja-build g++ clang pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-  qt6-base-dev libqt6charts6-dev qt6-charts-dev libgl-dev libspdlog-dev nlohmann-json3-dev
+  qt6-base-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
   # run
   iproute2 kmod policykit-1
   # tests and benchmarks: real clients and servers on loopback
-  curl python3 iperf3 haproxy socat wrk chromium xvfb xauth
+  curl python3 iperf3 haproxy socat wrk bc chromium xvfb xauth libxml2-utils desktop-file-utils
 )
 
 missing=()

@@ -1,0 +1,110 @@
+#include "chain_view.h"
+
+#include <QLocale>
+#include <QPainter>
+#include <QPainterPath>
+
+namespace redirect::gui {
+
+namespace {
+
+struct Box {
+    QString title;
+    QString lines[3];
+    QColor color;
+};
+
+QString bytesText(uint64_t b) { return QLocale().formattedDataSize(static_cast<qint64>(b), 1, QLocale::DataSizeTraditionalFormat); }
+
+}  // namespace
+
+ChainView::ChainView(QWidget* parent) : QWidget(parent)
+{
+    setAccessibleName(tr("Redirect chain"));
+}
+
+void ChainView::setFlow(const std::optional<engine::Flow>& flow)
+{
+    flow_ = flow;
+    updateGeometry();
+    update();
+}
+
+QSize ChainView::sizeHint() const
+{
+    int boxes = flow_ ? static_cast<int>(flow_->hops.size()) + 2 : 3;
+    return {boxes * 190 + 20, 130};
+}
+
+QSize ChainView::minimumSizeHint() const { return {300, 120}; }
+
+void ChainView::paintEvent(QPaintEvent*)
+{
+    QPainter p(this);
+    p.setRenderHint(QPainter::Antialiasing);
+    p.fillRect(rect(), palette().base());
+    if (!flow_) {
+        p.setPen(palette().color(QPalette::PlaceholderText));
+        p.drawText(rect(), Qt::AlignCenter, tr("Select a flow to see its redirect chain"));
+        return;
+    }
+    const engine::Flow& f = *flow_;
+    std::vector<Box> boxes;
+    boxes.push_back({QString::fromStdString(f.comm.empty() ? "app" : f.comm),
+                     {tr("pid %1").arg(f.pid), tr("uid %1").arg(f.uid), QString::fromStdString(f.rule)},
+                     QColor(0x5b, 0x8d, 0xef)});
+    for (const engine::Hop& hop : f.hops) {
+        QString title = QString::fromStdString(hop.redirector.empty() ? std::to_string(hop.redirectorId) : hop.redirector);
+        if (hop.external)
+            title += tr(" (external)");
+        QString latency = hop.connectMs >= 0 ? tr("connect %1 ms").arg(hop.connectMs, 0, 'f', 2) : tr("connect -");
+        QString state = QString::fromLatin1(engine::redirectStateName(hop.state));
+        if (hop.recordsMissing)
+            state += tr(", no SET");
+        boxes.push_back({title,
+                         {state, latency, tr("↑%1 ↓%2").arg(bytesText(hop.bytesUp), bytesText(hop.bytesDown))},
+                         hop.recordsMissing ? QColor(0xe0, 0x8a, 0x2a)
+                                            : (hop.external ? QColor(0x8e, 0x6b, 0xc9) : QColor(0x3a, 0xa5, 0x7a))});
+    }
+    boxes.push_back({QString::fromStdString(f.destination),
+                     {QString::fromStdString(f.host), QString::fromLatin1(engine::endReasonName(f.reason)),
+                      tr("↑%1 ↓%2").arg(bytesText(f.bytesUp), bytesText(f.bytesDown))},
+                     QColor(0x6b, 0x72, 0x80)});
+
+    const int n = static_cast<int>(boxes.size());
+    const int gap = 36;
+    const int boxW = std::max(120, std::min(180, (width() - 20 - gap * (n - 1)) / n));
+    const int boxH = 92;
+    const int top = std::max(8, (height() - boxH) / 2);
+    int x = 10;
+    QFont bold = font();
+    bold.setBold(true);
+    for (int i = 0; i < n; ++i) {
+        QRect r(x, top, boxW, boxH);
+        QPainterPath path;
+        path.addRoundedRect(r, 8, 8);
+        p.fillPath(path, boxes[i].color.lighter(185));
+        p.setPen(QPen(boxes[i].color, 2));
+        p.drawPath(path);
+        p.setPen(palette().color(QPalette::Text));
+        p.setFont(bold);
+        p.drawText(r.adjusted(6, 4, -6, 0), Qt::AlignHCenter | Qt::AlignTop,
+                   p.fontMetrics().elidedText(boxes[i].title, Qt::ElideMiddle, boxW - 12));
+        p.setFont(font());
+        for (int l = 0; l < 3; ++l)
+            p.drawText(QRect(r.left() + 6, r.top() + 26 + l * 20, boxW - 12, 20), Qt::AlignHCenter | Qt::AlignVCenter,
+                       p.fontMetrics().elidedText(boxes[i].lines[l], Qt::ElideRight, boxW - 12));
+        if (i + 1 < n) {
+            // Arrow to the next box.
+            int y = top + boxH / 2;
+            QPoint a(r.right() + 4, y), b(r.right() + gap - 4, y);
+            p.setPen(QPen(palette().color(QPalette::Text), 2));
+            p.drawLine(a, b);
+            p.drawLine(b, b + QPoint(-7, -5));
+            p.drawLine(b, b + QPoint(-7, 5));
+        }
+        x += boxW + gap;
+    }
+}
+
+}  // namespace redirect::gui

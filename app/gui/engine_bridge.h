@@ -1,0 +1,112 @@
+// The GUI's one way to the engine: a 10 Hz timer in the GUI thread drains flow
+// updates into the flow model, refreshes rule hits, drains the log sink and
+// reports the status bar's numbers. The engine never waits for the GUI.
+#pragma once
+
+#include <QElapsedTimer>
+#include <QObject>
+#include <QString>
+#include <QStringList>
+#include <QTimer>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flow.h"
+#include "flow_table.h"
+
+namespace redirect::engine {
+class Engine;
+}
+
+namespace redirect::gui {
+
+class FlowModel;
+class LogSink;
+class RulesModel;
+
+/// What the status bar shows.
+struct BridgeStats {
+    struct Redirector {
+        QString name;
+        quint16 port4 = 0;
+        quint16 port6 = 0;
+        bool external = false;
+        bool enabled = true;
+        quint64 active = 0;
+        bool operator==(const Redirector&) const = default;
+    };
+    bool calloutAttached = false;
+    QString scope;                     ///< cgroup path the callout is attached to
+    QList<Redirector> redirectors;
+    quint64 eventDrops = 0;            ///< callout events lost in the ring buffer
+    quint64 queueDrops = 0;            ///< flow updates nobody took in time
+    quint64 evicted = 0;               ///< flows dropped at the engine's retention cap
+    quint64 flows = 0;
+    quint64 openFlows = 0;
+    bool operator==(const BridgeStats&) const = default;
+};
+
+class EngineBridge : public QObject {
+    Q_OBJECT
+public:
+    using FlowSource = std::function<size_t(std::vector<engine::Flow>& out)>;
+    using HitsSource = std::function<std::map<std::string, engine::RuleHits>()>;
+    using StatsSource = std::function<BridgeStats()>;
+
+    /// Drives a live engine; wires `rules` to Engine::setRuleEnabled / applyRules and loads its rules.
+    EngineBridge(engine::Engine& engine, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
+                 QObject* parent = nullptr);
+    /// Drives a plain flow source (tests, replays); hits and stats come from the optional setters.
+    EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules = nullptr,
+                 std::shared_ptr<LogSink> log = {}, QObject* parent = nullptr);
+
+    void setHitsSource(HitsSource source) { hits_ = std::move(source); }
+    void setStatsSource(StatsSource source) { stats_ = std::move(source); }
+    /// Flow updates taken from a live engine per tick at most (bounds one tick's work).
+    void setMaxFlowsPerTick(size_t flows) { maxPerTick_ = flows; }
+
+    void start(int intervalMs = 100);
+    void stop();
+    bool isRunning() const { return timer_.isActive(); }
+    /// Longest gap between two ticks since start() or resetLongestGap().
+    qint64 longestGapMs() const { return longestGapMs_; }
+    void resetLongestGap() { longestGapMs_ = 0; }
+    quint64 tickCount() const { return ticks_; }
+    const BridgeStats& lastStats() const { return lastStats_; }
+
+public slots:
+    /// One drain; the timer calls it, tests may too.
+    void tick();
+
+signals:
+    /// After every tick, with the time since the previous tick started (0 for the first).
+    void ticked(qint64 gapMs);
+    /// When the status numbers change (checked every tick).
+    void statsChanged(const redirect::gui::BridgeStats& stats);
+    /// Log lines taken this tick (one signal per tick, none when there are none).
+    void logLines(const QStringList& lines, quint64 dropped);
+
+private:
+    FlowSource source_;
+    HitsSource hits_;
+    StatsSource stats_;
+    FlowModel* flows_;
+    RulesModel* rules_;
+    std::shared_ptr<LogSink> log_;
+    size_t maxPerTick_ = 20000;
+    std::vector<engine::Flow> batch_;
+    QTimer timer_;
+    QElapsedTimer clock_;
+    qint64 lastTickMs_ = -1;
+    qint64 longestGapMs_ = 0;
+    quint64 ticks_ = 0;
+    BridgeStats lastStats_;
+    bool statsSent_ = false;
+};
+
+}  // namespace redirect::gui

@@ -1,0 +1,104 @@
+// The live flow table's model: compact rows that keep raw values (formatted
+// only in data()), batched appends, merged dataChanged runs, eviction of the
+// oldest ended flows at the retention cap, and a small cache of full flows
+// (with their blobs) for the details pane.
+#pragma once
+
+#include <QAbstractTableModel>
+
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "flow.h"
+#include "report.h"
+
+namespace redirect::gui {
+
+class FlowModel : public QAbstractTableModel {
+    Q_OBJECT
+public:
+    enum Column { Time, Process, Destination, Chain, State, Records, Context, BytesUp, BytesDown, Duration, Reason,
+                  ColumnCount };
+    enum Role { RawRole = Qt::UserRole, FlowIdRole };
+
+    explicit FlowModel(QObject* parent = nullptr);
+    ~FlowModel() override;
+
+    int rowCount(const QModelIndex& parent = {}) const override;
+    int columnCount(const QModelIndex& parent = {}) const override;
+    QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
+
+    /// Merge updates of known flows in place, append new ones (one insert per batch), then evict.
+    void applyBatch(std::vector<engine::Flow>&& updates);
+
+    /// Rows kept at most; the oldest ended flows go first, open flows are never evicted.
+    void setRetention(size_t rows);
+    size_t retention() const { return retention_; }
+    /// Full flows (with records/context blobs) kept for the details pane.
+    void setDetailCacheSize(size_t flows);
+
+    /// While frozen, batches are queued (merged by flow id) and applied on unfreeze.
+    void setFrozen(bool frozen);
+    bool isFrozen() const { return frozen_; }
+    size_t pendingCount() const { return pending_.size(); }
+
+    /// The flow with its blobs when it is still in the detail cache; nullopt otherwise.
+    std::optional<engine::Flow> fullFlow(int row) const;
+    /// The row as a Flow without blobs (hop sizes are there); nullopt for a bad row.
+    std::optional<engine::Flow> flowSummary(int row) const;
+    int rowForFlowId(uint64_t flowId) const;
+    uint64_t flowIdAt(int row) const;
+
+    /// Whether a row passes `filter` and overlaps [fromNs, toNs] (0 bounds are open).
+    bool rowMatches(int row, const engine::FlowFilter& filter, int64_t fromNs, int64_t toNs) const;
+    /// Compares two rows on the raw value of `column` (what RawRole returns), without QVariant.
+    bool rowLessThan(int left, int right, int column) const;
+
+    /// Approximate heap and inline bytes the model holds (rows, index, pools, detail cache).
+    size_t memoryBytes() const;
+    uint64_t evictedCount() const { return evicted_; }
+
+private:
+    struct HopRow;
+    struct Row;
+
+    uint32_t intern(const std::string& text);
+    const std::string& pooled(uint32_t id) const { return pool_[id]; }
+    void fillRow(Row& row, const engine::Flow& flow);
+    void toFlow(const Row& row, engine::Flow& out) const;
+    const Row& rowAt(int row) const;
+    int rowOfSlot(uint32_t slot) const;
+    void cacheFull(engine::Flow&& flow);
+    void applyNow(std::vector<engine::Flow>&& updates);
+    void evict();
+    QVariant raw(const Row& row, int column) const;
+    QString display(const Row& row, int column) const;
+
+    std::vector<Row> slab_;                               // rows by slot; free slots are reused
+    std::vector<uint32_t> freeSlots_;
+    std::vector<uint32_t> order_;                         // model row -> slot, in arrival order
+    std::unordered_map<uint64_t, uint32_t> slotOf_;       // flow id -> slot
+    uint64_t nextSeq_ = 0;                                // arrival order, for row lookup by slot
+
+    std::vector<std::string> pool_;                       // interned comm/user/rule/verdict/redirector
+    std::unordered_map<std::string, uint32_t> poolIndex_;
+
+    std::list<engine::Flow> detail_;                      // most recently updated first
+    std::unordered_map<uint64_t, std::list<engine::Flow>::iterator> detailIndex_;
+    size_t detailCap_ = 2000;
+
+    std::vector<engine::Flow> pending_;                   // queued while frozen
+    std::unordered_map<uint64_t, size_t> pendingIndex_;
+    bool frozen_ = false;
+
+    size_t retention_ = 100000;
+    uint64_t evicted_ = 0;
+    mutable engine::Flow scratch_;                        // reused by rowMatches()
+};
+
+}  // namespace redirect::gui

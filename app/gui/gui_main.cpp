@@ -1,0 +1,75 @@
+#include "gui_main.h"
+
+#include <QApplication>
+#include <QDir>
+#include <QPixmap>
+#include <QTimer>
+
+#include <spdlog/spdlog.h>
+
+#include "session.h"
+#include "engine_bridge.h"
+#include "flow_model.h"
+#include "log_sink.h"
+#include "main_window.h"
+#include "privilege.h"
+#include "rules.h"
+#include "rules_model.h"
+
+namespace redirect::gui {
+
+int runGui(int argc, char** argv, const app::CommandLine& cl)
+{
+    QApplication application(argc, argv);
+    QApplication::setApplicationName("redirect-console");
+    QApplication::setOrganizationName("Redirect Console");
+    QApplication::setApplicationDisplayName("Redirect Console");
+    // Before anything exists: no engine, no callout, no sandbox without administrator rights.
+    if (!ensureAdministrator(QApplication::arguments().mid(1)))
+        return app::ExitNotAdministrator;
+
+    auto logSink = std::make_shared<LogSink>(5000);
+    spdlog::default_logger()->sinks().push_back(logSink);
+
+    app::Session session;
+    if (int code = session.start(cl))
+        return code;
+    engine::Engine* raw = session.engine.get();
+
+    int code = app::ExitOk;
+    {
+        FlowModel flows;
+        RulesModel rulesModel;
+        EngineBridge bridge(*raw, &flows, &rulesModel, logSink);
+        MainWindow window(&flows, &rulesModel, &bridge, [raw] { return raw->snapshot(); }, raw);
+        window.show();
+        bridge.start(100);
+        if (!cl.screenshot.empty()) {
+            // Give the demo time to show flows, select a chain, then save the window and the details.
+            QTimer::singleShot(cl.demo ? 4500 : 1500, &window, [&] {
+                window.selectRichestFlow();
+                QTimer::singleShot(300, &window, [&] {
+                    QString path = QString::fromStdString(cl.screenshot);
+                    bool ok = window.grab().save(path);
+                    QString details = path.left(path.lastIndexOf('.')) + "-details.png";
+                    ok = window.tabs()->grab().save(details) && ok;
+                    spdlog::info("screenshots {} and {}: {}", path.toStdString(), details.toStdString(),
+                                 ok ? "saved" : "FAILED");
+                    code = ok ? app::ExitOk : app::ExitRuntimeError;
+                    QApplication::quit();
+                });
+            });
+        } else if (cl.duration > 0) {
+            QTimer::singleShot(static_cast<int>(cl.duration * 1000), &window, [] { QApplication::quit(); });
+        }
+        int rc = QApplication::exec();
+        if (cl.screenshot.empty())
+            code = rc == 0 ? app::ExitOk : app::ExitRuntimeError;
+        bridge.stop();
+    }
+    session.stop();
+    spdlog::default_logger()->sinks().pop_back();
+    return code;
+}
+
+}  // namespace redirect::gui

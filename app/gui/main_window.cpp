@@ -1,0 +1,460 @@
+#include "main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
+#include <QCloseEvent>
+#include <QDialogButtonBox>
+#include <QFileDialog>
+#include <QFontDatabase>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTextBlock>
+#include <QToolBar>
+#include <QVBoxLayout>
+
+#include <fstream>
+#include <sstream>
+
+#include "chain_view.h"
+#include "charts_panel.h"
+#include "engine.h"
+#include "flow_filter_proxy.h"
+#include "flow_model.h"
+#include "rules.h"
+#include "rules_model.h"
+
+namespace redirect::gui {
+
+namespace {
+
+// Classic hex dump: offset, 16 bytes, ASCII.
+QString hexDump(const std::vector<uint8_t>& bytes)
+{
+    QString out;
+    for (size_t off = 0; off < bytes.size(); off += 16) {
+        QString hex, ascii;
+        for (size_t i = off; i < off + 16; ++i) {
+            if (i < bytes.size()) {
+                hex += QString::asprintf("%02x ", bytes[i]);
+                ascii += (bytes[i] >= 32 && bytes[i] < 127) ? QChar(bytes[i]) : QChar('.');
+            } else {
+                hex += "   ";
+            }
+            if (i == off + 7)
+                hex += ' ';
+        }
+        out += QString::asprintf("%04zx  ", off) + hex + ' ' + ascii + '\n';
+    }
+    return out;
+}
+
+QString csvField(QString s)
+{
+    if (s.contains(',') || s.contains('"') || s.contains('\n') || s.contains('\r'))
+        return '"' + s.replace('"', "\"\"") + '"';
+    return s;
+}
+
+QPlainTextEdit* monospaceView()
+{
+    auto* view = new QPlainTextEdit;
+    view->setReadOnly(true);
+    view->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+    view->setLineWrapMode(QPlainTextEdit::NoWrap);
+    return view;
+}
+
+}  // namespace
+
+MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge, ExportDialog::Snapshot snapshot,
+                       engine::Engine* engine, QWidget* parent)
+    : QMainWindow(parent), flows_(flows), rules_(rules), bridge_(bridge), snapshot_(std::move(snapshot)), engine_(engine)
+{
+    setWindowTitle(tr("Redirect Console"));
+    setWindowIcon(QIcon(":/icons/redirect-console.svg"));
+    proxy_ = new FlowFilterProxy(this);
+    proxy_->setSourceModel(flows_);
+
+    auto* toolbar = addToolBar(tr("Flows"));
+    toolbar->setObjectName("flowToolbar");
+    filter_ = new QLineEdit;
+    filter_->setObjectName("filterEdit");
+    filter_->setPlaceholderText(tr("Filter: text or field:value, e.g. comm:curl reason:refused -chain:dlp"));
+    filter_->setClearButtonEnabled(true);
+    filter_->setMinimumWidth(420);
+    toolbar->addWidget(filter_);
+    auto* focusFilter = new QAction(tr("Filter"), this);
+    focusFilter->setShortcut(QKeySequence::Find);
+    connect(focusFilter, &QAction::triggered, filter_, [this] {
+        filter_->setFocus();
+        filter_->selectAll();
+    });
+    addAction(focusFilter);
+    auto* freeze = toolbar->addAction(tr("Freeze"));
+    freeze->setObjectName("freezeAction");
+    freeze->setCheckable(true);
+    freeze->setShortcut(Qt::Key_Space);
+    freeze->setToolTip(tr("Stop updating the table (Space); updates are kept and applied on release"));
+    connect(freeze, &QAction::toggled, this, [this](bool on) { flows_->setFrozen(on); });
+    auto* exportAction = toolbar->addAction(tr("Export…"));
+    exportAction->setObjectName("exportAction");
+    exportAction->setShortcut(Qt::CTRL | Qt::Key_E);
+    connect(exportAction, &QAction::triggered, this, [this] { exportDialog()->show(); });
+    auto* copy = new QAction(tr("Copy rows as CSV"), this);
+    copy->setShortcut(QKeySequence::Copy);
+    connect(copy, &QAction::triggered, this, [this] { QApplication::clipboard()->setText(selectedRowsCsv()); });
+    addAction(copy);
+    connect(filter_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        bool ok = proxy_->setFilterText(text);
+        filter_->setStyleSheet(ok ? QString() : "QLineEdit { background: #fde2e2; }");
+        filter_->setToolTip(ok ? QString() : proxy_->filterError());
+    });
+
+    buildTable();
+    tabs_ = new QTabWidget;
+    tabs_->setObjectName("bottomTabs");
+    tabs_->addTab(buildDetails(), tr("Flow details"));
+    tabs_->addTab(buildRules(), tr("Rules"));
+    charts_ = new ChartsPanel;
+    tabs_->addTab(charts_, tr("Charts"));
+    log_ = monospaceView();
+    log_->setMaximumBlockCount(5000);
+    tabs_->addTab(log_, tr("Log"));
+    splitter_ = new QSplitter(Qt::Vertical);
+    splitter_->setObjectName("mainSplitter");
+    splitter_->addWidget(flowView_);
+    splitter_->addWidget(tabs_);
+    splitter_->setStretchFactor(0, 3);
+    splitter_->setStretchFactor(1, 2);
+    setCentralWidget(splitter_);
+
+    calloutLabel_ = new QLabel;
+    redirectorsLabel_ = new QLabel;
+    dropsLabel_ = new QLabel;
+    countLabel_ = new QLabel;
+    for (QLabel* l : {calloutLabel_, redirectorsLabel_, countLabel_, dropsLabel_})
+        statusBar()->addWidget(l);
+    connect(bridge_, &EngineBridge::ticked, this, [this](qint64) { onTick(); });
+    connect(bridge_, &EngineBridge::statsChanged, this, &MainWindow::onStats);
+    connect(bridge_, &EngineBridge::logLines, this, [this](const QStringList& lines, quint64 dropped) {
+        if (dropped)
+            log_->appendPlainText(tr("… %1 log lines dropped").arg(dropped));
+        log_->appendPlainText(lines.join('\n'));
+    });
+
+    QSettings settings;
+    resize(1280, 800);
+    restoreGeometry(settings.value("window/geometry").toByteArray());
+    restoreState(settings.value("window/state").toByteArray());
+    splitter_->restoreState(settings.value("window/splitter").toByteArray());
+    flowView_->horizontalHeader()->restoreState(settings.value("flows/header").toByteArray());
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    QSettings settings;
+    settings.setValue("window/geometry", saveGeometry());
+    settings.setValue("window/state", saveState());
+    settings.setValue("window/splitter", splitter_->saveState());
+    settings.setValue("flows/header", flowView_->horizontalHeader()->saveState());
+    QMainWindow::closeEvent(event);
+}
+
+void MainWindow::buildTable()
+{
+    flowView_ = new QTableView;
+    flowView_->setObjectName("flowView");
+    flowView_->setModel(proxy_);
+    flowView_->setSortingEnabled(true);
+    flowView_->sortByColumn(FlowModel::Time, Qt::DescendingOrder);
+    flowView_->setSelectionBehavior(QAbstractItemView::SelectRows);
+    flowView_->setAlternatingRowColors(true);
+    flowView_->verticalHeader()->hide();
+    flowView_->verticalHeader()->setDefaultSectionSize(22);
+    flowView_->horizontalHeader()->setSectionsMovable(true);
+    flowView_->horizontalHeader()->setStretchLastSection(true);
+    flowView_->setColumnWidth(FlowModel::Process, 170);
+    flowView_->setColumnWidth(FlowModel::Destination, 190);
+    flowView_->setColumnWidth(FlowModel::Chain, 330);
+    // Column choices: right-click the header to hide or show columns (remembered).
+    flowView_->horizontalHeader()->setContextMenuPolicy(Qt::ActionsContextMenu);
+    for (int c = 0; c < FlowModel::ColumnCount; ++c) {
+        auto* a = new QAction(flows_->headerData(c, Qt::Horizontal).toString(), flowView_->horizontalHeader());
+        a->setCheckable(true);
+        a->setChecked(true);
+        connect(a, &QAction::toggled, this, [this, c](bool on) { flowView_->setColumnHidden(c, !on); });
+        flowView_->horizontalHeader()->addAction(a);
+    }
+    connect(flowView_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this] { showDetails(); });
+}
+
+QWidget* MainWindow::buildDetails()
+{
+    auto* page = new QWidget;
+    auto* layout = new QVBoxLayout(page);
+    chain_ = new ChainView;
+    chain_->setObjectName("chainView");
+    layout->addWidget(chain_);
+    auto* grid = new QGridLayout;
+    recordsSize_ = new QLabel(tr("Redirect records"));
+    contextSize_ = new QLabel(tr("Redirect context"));
+    recordsHex_ = monospaceView();
+    recordsHex_->setObjectName("recordsHex");
+    contextHex_ = monospaceView();
+    contextHex_->setObjectName("contextHex");
+    grid->addWidget(recordsSize_, 0, 0);
+    grid->addWidget(contextSize_, 0, 1);
+    grid->addWidget(recordsHex_, 1, 0);
+    grid->addWidget(contextHex_, 1, 1);
+    layout->addLayout(grid, 1);
+    return page;
+}
+
+QWidget* MainWindow::buildRules()
+{
+    auto* page = new QWidget;
+    auto* layout = new QHBoxLayout(page);
+    rulesView_ = new QTableView;
+    rulesView_->setObjectName("rulesView");
+    rulesView_->setModel(rules_);
+    rulesView_->setSelectionBehavior(QAbstractItemView::SelectRows);
+    rulesView_->verticalHeader()->hide();
+    rulesView_->horizontalHeader()->setStretchLastSection(true);
+    layout->addWidget(rulesView_, 1);
+    auto* buttons = new QVBoxLayout;
+    auto add = [&](const QString& text, const char* name, auto slot) {
+        auto* b = new QPushButton(text);
+        b->setObjectName(name);
+        b->setEnabled(engine_ != nullptr);
+        connect(b, &QPushButton::clicked, this, slot);
+        buttons->addWidget(b);
+    };
+    add(tr("Move up"), "ruleUp", [this] {
+        int row = rulesView_->currentIndex().row();
+        if (row > 0 && rules_->moveUp(row))
+            rulesView_->selectRow(row - 1);
+    });
+    add(tr("Move down"), "ruleDown", [this] {
+        int row = rulesView_->currentIndex().row();
+        if (row >= 0 && rules_->moveDown(row))
+            rulesView_->selectRow(row + 1);
+    });
+    add(tr("Edit…"), "ruleEdit", [this] { editRules(); });
+    add(tr("Import…"), "ruleImport", [this] { importRules(); });
+    add(tr("Export…"), "ruleExport", [this] { exportRules(); });
+    buttons->addStretch();
+    layout->addLayout(buttons);
+    return page;
+}
+
+void MainWindow::showDetails()
+{
+    QModelIndex current = flowView_->currentIndex();
+    if (!current.isValid()) {
+        chain_->setFlow(std::nullopt);
+        shownFlow_ = 0;
+        return;
+    }
+    int row = proxy_->mapToSource(current).row();
+    std::optional<engine::Flow> flow = flows_->fullFlow(row);
+    if (!flow)
+        flow = flows_->flowSummary(row);
+    chain_->setFlow(flow);
+    shownFlow_ = flow ? flow->flowId : 0;
+    std::vector<uint8_t> records, context;
+    QString recordsText = tr("Redirect records"), contextText = tr("Redirect context");
+    if (flow) {
+        // The last hop we relayed carries the longest records.
+        for (const engine::Hop& h : flow->hops) {
+            if (!h.records.empty())
+                records = h.records;
+            if (!h.context.empty() && context.empty())
+                context = h.context;
+        }
+        QStringList rs, cs;
+        for (const engine::Hop& h : flow->hops) {
+            rs << QString::number(h.recordsSize);
+            cs << QString::number(h.contextSize);
+        }
+        recordsText = tr("Redirect records: %1 bytes per hop").arg(rs.join(" → "));
+        contextText = tr("Redirect context: %1 bytes per hop").arg(cs.join(" → "));
+    }
+    recordsSize_->setText(recordsText);
+    contextSize_->setText(contextText);
+    recordsHex_->setPlainText(records.empty() ? tr("(not kept for this flow)") : hexDump(records));
+    contextHex_->setPlainText(context.empty() ? tr("(not kept for this flow)") : hexDump(context));
+}
+
+void MainWindow::onTick()
+{
+    ++ticks_;
+    // Details follow the live flow (bytes, end reason) without moving the selection.
+    if (shownFlow_ && tabs_->currentIndex() == 0)
+        showDetails();
+    countLabel_->setText(tr("%1 flows shown of %2").arg(proxy_->rowCount()).arg(flows_->rowCount()));
+    if (ticks_ % 10 != 0)
+        return;
+    quint64 total = static_cast<quint64>(flows_->rowCount()) + flows_->evictedCount();
+    quint64 fresh = total >= seenFlows_ ? total - seenFlows_ : 0;
+    seenFlows_ = total;
+    QMap<QString, quint64> bytes;
+    if (engine_)
+        for (auto& r : engine_->redirectors())
+            if (!r.external)
+                bytes[QString::fromStdString(r.name)] = r.bytesUp + r.bytesDown;
+    charts_->addSample(static_cast<double>(ticks_) / 10.0, fresh, bridge_->lastStats().openFlows, bytes);
+}
+
+void MainWindow::onStats(const BridgeStats& stats)
+{
+    calloutLabel_->setText(stats.calloutAttached ? tr("Callout attached to %1").arg(stats.scope)
+                                                 : tr("Callout not attached"));
+    QStringList reds;
+    for (const auto& r : stats.redirectors)
+        reds << (r.external ? tr("%1 (external) :%2").arg(r.name).arg(r.port4)
+                            : tr("%1 :%2/[::1]:%3").arg(r.name).arg(r.port4).arg(r.port6));
+    redirectorsLabel_->setText(reds.join(", "));
+    dropsLabel_->setText(tr("drops: %1 events, %2 updates").arg(stats.eventDrops).arg(stats.queueDrops));
+    dropsLabel_->setStyleSheet(stats.eventDrops || stats.queueDrops ? "color: #b00020;" : QString());
+}
+
+ExportDialog* MainWindow::exportDialog()
+{
+    delete export_;
+    export_ = new ExportDialog(snapshot_, filter_->text(),
+                               engine_ ? tr("callout scope %1").arg(QString::fromStdString(engine_->scope()))
+                                       : tr("console"),
+                               this);
+    return export_;
+}
+
+bool MainWindow::selectRichestFlow()
+{
+    int best = -1;
+    size_t hops = 0;
+    for (int r = proxy_->rowCount() - 1; r >= 0; --r) {
+        auto f = flows_->flowSummary(proxy_->mapToSource(proxy_->index(r, 0)).row());
+        if (f && f->endNs && f->hops.size() > hops) {
+            hops = f->hops.size();
+            best = r;
+        }
+    }
+    if (best < 0)
+        return false;
+    flowView_->selectRow(best);
+    flowView_->scrollTo(proxy_->index(best, 0));
+    tabs_->setCurrentIndex(0);
+    showDetails();
+    return true;
+}
+
+QString MainWindow::selectedRowsCsv() const
+{
+    QStringList lines;
+    QStringList header;
+    for (int c = 0; c < proxy_->columnCount(); ++c)
+        header << csvField(proxy_->headerData(c, Qt::Horizontal).toString());
+    lines << header.join(',');
+    for (const QModelIndex& index : flowView_->selectionModel()->selectedRows()) {
+        QStringList fields;
+        for (int c = 0; c < proxy_->columnCount(); ++c)
+            fields << csvField(proxy_->index(index.row(), c).data().toString());
+        lines << fields.join(',');
+    }
+    return lines.join("\r\n") + "\r\n";
+}
+
+bool MainWindow::applyRuleSet(const engine::RuleSet& rules, QString* error)
+{
+    if (!engine_)
+        return false;
+    engine::RuleError e = engine_->applyRules(rules);
+    if (!e.message.empty()) {
+        *error = QString::fromStdString(e.str());
+        return false;
+    }
+    rules_->setRules(engine_->rules());
+    return true;
+}
+
+void MainWindow::editRules()
+{
+    if (!engine_)
+        return;
+    QDialog dialog(this);
+    dialog.setWindowTitle(tr("Edit rules"));
+    auto* layout = new QVBoxLayout(&dialog);
+    auto* help = new QLabel(tr("Rules apply in order; the first match decides. \"expires\" (RFC 3339) makes a "
+                               "temporary rule. Applying is all or nothing."));
+    help->setWordWrap(true);
+    auto* text = new QPlainTextEdit(QString::fromStdString(engine::rulesToJson(engine_->rules())));
+    text->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+    auto* error = new QLabel;
+    error->setStyleSheet("color: #b00020;");
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Apply | QDialogButtonBox::Cancel);
+    layout->addWidget(help);
+    layout->addWidget(text, 1);
+    layout->addWidget(error);
+    layout->addWidget(buttons);
+    dialog.resize(760, 560);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    connect(buttons->button(QDialogButtonBox::Apply), &QPushButton::clicked, &dialog, [&] {
+        engine::RulesResult parsed = engine::parseRules(text->toPlainText().toStdString());
+        QString message;
+        if (!parsed.ok()) {
+            message = QString::fromStdString(parsed.error.str());
+            QTextCursor cursor(text->document()->findBlockByNumber(std::max(0, parsed.error.line - 1)));
+            cursor.movePosition(QTextCursor::Right, QTextCursor::MoveAnchor, std::max(0, parsed.error.column - 1));
+            text->setTextCursor(cursor);
+            text->setFocus();
+        } else if (applyRuleSet(parsed.rules, &message)) {
+            dialog.accept();
+            return;
+        }
+        error->setText(message);
+    });
+    dialog.exec();
+}
+
+void MainWindow::importRules()
+{
+    QString path = QFileDialog::getOpenFileName(this, tr("Import rules"), {}, tr("Rules (*.json)"));
+    if (path.isEmpty())
+        return;
+    engine::RulesResult parsed = engine::loadRulesFile(path.toStdString());
+    QString message;
+    if (!parsed.ok())
+        message = path + ':' + QString::fromStdString(parsed.error.str());
+    else if (applyRuleSet(parsed.rules, &message))
+        return;
+    QMessageBox::warning(this, tr("Import rules"), tr("Nothing was changed.\n\n%1").arg(message));
+}
+
+void MainWindow::exportRules()
+{
+    if (!engine_)
+        return;
+    QString path = QFileDialog::getSaveFileName(this, tr("Export rules"), "rules.json", tr("Rules (*.json)"));
+    if (path.isEmpty())
+        return;
+    std::ofstream out(path.toStdString(), std::ios::trunc);
+    out << engine::rulesToJson(engine_->rules());
+    if (!out.flush())
+        QMessageBox::warning(this, tr("Export rules"), tr("Cannot write %1").arg(path));
+}
+
+}  // namespace redirect::gui

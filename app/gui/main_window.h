@@ -1,0 +1,99 @@
+// The console's main window: live flow table, flow details, rules, charts,
+// log and status bar. It reaches the engine only through the bridge and the
+// models; nothing here runs on engine threads.
+#pragma once
+
+#include <QMainWindow>
+
+#include <functional>
+
+#include "engine_bridge.h"
+#include "export_dialog.h"
+#include "rules.h"
+
+class QLabel;
+class QLineEdit;
+class QPlainTextEdit;
+class QSplitter;
+class QTabWidget;
+class QTableView;
+
+namespace redirect::engine {
+class Engine;
+}
+
+namespace redirect::gui {
+
+class ChainView;
+class ChartsPanel;
+class FlowFilterProxy;
+class FlowModel;
+class RulesModel;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    /// `engine` may be null (tests with a synthetic flow source): rules editing and charts of
+    /// redirector bytes are then off. `snapshot` feeds exports (called off the GUI thread).
+    MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge, ExportDialog::Snapshot snapshot,
+               engine::Engine* engine, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    FlowFilterProxy* proxy() const { return proxy_; }
+    QTableView* flowView() const { return flowView_; }
+    QTableView* rulesView() const { return rulesView_; }
+    QLineEdit* filterEdit() const { return filter_; }
+    QTabWidget* tabs() const { return tabs_; }
+    ChainView* chainView() const { return chain_; }
+    /// The export dialog (created on first use), already set to the current filter.
+    ExportDialog* exportDialog();
+    /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
+    bool selectRichestFlow();
+    /// Selected rows as CSV (RFC 4180), the text Ctrl+C copies.
+    QString selectedRowsCsv() const;
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+
+private:
+    void buildTable();
+    QWidget* buildDetails();
+    QWidget* buildRules();
+    void showDetails();
+    void onTick();
+    void onStats(const BridgeStats& stats);
+    void editRules();
+    void importRules();
+    void exportRules();
+    bool applyRuleSet(const engine::RuleSet& rules, QString* error);
+
+    FlowModel* flows_;
+    RulesModel* rules_;
+    EngineBridge* bridge_;
+    ExportDialog::Snapshot snapshot_;
+    engine::Engine* engine_;
+    FlowFilterProxy* proxy_;
+    QTableView* flowView_ = nullptr;
+    QTableView* rulesView_ = nullptr;
+    QLineEdit* filter_ = nullptr;
+    QTabWidget* tabs_ = nullptr;
+    QSplitter* splitter_ = nullptr;
+    ChainView* chain_ = nullptr;
+    QPlainTextEdit* recordsHex_ = nullptr;
+    QPlainTextEdit* contextHex_ = nullptr;
+    QLabel* recordsSize_ = nullptr;
+    QLabel* contextSize_ = nullptr;
+    QPlainTextEdit* log_ = nullptr;
+    ChartsPanel* charts_ = nullptr;
+    QLabel* calloutLabel_ = nullptr;
+    QLabel* redirectorsLabel_ = nullptr;
+    QLabel* dropsLabel_ = nullptr;
+    QLabel* countLabel_ = nullptr;
+    ExportDialog* export_ = nullptr;
+    uint64_t shownFlow_ = 0;
+    quint64 ticks_ = 0;
+    quint64 lastFlowCount_ = 0;
+    quint64 seenFlows_ = 0;
+};
+
+}  // namespace redirect::gui

@@ -1,0 +1,25 @@
+// What headless and GUI runs share: the rules file, the demo sandbox and the engine, started in
+// that order and stopped in reverse.
+#pragma once
+
+#include <memory>
+
+#include "command_line.h"
+#include "demo.h"
+#include "engine.h"
+
+namespace redirect::app {
+
+struct Session {
+    std::unique_ptr<DemoSandbox> demo;
+    std::unique_ptr<engine::Engine> engine;
+
+    /// Loads the rules (or the demo's), builds the demo sandbox, loads the callout and applies
+    /// the rules. Returns ExitOk, or the exit code after one line on stderr saying why.
+    int start(const CommandLine& commandLine);
+    /// Stops traffic and the engine (the flow table stays readable until the Session goes).
+    void stop();
+    ~Session();
+};
+
+}  // namespace redirect::app
