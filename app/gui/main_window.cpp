@@ -107,6 +107,8 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     freeze->setCheckable(true);
     freeze->setShortcut(Qt::Key_Space);
     freeze->setToolTip(tr("Stop updating the table (Space); updates are kept and applied on release"));
+    // Space freezes only while the flow table has focus: elsewhere it toggles checkboxes and buttons.
+    freeze->setShortcutContext(Qt::WidgetWithChildrenShortcut);
     connect(freeze, &QAction::toggled, this, [this](bool on) { flows_->setFrozen(on); });
     auto* exportAction = toolbar->addAction(tr("Export…"));
     exportAction->setObjectName("exportAction");
@@ -123,6 +125,7 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     });
 
     buildTable();
+    flowView_->addAction(freeze);
     tabs_ = new QTabWidget;
     tabs_->setObjectName("bottomTabs");
     tabs_->addTab(buildDetails(), tr("Flow details"));

@@ -1,0 +1,203 @@
+// The main window on a real engine in the sandbox (offscreen): a rule's
+// checkbox changes the callout's rule map and the route of the next real
+// connection; exporting the filtered view writes exactly the rows shown.
+#include <QApplication>
+#include <QFile>
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QTableView>
+#include <QTemporaryDir>
+
+#include <unistd.h>
+
+#include "engine.h"
+#include "engine_bridge.h"
+#include "flow_filter_proxy.h"
+#include "flow_model.h"
+#include "kernel_test.h"
+#include "log_sink.h"
+#include "main_window.h"
+#include "rules.h"
+#include "rules_model.h"
+
+using namespace redirect;
+using namespace redirect::test;
+
+namespace {
+
+std::string exchange(uint16_t port)
+{
+    int fd = connectLoopback(AF_INET, port);
+    if (fd < 0)
+        return "connect failed";
+    std::string out;
+    char buf[64];
+    [[maybe_unused]] ssize_t w = ::write(fd, "ping", 4);
+    for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;)
+        out.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+// A real engine with its window, as runGui wires them.
+struct Console {
+    std::unique_ptr<engine::Engine> engine;
+    gui::FlowModel flows;
+    gui::RulesModel rules;
+    std::unique_ptr<gui::EngineBridge> bridge;
+    std::unique_ptr<gui::MainWindow> window;
+
+    explicit Console(const std::string& rulesJson)
+    {
+        engine::EngineOptions o;
+        o.cgroup = sandbox().cgroup();
+        o.instance = instanceName();
+        o.workers = 1;
+        o.repairOwnRecords = false;  // this process is also the application
+        engine = std::make_unique<engine::Engine>(o);
+        engine::RulesResult parsed = engine::parseRules(rulesJson);
+        if (!parsed.ok() || !engine->applyRules(parsed.rules).message.empty())
+            qFatal("rules do not apply");
+        bridge = std::make_unique<gui::EngineBridge>(*engine, &flows, &rules, std::make_shared<gui::LogSink>());
+        engine::Engine* raw = engine.get();
+        window = std::make_unique<gui::MainWindow>(&flows, &rules, bridge.get(), [raw] { return raw->snapshot(); },
+                                                   raw);
+        window->show();
+        bridge->start(100);
+    }
+    ~Console()
+    {
+        bridge->stop();
+        window.reset();
+        engine->stop();
+    }
+    /// Chains of the ended flows the table shows, oldest first.
+    QStringList endedChains()
+    {
+        QStringList out;
+        for (int r = 0; r < flows.rowCount(); ++r) {
+            auto f = flows.flowSummary(r);
+            if (f && f->endNs)
+                out << QString::fromStdString(f->chainText());
+        }
+        return out;
+    }
+    int ruleRow(const QString& id)
+    {
+        for (int r = 0; r < rules.rowCount(); ++r)
+            if (rules.index(r, gui::RulesModel::Id).data(gui::RulesModel::RuleIdRole).toString() == id)
+                return r;
+        return -1;
+    }
+    bool kernelRuleEnabled(const std::string& id)
+    {
+        for (const callout_rule& r : engine->callout().rules())
+            if (r.id == engine::ruleNumericId(id))
+                return r.enabled;
+        return false;
+    }
+};
+
+std::string twoRedirectors(uint16_t port, uint16_t other)
+{
+    return R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],"rules":[
+      {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + "," +
+           std::to_string(other) + R"("},
+      {"id":"rb","action":"redirect","redirector":"b","ports":")" + std::to_string(port) + R"("}]})";
+}
+
+}  // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+
+private slots:
+    void ruleCheckboxChangesCalloutAndRoute();
+    void exportFilteredViewReadsBack();
+};
+
+void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
+{
+    TcpServer server(AF_INET, "pong", 4);
+    Console console(twoRedirectors(server.port(), 1));
+    std::string dest = "127.0.0.1:" + std::to_string(server.port());
+    QTableView* view = console.window->rulesView();
+    int row = console.ruleRow("rb");
+    QVERIFY(row >= 0);
+    QVERIFY(console.kernelRuleEnabled("rb"));
+
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 1, 5000);
+
+    // Uncheck "rb" the way a user does: select its checkbox cell, press Space.
+    view->setFocus();
+    view->setCurrentIndex(console.rules.index(row, gui::RulesModel::Id));
+    QTest::keyClick(view, Qt::Key_Space);
+    QCOMPARE(console.rules.index(row, gui::RulesModel::Id).data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
+    QVERIFY(!console.kernelRuleEnabled("rb"));  // one map update, seen in the callout's table
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 2, 5000);
+
+    QTest::keyClick(view, Qt::Key_Space);
+    QVERIFY(console.kernelRuleEnabled("rb"));
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 3, 5000);
+
+    // Space in the flow table freezes it (and only there: above, it toggled the checkbox).
+    console.window->flowView()->setFocus();
+    QTest::keyClick(console.window->flowView(), Qt::Key_Space);
+    QVERIFY(console.flows.isFrozen());
+    QTest::keyClick(console.window->flowView(), Qt::Key_Space);
+    QVERIFY(!console.flows.isFrozen());
+
+    QStringList chains = console.endedChains();
+    chains.sort();  // flow ids (socket cookies) grow with connect order; the table's order may not
+    QCOMPARE(chains, (QStringList{QString::fromStdString("app -> A -> " + dest),
+                                  QString::fromStdString("app -> A -> B -> " + dest),
+                                  QString::fromStdString("app -> A -> B -> " + dest)}));
+}
+
+void TestMainWindow::exportFilteredViewReadsBack()
+{
+    TcpServer shown(AF_INET, "pong", 4), hidden(AF_INET, "pong", 4);
+    Console console(twoRedirectors(shown.port(), hidden.port()));
+    for (int i = 0; i < 3; ++i)
+        QCOMPARE(exchange(shown.port()), std::string("pong"));
+    for (int i = 0; i < 2; ++i)
+        QCOMPARE(exchange(hidden.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 5, 5000);
+
+    QString portText = QString::number(shown.port());
+    console.window->filterEdit()->setText("dest:127.0.0.1:" + portText);
+    QTRY_COMPARE_WITH_TIMEOUT(console.window->proxy()->rowCount(), 3, 3000);
+
+    QTemporaryDir dir;
+    QString path = dir.filePath("view.csv");
+    gui::ExportDialog* dialog = console.window->exportDialog();
+    QSignalSpy done(dialog, &gui::ExportDialog::exportFinished);
+    QVERIFY(dialog->startExport(path, /*filteredView=*/true));
+    QVERIFY(done.wait(10000));
+    QCOMPARE(done.first().at(0).toBool(), true);
+
+    QFile file(path);
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    QStringList lines = QString::fromUtf8(file.readAll()).split("\r\n", Qt::SkipEmptyParts);
+    QVERIFY(lines.first().startsWith("flow_id,"));
+    QCOMPARE(lines.size() - 1, console.window->proxy()->rowCount());
+    for (int i = 1; i < lines.size(); ++i) {
+        QVERIFY2(lines[i].contains("127.0.0.1:" + portText), qPrintable(lines[i]));
+        QVERIFY(!lines[i].contains("127.0.0.1:" + QString::number(hidden.port())));
+    }
+}
+
+int main(int argc, char** argv)
+{
+    if (!redirect::test::enterSandbox())
+        return 1;
+    QApplication app(argc, argv);
+    TestMainWindow tc;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&tc, argc, argv);
+}
+
+#include "tst_main_window.moc"
