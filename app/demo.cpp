@@ -122,6 +122,7 @@ void childSetup(int netnsFd)
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);  // the engine ignores it; exec keeps ignored signals
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 

@@ -90,7 +90,12 @@ console_start() {  # n -> starts the engine with n chained redirectors
   for _ in $(seq 100); do grep -q "rules applied" "$work/console.log" && return 0; sleep 0.05; done
   echo "console did not start:"; cat "$work/console.log"; exit 1
 }
-console_stop() { kill -TERM "$console"; wait "$console" || true; }
+console_stop() {
+  if ! kill -TERM "$console" 2>/dev/null; then
+    wait "$console"; echo "engine exited early (status $?); its log:" >&2; tail -20 "$work/console.log" >&2; exit 1
+  fi
+  wait "$console" || true
+}
 
 declare -A tp rps
 tp[direct]=$(throughput $IPERF); rps[direct]=$(rate $HTTP)
