@@ -3,6 +3,7 @@
 // sizes and close patterns, every flow ends with the right reason, and a live
 // rule toggle changes the route of the next connection.
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -170,6 +171,8 @@ private slots:
     void liveToggleChangesRoute();
     void clientResetDuringBulkDownload();
     void realClientsCurlAndIperf3();
+    void reorderAddRemoveApplyLive();
+    void badRulesChangeNothing();
 };
 
 void TestEngine::thousandFlowsBytesIntact()
@@ -397,6 +400,67 @@ void TestEngine::realClientsCurlAndIperf3()
         withHost += f.host == "127.0.0.1:" + std::to_string(httpPort);
     }
     QVERIFY(withHost >= 2);  // the peek read the Host header of curl's and wrk's requests
+}
+
+void TestEngine::reorderAddRemoveApplyLive()
+{
+    EchoServer echo;
+    auto eng = startEngine();
+    std::string port = std::to_string(echo.port());
+    auto apply = [&](const std::string& redirectors, const std::string& rules) {
+        return eng->applyRules(rulesFor(R"({"version":1,"redirectors":[)" + redirectors + R"(],"rules":[)" + rules +
+                                        "]}"))
+            .message;
+    };
+    std::string ra = R"({"id":"ra","action":"redirect","redirector":"a","ports":)" + port + "}";
+    std::string rb = R"({"id":"rb","action":"redirect","redirector":"b","ports":)" + port + "}";
+    std::string rc = R"({"id":"rc","action":"redirect","redirector":"c","ports":)" + port + "}";
+    std::string ab = R"({"id":"a","name":"A"},{"id":"b","name":"B"})";
+    std::mt19937 rng(9);
+    std::vector<std::string> chains;
+    auto connectOnce = [&] {
+        QVERIFY(runClient(echo.port(), 100, false, rng).ok);
+        auto ended = waitEnded(*eng, 1);
+        QCOMPARE(ended.size(), size_t(1));
+        chains.push_back(ended.begin()->second.chainText());
+    };
+    std::string dest = " -> 127.0.0.1:" + port;
+    QCOMPARE(apply(ab, ra + "," + rb), std::string());
+    connectOnce();
+    uint16_t portA = eng->redirectors().at(0).port4;
+    QCOMPARE(apply(ab, rb + "," + ra), std::string());  // reorder: B first
+    connectOnce();
+    QCOMPARE(eng->redirectors().at(0).port4, portA);  // A kept its listener through the change
+    QCOMPARE(apply(ab + R"(,{"id":"c","name":"C"})", rc + "," + rb + "," + ra), std::string());  // add C first
+    connectOnce();
+    QCOMPARE(apply(R"({"id":"b","name":"B"})", rb), std::string());  // remove A and C
+    connectOnce();
+    QCOMPARE(eng->redirectors().size(), size_t(1));
+    QCOMPARE(chains, (std::vector<std::string>{"app -> A -> B" + dest, "app -> B -> A" + dest,
+                                                "app -> C -> B -> A" + dest, "app -> B" + dest}));
+}
+
+void TestEngine::badRulesChangeNothing()
+{
+    EchoServer echo;
+    auto eng = startEngine();
+    QVERIFY(eng->applyRules(rulesFor(chainRules(echo.port()))).message.empty());
+    auto before = eng->callout().rules();
+    auto redirectorsBefore = eng->redirectors();
+    // Valid JSON, but the cgroup does not exist: the compile fails after the parse.
+    engine::RuleError error = eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"z"}],
+      "rules":[{"id":"rz","action":"redirect","redirector":"z","cgroup":"/no-such-cgroup-here"}]})"));
+    QVERIFY(!error.message.empty());
+    QCOMPARE(error.line, 2);
+    auto after = eng->callout().rules();
+    QCOMPARE(after.size(), before.size());
+    QVERIFY(std::memcmp(after.data(), before.data(), after.size() * sizeof(callout_rule)) == 0);
+    QCOMPARE(eng->redirectors().size(), redirectorsBefore.size());
+    std::mt19937 rng(3);
+    QVERIFY(runClient(echo.port(), 1000, false, rng).ok);
+    auto ended = waitEnded(*eng, 1);
+    QCOMPARE(ended.size(), size_t(1));
+    QCOMPARE(ended.begin()->second.chainText(), "app -> A -> B -> 127.0.0.1:" + std::to_string(echo.port()));
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestEngine)
