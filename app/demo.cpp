@@ -138,6 +138,11 @@ DemoSandbox::DemoSandbox()
     instance_ = "demo-" + std::to_string(::getpid());
     netnsFd_ = makeNetns();
     std::string root = Callout::cgroup2Root();
+    // Demo cgroups left by a console that was killed: empty ones go (rmdir fails on busy ones).
+    std::error_code ec;
+    for (auto& entry : std::filesystem::directory_iterator(root, ec))
+        if (entry.path().filename().string().rfind("redirect-demo-", 0) == 0)
+            ::rmdir(entry.path().c_str());
     originalCgroup_ = root + ownCgroup();
     cgroup_ = root + "/redirect-demo-" + std::to_string(::getpid());
     if (::mkdir(cgroup_.c_str(), 0755) != 0 && errno != EEXIST)

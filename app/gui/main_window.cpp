@@ -16,6 +16,7 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSettings>
+#include <QSignalBlocker>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -163,6 +164,12 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     restoreState(settings.value("window/state").toByteArray());
     splitter_->restoreState(settings.value("window/splitter").toByteArray());
     flowView_->horizontalHeader()->restoreState(settings.value("flows/header").toByteArray());
+    // The header menu's checks follow the restored column choices.
+    const auto actions = flowView_->horizontalHeader()->actions();
+    for (int c = 0; c < actions.size(); ++c) {
+        QSignalBlocker block(actions[c]);
+        actions[c]->setChecked(!flowView_->isColumnHidden(c));
+    }
 }
 
 MainWindow::~MainWindow() = default;

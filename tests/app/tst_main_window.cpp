@@ -2,6 +2,7 @@
 // checkbox changes the callout's rule map and the route of the next real
 // connection; exporting the filtered view writes exactly the rows shown.
 #include <QApplication>
+#include <atomic>
 #include <QFile>
 #include <QLineEdit>
 #include <QSignalSpy>
@@ -114,6 +115,7 @@ class TestMainWindow : public QObject {
 private slots:
     void ruleCheckboxChangesCalloutAndRoute();
     void exportFilteredViewReadsBack();
+    void exportCancelLeavesNoFile();
 };
 
 void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
@@ -188,6 +190,35 @@ void TestMainWindow::exportFilteredViewReadsBack()
         QVERIFY2(lines[i].contains("127.0.0.1:" + portText), qPrintable(lines[i]));
         QVERIFY(!lines[i].contains("127.0.0.1:" + QString::number(hidden.port())));
     }
+}
+
+void TestMainWindow::exportCancelLeavesNoFile()
+{
+    // A large export runs off the GUI thread; Cancel stops it and removes the partial file.
+    std::atomic<bool> snapshotTaken{false};
+    gui::ExportDialog dialog(
+        [&] {
+            std::vector<engine::Flow> flows(300000);
+            for (size_t i = 0; i < flows.size(); ++i) {
+                flows[i].flowId = i + 1;
+                flows[i].destination = "10.0.0.1:443";
+                flows[i].startNs = 1;
+            }
+            snapshotTaken = true;
+            return flows;
+        },
+        QString(), "test");
+    QTemporaryDir dir;
+    QString path = dir.filePath("big.json");
+    QSignalSpy progress(&dialog, &gui::ExportDialog::progress);
+    QSignalSpy done(&dialog, &gui::ExportDialog::exportFinished);
+    QVERIFY(dialog.startExport(path, false));
+    QTRY_VERIFY_WITH_TIMEOUT(progress.count() > 1, 10000);  // the GUI thread keeps running meanwhile
+    dialog.cancel();
+    QVERIFY(done.wait(10000));
+    QCOMPARE(done.first().at(0).toBool(), false);
+    QVERIFY(snapshotTaken);
+    QVERIFY(!QFile::exists(path));
 }
 
 int main(int argc, char** argv)
