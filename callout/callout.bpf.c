@@ -680,6 +680,57 @@ static __always_inline void callout_park(struct bpf_sock_ops *skops)
 	key.app_port = skops->local_port;
 	key.proxy_port = bpf_ntohl(skops->remote_port);
 	bpf_map_update_elem(&callout_handoff, &key, sk, BPF_ANY);
+	/* Hear about its close too: flows through proxies that are not ours end only that way. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* A redirected application socket closed: its byte counts end the flow for the console. */
+static __always_inline void callout_closed(struct bpf_sock_ops *skops)
+{
+	struct callout_event *e;
+	struct callout_sock *sk;
+	struct bpf_sock *s = skops->sk;
+
+	if (!s || skops->args[1] != BPF_TCP_CLOSE)
+		return;
+	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
+	if (!sk || !(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
+		return;
+	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
+	if (!e) {
+		callout_count(CALLOUT_STAT_EVENT_DROPS);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_boot_ns = bpf_ktime_get_boot_ns();
+	e->cookie = bpf_get_socket_cookie(skops);
+	e->flow_id = sk->records.flow_id;
+	e->verdict = CALLOUT_VERDICT_CLOSED;
+	e->family = sk->context.family;
+	e->redirector_id = sk->context.redirector_id;
+	e->rule_id = sk->context.rule_id;
+	/*
+	 * The kernel counts sequence space: our SYN and FIN in bytes_acked, the peer's FIN in
+	 * bytes_received. The state we leave tells which FINs went through (a FIN_WAIT2 that
+	 * timed out without the peer's FIN is off by one byte).
+	 */
+	{
+		__u32 old = skops->args[0];
+		__u64 acked = skops->bytes_acked, received = skops->bytes_received;
+		int finOut = old == BPF_TCP_FIN_WAIT2 || old == BPF_TCP_CLOSING || old == BPF_TCP_LAST_ACK ||
+			     old == BPF_TCP_TIME_WAIT;
+		int finIn = finOut || old == BPF_TCP_CLOSE_WAIT;
+
+		if (acked)
+			acked--; /* SYN */
+		if (finOut && acked)
+			acked--;
+		if (finIn && received)
+			received--;
+		e->bytes_acked = acked;
+		e->bytes_received = received;
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 /* Redirector side, connection accepted: take the parked records and context. */
@@ -739,6 +790,9 @@ int callout_sockops(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		callout_take(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		callout_closed(skops);
 		break;
 	default:
 		break;

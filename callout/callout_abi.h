@@ -36,6 +36,7 @@ enum callout_verdict {
 	CALLOUT_VERDICT_CHAIN_END = 3,  /* rules matched, every redirector already took the flow */
 	CALLOUT_VERDICT_HOP_CAP = 4,    /* would redirect, but the chain holds CALLOUT_MAX_HOPS */
 	CALLOUT_VERDICT_LOCAL = 5,      /* destination is a redirector listener itself */
+	CALLOUT_VERDICT_CLOSED = 6,     /* not a decision: a redirected application socket closed */
 };
 
 /* callout_event.flags and callout_hop.flags */
@@ -205,6 +206,8 @@ struct callout_event {
 	__u16 reserved;
 	struct callout_hop hops[CALLOUT_MAX_HOPS]; /* the chain after this decision */
 	__u8 chain_states[CALLOUT_MAX_HOPS]; /* state of hops[i]'s redirector at this decision */
+	__u64 bytes_acked;    /* CLOSED: data bytes the application sent that were acknowledged */
+	__u64 bytes_received; /* CLOSED: data bytes the application received */
 };
 
 #endif /* REDIRECT_CALLOUT_ABI_H */

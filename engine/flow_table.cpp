@@ -93,6 +93,10 @@ void FlowTable::touch(uint64_t flowId)
 void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
 {
     int64_t when = static_cast<int64_t>(e.time_boot_ns) + bootToWallNs;
+    if (e.verdict == CALLOUT_VERDICT_CLOSED) {
+        onApplicationClosed(e, when);
+        return;
+    }
     bool fromRedirector = e.flags & CALLOUT_FLAG_HAD_RECORDS;
     if (e.verdict == CALLOUT_VERDICT_BYPASS)
         ++hits_[e.rule_id].bypassed;
@@ -130,6 +134,29 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
         hopCap_[flow.flowId] = true;
     }
     touch(flow.flowId);
+}
+
+void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
+{
+    auto it = flows_.find(e.flow_id);
+    if (it == flows_.end() || it->second.endNs)
+        return;
+    Flow& flow = it->second;
+    // Our own hops end the flow with exact counts; a chain of proxies that are not ours
+    // ends here, with what the application's socket counted.
+    if (std::any_of(flow.hops.begin(), flow.hops.end(), [](const Hop& h) { return !h.external; }))
+        return;
+    flow.endNs = when;
+    flow.bytesUp = e.bytes_acked;
+    flow.bytesDown = e.bytes_received;
+    flow.reason = EndReason::Closed;
+    for (Hop& hop : flow.hops)
+        if (!hop.endNs) {
+            hop.endNs = when;
+            hop.reason = EndReason::Closed;
+        }
+    touch(flow.flowId);
+    evict();
 }
 
 void FlowTable::onHop(HopReport&& report)

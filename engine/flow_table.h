@@ -55,6 +55,7 @@ private:
     Hop* hopFor(Flow& flow, uint32_t redirectorId);
     void touch(uint64_t flowId);
     void maybeEnd(Flow& flow);
+    void onApplicationClosed(const callout_event& event, int64_t wallNs);
     void evict();
 
     size_t retention_;

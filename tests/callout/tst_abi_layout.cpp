@@ -86,7 +86,8 @@ const std::vector<Layout>& layouts()
                    ABI_MEMBER(callout_event, rule_id), ABI_MEMBER(callout_event, hop_count),
                    ABI_MEMBER(callout_event, flags), ABI_MEMBER(callout_event, records_size),
                    ABI_MEMBER(callout_event, context_size), ABI_MEMBER(callout_event, reserved),
-                   ABI_MEMBER(callout_event, hops), ABI_MEMBER(callout_event, chain_states)),
+                   ABI_MEMBER(callout_event, hops), ABI_MEMBER(callout_event, chain_states),
+                   ABI_MEMBER(callout_event, bytes_acked), ABI_MEMBER(callout_event, bytes_received)),
     };
     return all;
 }

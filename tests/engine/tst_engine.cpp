@@ -173,6 +173,7 @@ private slots:
     void realClientsCurlAndIperf3();
     void reorderAddRemoveApplyLive();
     void badRulesChangeNothing();
+    void externalOnlyChainEndsWithApplicationCounts();
 };
 
 void TestEngine::thousandFlowsBytesIntact()
@@ -461,6 +462,37 @@ void TestEngine::badRulesChangeNothing()
     auto ended = waitEnded(*eng, 1);
     QCOMPARE(ended.size(), size_t(1));
     QCOMPARE(ended.begin()->second.chainText(), "app -> A -> B -> 127.0.0.1:" + std::to_string(echo.port()));
+}
+
+void TestEngine::externalOnlyChainEndsWithApplicationCounts()
+{
+    // A proxy that is not ours (test_proxy, its own process, SDK only) is the whole chain:
+    // the engine sees its hop at connect time and the flow's end through the callout's
+    // close event on the application's socket, with that socket's byte counts.
+    EchoServer echo;
+    Child proxy({binaryPath("test_proxy"), "--id", "77"});
+    std::string ports = proxy.readLine();
+    QVERIFY2(ports.rfind("PORTS ", 0) == 0, ports.c_str());
+    std::string listen = "127.0.0.1:" + std::to_string(std::stoul(ports.substr(6)));
+    auto eng = startEngine();
+    QVERIFY(eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"x","name":"X","external":true,
+      "listen":[")" + listen + R"("]}],"rules":[{"id":"rx","action":"redirect","redirector":"x","ports":)" +
+                                    std::to_string(echo.port()) + "}]}"))
+                .message.empty());
+    auto status = eng->redirectors();
+    QCOMPARE(status.size(), size_t(1));
+    QCOMPARE(status[0].ownerPid, uint32_t(proxy.pid()));  // found from the listening socket
+
+    std::mt19937 rng(11);
+    ClientResult r = runClient(echo.port(), 50000, false, rng);
+    QVERIFY(r.ok);
+    auto ended = waitEnded(*eng, 1, 10000);
+    QCOMPARE(ended.size(), size_t(1));
+    const engine::Flow& f = ended.begin()->second;
+    QCOMPARE(f.chainText(), "app -> X -> 127.0.0.1:" + std::to_string(echo.port()));
+    QVERIFY(f.hops.at(0).external);
+    QCOMPARE(f.bytesUp, r.sent);
+    QCOMPARE(f.bytesDown, r.received);
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestEngine)
