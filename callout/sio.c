@@ -298,7 +298,7 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 	if (map < 0)
 		return -map;
 	if (bpf_map_lookup_elem(map, &sock, &value) != 0)
-		err = errno == EBADF || errno == EOPNOTSUPP ? ENOENT : errno;
+		err = errno == ENOTSOCK || errno == EBADF ? errno : ENOENT;
 	if (!borrowed)
 		close(map);
 	if (err)
@@ -323,22 +323,20 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 }
 
 /* The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting. */
+/*
+ * The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting.
+ * TCP_INFO answers only for TCP sockets, and its state is CLOSE only before connect()
+ * and listen(): two system calls cover family, protocol, connected and listening.
+ */
 static int settable_socket(int sock)
 {
-	int domain = 0, type = 0, protocol = 0, listening = 0;
-	socklen_t len = sizeof(int);
+	int domain = 0;
+	socklen_t len = sizeof(domain);
 	struct tcp_info ti;
 
-	if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len) || (domain != AF_INET && domain != AF_INET6))
-		return EINVAL;
-	len = sizeof(int);
-	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_STREAM)
-		return EINVAL;
-	len = sizeof(int);
-	if (getsockopt(sock, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) || protocol != IPPROTO_TCP)
-		return EINVAL;
-	len = sizeof(int);
-	if (getsockopt(sock, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) || listening)
+	if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len))
+		return errno == ENOTSOCK || errno == EBADF ? errno : EINVAL;
+	if (domain != AF_INET && domain != AF_INET6)
 		return EINVAL;
 	len = sizeof(ti);
 	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE)
@@ -394,10 +392,16 @@ static int dispatch(int sock, uint32_t code, const void *in, size_t in_size, voi
 	if (code != SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS && code != SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT &&
 	    code != SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
 		return EINVAL;
-	if (fstat(sock, &st) != 0)
-		return EBADF;
-	if (!S_ISSOCK(st.st_mode))
-		return ENOTSOCK;
+	/*
+	 * Not a socket: ENOTSOCK before anything else. The engine that owns the map skips the
+	 * fstat(): its map lookup reports ENOTSOCK and EBADF itself (query() passes them on).
+	 */
+	if (g_own_map < 0 || code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS) {
+		if (fstat(sock, &st) != 0)
+			return EBADF;
+		if (!S_ISSOCK(st.st_mode))
+			return ENOTSOCK;
+	}
 	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
 		return set_records(sock, in, in_size, out, out_size, bytes);
 	return query(sock, code, out, out_size, bytes);

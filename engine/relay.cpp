@@ -121,7 +121,16 @@ private:
         bool done() const { return srcEof && queued == 0 && pending.empty(); }
     };
 
-    struct Connection : Handler {
+    struct Connection;
+    // Which socket of a connection an event is for: the upstream's first writable edge is
+    // its connect completing, without asking the kernel.
+    struct Side : Handler {
+        Connection* conn = nullptr;
+        bool upstream = false;
+        void onEvents(uint32_t events) override;
+    };
+
+    struct Connection {
         Worker* worker = nullptr;
         std::shared_ptr<RedirectorRuntime> runtime;
         int client = -1;
@@ -134,7 +143,8 @@ private:
         Pipe up;    // client -> upstream
         Pipe down;  // upstream -> client
         HopReport hop;
-        void onEvents(uint32_t events) override { worker->onConnection(*this, events); }
+        Side clientSide;
+        Side upstreamSide;
     };
 
     void run()
@@ -251,9 +261,13 @@ private:
         c.deadline = c.connectStart + std::chrono::milliseconds(runtime->config.connectTimeoutMs);
         deadlines_.emplace(c.deadline, &c);
         // Edge-triggered: readiness already there at ADD time is reported at once.
-        epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &c}};
-        ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.upstream, &ev);
-        ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.client, &ev);
+        c.clientSide.conn = &c;
+        c.upstreamSide.conn = &c;
+        c.upstreamSide.upstream = true;
+        epoll_event up{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &c.upstreamSide}};
+        epoll_event down{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.ptr = &c.clientSide}};
+        ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.upstream, &up);
+        ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.client, &down);
     }
 
     void failConnect(Connection& c, int error)
@@ -262,11 +276,13 @@ private:
         finish(c, endReasonForErrno(error), /*resetClient=*/true);
     }
 
-    void onConnection(Connection& c, uint32_t events)
+    void onConnection(Connection& c, uint32_t events, bool fromUpstream)
     {
         if (c.closed)
             return;
         if (c.connecting) {
+            if (!fromUpstream)
+                return;  // the client's data waits: copy() reads it once the upstream is up
             int error = 0;
             socklen_t el = sizeof(error);
             ::getsockopt(c.upstream, SOL_SOCKET, SO_ERROR, &error, &el);
@@ -281,16 +297,10 @@ private:
                     failConnect(c, ECONNREFUSED);
                 return;
             }
-            sockaddr_storage peer{};
-            socklen_t plen = sizeof(peer);
-            if (::getpeername(c.upstream, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
-                return;  // still connecting (event came from the client side)
             c.connecting = false;
             c.hop.connectMs = std::chrono::duration<double, std::milli>(Clock::now() - c.connectStart).count();
             clearDeadline(c);
         }
-        if (!c.peeked && options_.peek)
-            peekClient(c);
         int error = pump(c, c.client, c.upstream, c.up);
         if (!error)
             error = pump(c, c.upstream, c.client, c.down);
@@ -300,17 +310,6 @@ private:
         }
         if (c.up.done() && c.down.done() && c.up.dstShut && c.down.dstShut)
             finish(c, EndReason::Closed);
-    }
-
-    void peekClient(Connection& c)
-    {
-        char buf[2048];
-        ssize_t n = ::recv(c.client, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && errno == EAGAIN)
-            return;  // nothing yet: try again on the next event
-        c.peeked = true;
-        if (n > 0)
-            c.hop.host = peekHost(std::string_view(buf, static_cast<size_t>(n)));
     }
 
     void delivered(Connection& c, Pipe& p, size_t n)
@@ -342,6 +341,12 @@ private:
             }
             if (n < 0)
                 return errno == EAGAIN ? 0 : errno;
+            if (&p == &c.up && !c.peeked) {
+                // The first client bytes name the destination (TLS SNI, HTTP Host).
+                c.peeked = true;
+                if (options_.peek)
+                    c.hop.host = peekHost(std::string_view(scratch_, static_cast<size_t>(n)));
+            }
             ssize_t w = ::send(dst, scratch_, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (w < 0 && errno != EAGAIN)
                 return errno;
@@ -416,15 +421,14 @@ private:
         c.hop.bytesUp = c.up.moved;
         c.hop.bytesDown = c.down.moved;
         c.hop.endNs = wallNowNs();
+        // close() takes a socket out of the epoll set: no EPOLL_CTL_DEL needed.
         if (c.upstream >= 0) {
-            ::epoll_ctl(epoll_, EPOLL_CTL_DEL, c.upstream, nullptr);
             if (resetClient)
                 resetAndClose(c.upstream);
             else
                 ::close(c.upstream);
         }
         if (c.client >= 0) {
-            ::epoll_ctl(epoll_, EPOLL_CTL_DEL, c.client, nullptr);
             if (resetClient)
                 resetAndClose(c.client);
             else
@@ -472,6 +476,8 @@ private:
     std::multimap<Clock::time_point, Connection*> deadlines_;
     std::vector<Connection*> dead_;
 };
+
+void Relay::Worker::Side::onEvents(uint32_t events) { conn->worker->onConnection(*conn, events, upstream); }
 
 Relay::Relay(RelayOptions options, HopSink sink) : options_(options), sink_(std::move(sink))
 {
