@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 
 #include "redirect/sio.h"
 
@@ -57,6 +58,19 @@ bool connectFailure(EndReason r)
 }
 
 }  // namespace
+
+const std::string& FlowTable::userName(uint32_t uid)
+{
+    // A few distinct users make most flows: resolve each once (NSS can be slow).
+    auto [it, inserted] = users_.try_emplace(uid);
+    if (inserted) {
+        passwd pw{}, *found = nullptr;
+        std::vector<char> buf(16384);
+        if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found)
+            it->second = found->pw_name;
+    }
+    return it->second;
+}
 
 FlowTable::FlowTable(size_t retention, FlowNames names) : retention_(retention), names_(std::move(names)) {}
 
@@ -113,6 +127,7 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
         flow.startNs = when;
         flow.pid = e.pid;
         flow.uid = e.uid;
+        flow.user = userName(e.uid);
         flow.comm.assign(reinterpret_cast<const char*>(e.comm), strnlen(reinterpret_cast<const char*>(e.comm), 16));
         flow.cgroupId = e.cgroup_id;
         flow.destination = endpointText(e.family, e.orig_addr, e.orig_port);

@@ -57,6 +57,7 @@ private:
     void maybeEnd(Flow& flow);
     void onApplicationClosed(const callout_event& event, int64_t wallNs);
     void evict();
+    const std::string& userName(uint32_t uid);
 
     size_t retention_;
     FlowNames names_;
@@ -66,6 +67,7 @@ private:
     std::unordered_map<uint64_t, bool> changedSet_;
     std::unordered_map<uint64_t, bool> hopCap_;
     std::map<uint32_t, RuleHits> hits_;
+    std::unordered_map<uint32_t, std::string> users_;
     uint64_t evicted_ = 0;
 };
 

@@ -191,7 +191,10 @@ QString FlowModel::display(const Row& row, int column) const
         return text + QLatin1Char(' ') + (user.empty() ? QString::number(row.uid) : qs(user));
     }
     case Destination:
-        return row.host.empty() ? qs(row.destination) : qs(row.host) + QStringLiteral(" (") + qs(row.destination) + QLatin1Char(')');
+        // An HTTP Host that is the address itself adds nothing.
+        if (row.host.empty() || row.host == row.destination || "[" + row.host == row.destination.substr(0, row.host.size() + 1))
+            return qs(row.destination);
+        return qs(row.host) + QStringLiteral(" (") + qs(row.destination) + QLatin1Char(')');
     case Records: return humanBytes(row.recordsSize());
     case Context: return humanBytes(row.contextSize());
     case BytesUp: return humanBytes(row.bytesUp);
