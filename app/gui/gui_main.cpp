@@ -1,6 +1,12 @@
 #include "gui_main.h"
 
 #include <QApplication>
+#include <QSocketNotifier>
+
+#include <csignal>
+
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <QDir>
 #include <QPixmap>
 #include <QTimer>
@@ -18,9 +24,35 @@
 
 namespace redirect::gui {
 
+namespace {
+
+// SIGINT/SIGTERM end the event loop like closing the window, so the engine and the demo
+// sandbox go down in order (the hooks would vanish anyway; the demo cgroup would not).
+void quitOnSignals(QObject* parent)
+{
+    sigset_t stopSignals;
+    sigemptyset(&stopSignals);
+    sigaddset(&stopSignals, SIGINT);
+    sigaddset(&stopSignals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);  // before any thread: they all inherit it
+    int fd = ::signalfd(-1, &stopSignals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    auto* notifier = new QSocketNotifier(fd, QSocketNotifier::Read, parent);
+    QObject::connect(notifier, &QSocketNotifier::activated, parent, [fd] {
+        signalfd_siginfo info{};
+        [[maybe_unused]] ssize_t n = ::read(fd, &info, sizeof(info));
+        spdlog::info("stopping on signal {}", info.ssi_signo);
+        QApplication::quit();
+    });
+}
+
+}  // namespace
+
 int runGui(int argc, char** argv, const app::CommandLine& cl)
 {
     QApplication application(argc, argv);
+    quitOnSignals(&application);
     QApplication::setApplicationName("redirect-console");
     QApplication::setOrganizationName("Redirect Console");
     QApplication::setApplicationDisplayName("Redirect Console");
@@ -36,7 +68,7 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
         return code;
     engine::Engine* raw = session.engine.get();
 
-    int code = app::ExitOk;
+    int code = cl.screenshot.empty() ? app::ExitOk : app::ExitRuntimeError;  // until the screenshot is saved
     {
         FlowModel flows;
         RulesModel rulesModel;
