@@ -1,4 +1,5 @@
 #include "report.h"
+#include "report_writer.h"
 
 #include <algorithm>
 #include <array>
@@ -10,6 +11,8 @@
 #include <unordered_map>
 
 namespace redirect::engine {
+
+using namespace report_detail;
 
 namespace {
 
@@ -38,26 +41,6 @@ std::string_view decimal(uint64_t value, std::array<char, 24>& buffer)
     return {buffer.data(), size_t(end - buffer.data())};
 }
 
-template <typename T> std::string decimalString(T value)
-{
-    std::array<char, 32> buffer;
-    auto end = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr;
-    return std::string(buffer.data(), end);
-}
-
-std::optional<uint64_t> parseNumber(std::string_view text, bool allowHex)
-{
-    int base = 10;
-    if (allowHex && text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        text.remove_prefix(2);
-        base = 16;
-    }
-    uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-        return std::nullopt;
-    return value;
-}
 
 // Bytes of the UTF-8 sequence at s[i]. An ill-formed one (overlong, surrogate, > U+10FFFF,
 // truncated) sets `valid` false and spans its maximal subpart, which takes one U+FFFD (the
@@ -94,32 +77,7 @@ size_t utf8Sequence(std::string_view s, size_t i, bool& valid)
     return need + 1;
 }
 
-bool isValidUtf8(std::string_view s)
-{
-    bool valid = true;
-    for (size_t i = 0; i < s.size() && valid;)
-        i += utf8Sequence(s, i, valid);
-    return valid;
-}
 
-// Names from the kernel and the peek are arbitrary bytes; JSON and HTML need UTF-8.
-std::string validUtf8(std::string_view s)
-{
-    if (isValidUtf8(s))
-        return std::string(s);
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-        bool valid = true;
-        size_t n = utf8Sequence(s, i, valid);
-        if (valid)
-            out.append(s.substr(i, n));
-        else
-            out += "\xEF\xBF\xBD";
-        i += n;
-    }
-    return out;
-}
 
 std::string hexString(const std::vector<uint8_t>& bytes)
 {
@@ -145,11 +103,56 @@ std::optional<double> durationMs(const Flow& flow)
     return roundedMs(double(flow.endNs - flow.startNs) / 1e6);
 }
 
-constexpr size_t kReasonCount = size_t(EndReason::Error) + 1;
-constexpr size_t kProgressEvery = 1000;
-constexpr size_t kFlushBytes = 64 * 1024;
 
 }  // namespace
+
+namespace report_detail {
+
+std::optional<uint64_t> parseNumber(std::string_view text, bool allowHex)
+{
+    int base = 10;
+    if (allowHex && text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        text.remove_prefix(2);
+        base = 16;
+    }
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+        return std::nullopt;
+    return value;
+}
+
+
+bool isValidUtf8(std::string_view s)
+{
+    bool valid = true;
+    for (size_t i = 0; i < s.size() && valid;)
+        i += utf8Sequence(s, i, valid);
+    return valid;
+}
+
+
+// Names from the kernel and the peek are arbitrary bytes; JSON and HTML need UTF-8.
+std::string validUtf8(std::string_view s)
+{
+    if (isValidUtf8(s))
+        return std::string(s);
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        bool valid = true;
+        size_t n = utf8Sequence(s, i, valid);
+        if (valid)
+            out.append(s.substr(i, n));
+        else
+            out += "\xEF\xBF\xBD";
+        i += n;
+    }
+    return out;
+}
+
+
+}  // namespace report_detail
 
 std::string rfc3339Utc(int64_t ns)
 {
@@ -358,14 +361,6 @@ nlohmann::json flowToJson(const Flow& flow)
 
 namespace {
 
-/// The flows in scope (pointers into the caller's vector) and their totals.
-struct Selection {
-    std::vector<const Flow*> flows;
-    uint64_t bytesUp = 0;
-    uint64_t bytesDown = 0;
-    std::array<size_t, kReasonCount> byReason{};
-};
-
 Selection select(const std::vector<Flow>& flows, const ReportScope& scope)
 {
     std::string error;
@@ -384,84 +379,6 @@ Selection select(const std::vector<Flow>& flows, const ReportScope& scope)
     return s;
 }
 
-/// Buffers output, reports progress and notices cancellation or a failed stream.
-class Sink {
-public:
-    Sink(std::ostream& out, const ReportProgress& progress, size_t total)
-        : out_(out), progress_(progress), total_(total) {}
-    std::string buffer;
-
-    bool start() { return report(0); }
-    /// After each flow; true to go on.
-    bool flowDone(size_t done)
-    {
-        if (buffer.size() >= kFlushBytes && !flush())
-            return false;
-        return (done % kProgressEvery != 0 && done != total_) || report(done);
-    }
-    bool finish() { return flush() && bool(out_.flush()); }
-
-private:
-    bool flush()
-    {
-        out_.write(buffer.data(), std::streamsize(buffer.size()));
-        buffer.clear();
-        return bool(out_);
-    }
-    bool report(size_t done) { return bool(out_) && (!progress_ || progress_(done, total_)); }
-
-    std::ostream& out_;
-    const ReportProgress& progress_;
-    size_t total_;
-};
-
-enum class Kind : uint8_t { Number, Text, Bytes };
-struct Column {
-    const char* name;
-    Kind kind;
-};
-constexpr std::array<Column, 20> kColumns = {{
-    {"flow_id", Kind::Number}, {"start", Kind::Text}, {"end", Kind::Text}, {"duration_ms", Kind::Number},
-    {"pid", Kind::Number}, {"uid", Kind::Number}, {"user", Kind::Text}, {"comm", Kind::Text},
-    {"destination", Kind::Text}, {"host", Kind::Text}, {"rule", Kind::Text}, {"verdict", Kind::Text},
-    {"chain", Kind::Text}, {"hop_count", Kind::Number}, {"states", Kind::Text}, {"records_sizes", Kind::Text},
-    {"context_sizes", Kind::Text}, {"bytes_up", Kind::Bytes}, {"bytes_down", Kind::Bytes}, {"reason", Kind::Text},
-}};
-using Row = std::array<std::string, kColumns.size()>;
-
-/// One flow as the cells of kColumns: the row of the CSV and of the HTML table.
-void fillRow(const Flow& flow, Row& row)
-{
-    auto joined = [&](std::string& cell, auto part) {
-        cell.clear();
-        for (const Hop& hop : flow.hops) {
-            if (&hop != &flow.hops.front())
-                cell += ';';
-            cell += part(hop);
-        }
-    };
-    std::optional<double> duration = durationMs(flow);
-    row[0] = decimalString(flow.flowId);
-    row[1] = rfc3339Utc(flow.startNs);
-    row[2] = rfc3339Utc(flow.endNs);
-    row[3] = duration ? decimalString(*duration) : std::string();
-    row[4] = decimalString(flow.pid);
-    row[5] = decimalString(flow.uid);
-    row[6] = validUtf8(flow.user);
-    row[7] = validUtf8(flow.comm);
-    row[8] = validUtf8(flow.destination);
-    row[9] = validUtf8(flow.host);
-    row[10] = validUtf8(flow.rule);
-    row[11] = validUtf8(flow.verdict);
-    row[12] = validUtf8(flow.chainText());
-    row[13] = decimalString(flow.hops.size());
-    joined(row[14], [](const Hop& hop) { return std::string(redirectStateName(hop.state)); });
-    joined(row[15], [](const Hop& hop) { return decimalString(hop.recordsSize); });
-    joined(row[16], [](const Hop& hop) { return decimalString(hop.contextSize); });
-    row[17] = decimalString(flow.bytesUp);
-    row[18] = decimalString(flow.bytesDown);
-    row[19] = endReasonName(flow.reason);
-}
 
 void appendCsvField(std::string& out, std::string_view value, Kind kind)
 {
@@ -532,257 +449,46 @@ bool writeJson(Sink& sink, const Selection& selection, const ReportScope& scope,
     return true;
 }
 
-// ---- HTML ---------------------------------------------------------------------------------------
-
-// Inline only, and the CSP forbids every fetch: the file works offline and cannot call home.
-constexpr std::string_view kHtmlHead = R"(<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; background: #fff; margin: 1.5rem 2rem; }
-h1 { font-size: 1.5rem; margin: 0 0 .75rem; }
-h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; padding-bottom: .25rem; border-bottom: 1px solid #d0d7de; }
-table { border-collapse: collapse; margin: .25rem 0 1rem; }
-th, td { padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; font-weight: 600; white-space: nowrap; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.meta th { background: none; }
-.grid { display: flex; flex-wrap: wrap; gap: 0 2.5rem; }
-.none { color: #6e7781; font-style: italic; }
-code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; background: #f6f8fa; padding: 0 .25rem; }
-.scroll { max-height: 85vh; overflow: auto; border: 1px solid #d0d7de; }
-#flows { font-size: 13px; margin: 0; }
-#flows th { cursor: pointer; position: sticky; top: 0; z-index: 1; }
-#flows th[aria-sort=ascending]::after { content: " \25B2"; }
-#flows th[aria-sort=descending]::after { content: " \25BC"; }
-#flows td { white-space: nowrap; }
-#flows tbody tr:nth-child(even) { background: #fafbfc; }
-footer { margin-top: 2rem; color: #6e7781; font-size: 12px; }
-</style>
-)";
-
-// Sorting only; every lookup is guarded so that the script cannot throw.
-constexpr std::string_view kHtmlScript = R"(<script>
-(function () {
-  'use strict';
-  var table = document.getElementById('flows');
-  if (!table || !table.tHead || !table.tHead.rows.length || !table.tBodies.length) return;
-  var body = table.tBodies[0], heads = table.tHead.rows[0].cells, sorted = -1, dir = 1;
-  function key(row, col, numeric) {
-    var cell = row.cells[col];
-    var v = cell ? (cell.getAttribute('data-v') || cell.textContent) : '';
-    if (!numeric) return v.toLowerCase();
-    var n = parseFloat(v);
-    return isNaN(n) ? -Infinity : n;
-  }
-  function sortBy(col) {
-    var numeric = heads[col].classList.contains('num');
-    dir = sorted === col ? -dir : 1;
-    sorted = col;
-    var keyed = Array.prototype.map.call(body.rows, function (row, i) { return [key(row, col, numeric), i, row]; });
-    keyed.sort(function (a, b) { return a[0] < b[0] ? -dir : a[0] > b[0] ? dir : a[1] - b[1]; });
-    var rows = document.createDocumentFragment();
-    keyed.forEach(function (k) { rows.appendChild(k[2]); });
-    body.appendChild(rows);
-    for (var i = 0; i < heads.length; i++) heads[i].removeAttribute('aria-sort');
-    heads[col].setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
-  }
-  Array.prototype.forEach.call(heads, function (th, col) {
-    th.title = 'Sort';
-    th.addEventListener('click', function () { sortBy(col); });
-  });
-})();
-</script>
-)";
-
-void appendEscaped(std::string& out, std::string_view text)
-{
-    std::string clean;
-    if (!isValidUtf8(text)) {
-        clean = validUtf8(text);
-        text = clean;
-    }
-    for (char c : text) {
-        switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-        }
-    }
-}
-
-std::string humanBytes(uint64_t bytes)
-{
-    if (bytes < 1024)
-        return decimalString(bytes) + " B";
-    static constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    double value = double(bytes);
-    size_t unit = 0;
-    for (value /= 1024; value >= 1024 && unit + 1 < std::size(units); value /= 1024)
-        ++unit;
-    char text[32];
-    std::snprintf(text, sizeof(text), value < 10 ? "%.1f %s" : "%.0f %s", value, units[unit]);
-    return text;
-}
-
-// Human-readable, with the exact count in the tooltip and for sorting.
-void appendBytesCell(std::string& out, uint64_t bytes)
-{
-    std::string exact = decimalString(bytes);
-    out.append("<td class=\"num\" data-v=\"").append(exact).append("\" title=\"").append(exact);
-    out.append(" bytes\">").append(humanBytes(bytes)).append("</td>");
-}
-
-void appendTextOrNone(std::string& out, std::string_view text, std::string_view none = "none")
-{
-    if (text.empty())
-        out.append("<span class=\"none\">").append(none).append("</span>");
-    else
-        appendEscaped(out, text);
-}
-
-struct Tally {
-    size_t flows = 0;
-    uint64_t bytesUp = 0;
-    uint64_t bytesDown = 0;
-};
-
-/// The `limit` largest tallies by flows, then bytes, then name (stable across runs).
-template <typename Map>
-std::vector<std::pair<std::string_view, Tally>> largest(const Map& map, size_t limit)
-{
-    std::vector<std::pair<std::string_view, Tally>> rows(map.begin(), map.end());
-    auto before = [](const auto& a, const auto& b) {
-        if (a.second.flows != b.second.flows) return a.second.flows > b.second.flows;
-        uint64_t ba = a.second.bytesUp + a.second.bytesDown, bb = b.second.bytesUp + b.second.bytesDown;
-        return ba != bb ? ba > bb : a.first < b.first;
-    };
-    limit = std::min(limit, rows.size());
-    std::partial_sort(rows.begin(), rows.begin() + ptrdiff_t(limit), rows.end(), before);
-    rows.resize(limit);
-    return rows;
-}
-
-void appendTallyTable(std::string& out, std::string_view title, std::string_view keyName,
-                      const std::vector<std::pair<std::string_view, Tally>>& rows, size_t total)
-{
-    out.append("<section><h2>").append(title).append("</h2>\n");
-    if (rows.empty()) {
-        out += "<p class=\"none\">No flows in scope.</p></section>\n";
-        return;
-    }
-    out.append("<table><thead><tr><th>").append(keyName);
-    out += "</th><th class=\"num\">Flows</th><th class=\"num\">Bytes up</th><th class=\"num\">Bytes down</th></tr></thead><tbody>\n";
-    for (const auto& [key, tally] : rows) {
-        out += "<tr><td>";
-        appendTextOrNone(out, key, "unknown");
-        out.append("</td><td class=\"num\">").append(decimalString(tally.flows)).append("</td>");
-        appendBytesCell(out, tally.bytesUp);
-        appendBytesCell(out, tally.bytesDown);
-        out += "</tr>\n";
-    }
-    out += "</tbody></table>\n";
-    if (total > rows.size())
-        out.append("<p class=\"none\">and ").append(decimalString(total - rows.size())).append(" more</p>\n");
-    out += "</section>\n";
-}
-
-void appendHeader(std::string& out, const Selection& selection, const ReportScope& scope, const ReportMeta& meta)
-{
-    auto row = [&](std::string_view name, auto value) {
-        out.append("<tr><th>").append(name).append("</th><td>");
-        value();
-        out += "</td></tr>\n";
-    };
-    out += kHtmlHead;
-    out += "<title>Redirect Console report";
-    if (!meta.hostname.empty()) {
-        out += " \xE2\x80\x94 ";
-        appendEscaped(out, meta.hostname);
-    }
-    out += "</title>\n</head>\n<body>\n<h1>Redirect Console report</h1>\n<table class=\"meta\">\n";
-    row("Generated", [&] { appendTextOrNone(out, rfc3339Utc(meta.generatedNs), "unknown"); });
-    row("Generator", [&] { appendTextOrNone(out, meta.generator, "unknown"); });
-    row("Host", [&] { appendTextOrNone(out, meta.hostname, "unknown"); });
-    row("Scope", [&] { appendTextOrNone(out, meta.scopeText, "all flows"); });
-    row("Filter", [&] {
-        if (scope.filter.empty())
-            return appendTextOrNone(out, {});
-        out += "<code>";
-        appendEscaped(out, scope.filter);
-        out += "</code>";
-    });
-    row("From", [&] { appendTextOrNone(out, rfc3339Utc(scope.fromNs), "the first flow"); });
-    row("To", [&] { appendTextOrNone(out, rfc3339Utc(scope.toNs), "the last flow"); });
-    out += "</table>\n<section><h2>Totals</h2>\n<table class=\"meta\">\n";
-    row("Flows", [&] { out += decimalString(selection.flows.size()); });
-    row("Bytes up", [&] { out.append(humanBytes(selection.bytesUp)).append(" (").append(decimalString(selection.bytesUp)).append(" bytes)"); });
-    row("Bytes down", [&] { out.append(humanBytes(selection.bytesDown)).append(" (").append(decimalString(selection.bytesDown)).append(" bytes)"); });
-    out += "</table>\n</section>\n";
-}
-
-bool writeHtml(Sink& sink, const Selection& selection, const ReportScope& scope, const ReportMeta& meta)
-{
-    // The summaries key by views into the flows; only chains are built strings.
-    std::unordered_map<std::string_view, Tally> reasons, destinations, processes;
-    std::unordered_map<std::string, Tally> chains;
-    for (const Flow* flow : selection.flows) {
-        auto add = [&](Tally& tally) {
-            ++tally.flows;
-            tally.bytesUp += flow->bytesUp;
-            tally.bytesDown += flow->bytesDown;
-        };
-        add(reasons[endReasonName(flow->reason)]);
-        add(destinations[flow->destination]);
-        add(processes[flow->comm]);
-        // The redirectors only: the destinations have their own table.
-        std::string chain = flow->chainText();
-        if (std::string suffix = " -> " + flow->destination; chain.ends_with(suffix))
-            chain.resize(chain.size() - suffix.size());
-        add(chains[std::move(chain)]);
-    }
-    std::string& out = sink.buffer;
-    appendHeader(out, selection, scope, meta);
-    out += "<div class=\"grid\">\n";
-    appendTallyTable(out, "By end reason", "Reason", largest(reasons, kReasonCount), reasons.size());
-    appendTallyTable(out, "Top destinations", "Destination", largest(destinations, 10), destinations.size());
-    appendTallyTable(out, "Top processes", "Process", largest(processes, 10), processes.size());
-    appendTallyTable(out, "Chains", "Chain", largest(chains, 100), chains.size());
-    out += "</div>\n<section><h2>Flows</h2>\n<div class=\"scroll\"><table id=\"flows\"><thead><tr>";
-    for (const Column& column : kColumns)
-        out.append(column.kind == Kind::Text ? "<th>" : "<th class=\"num\">").append(column.name).append("</th>");
-    out += "</tr></thead>\n<tbody>\n";
-    Row row;
-    for (size_t n = 0; n < selection.flows.size(); ++n) {
-        fillRow(*selection.flows[n], row);
-        out += "<tr>";
-        for (size_t i = 0; i < row.size(); ++i) {
-            if (kColumns[i].kind == Kind::Bytes) {
-                appendBytesCell(out, parseNumber(row[i], false).value_or(0));
-                continue;
-            }
-            out += kColumns[i].kind == Kind::Number ? "<td class=\"num\">" : "<td>";
-            appendEscaped(out, row[i]);
-            out += "</td>";
-        }
-        out += "</tr>\n";
-        if (!sink.flowDone(n + 1))
-            return false;
-    }
-    out += "</tbody></table></div>\n</section>\n<footer>Written by ";
-    appendTextOrNone(out, meta.generator, "Redirect Console");
-    out += ". Click a column of the flow table to sort it.</footer>\n";
-    out += kHtmlScript;
-    out += "</body>\n</html>\n";
-    return true;
-}
 }  // namespace
+
+namespace report_detail {
+
+/// One flow as the cells of kColumns: the row of the CSV and of the HTML table.
+void fillRow(const Flow& flow, Row& row)
+{
+    auto joined = [&](std::string& cell, auto part) {
+        cell.clear();
+        for (const Hop& hop : flow.hops) {
+            if (&hop != &flow.hops.front())
+                cell += ';';
+            cell += part(hop);
+        }
+    };
+    std::optional<double> duration = durationMs(flow);
+    row[0] = decimalString(flow.flowId);
+    row[1] = rfc3339Utc(flow.startNs);
+    row[2] = rfc3339Utc(flow.endNs);
+    row[3] = duration ? decimalString(*duration) : std::string();
+    row[4] = decimalString(flow.pid);
+    row[5] = decimalString(flow.uid);
+    row[6] = validUtf8(flow.user);
+    row[7] = validUtf8(flow.comm);
+    row[8] = validUtf8(flow.destination);
+    row[9] = validUtf8(flow.host);
+    row[10] = validUtf8(flow.rule);
+    row[11] = validUtf8(flow.verdict);
+    row[12] = validUtf8(flow.chainText());
+    row[13] = decimalString(flow.hops.size());
+    joined(row[14], [](const Hop& hop) { return std::string(redirectStateName(hop.state)); });
+    joined(row[15], [](const Hop& hop) { return decimalString(hop.recordsSize); });
+    joined(row[16], [](const Hop& hop) { return decimalString(hop.contextSize); });
+    row[17] = decimalString(flow.bytesUp);
+    row[18] = decimalString(flow.bytesDown);
+    row[19] = endReasonName(flow.reason);
+}
+
+
+}  // namespace report_detail
 
 bool writeReport(std::ostream& out, ReportFormat format, const std::vector<Flow>& flows,
                  const ReportScope& scope, const ReportMeta& meta, const ReportProgress& progress)
