@@ -1,6 +1,7 @@
 #include "headless.h"
 
 #include <chrono>
+#include <deque>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -44,6 +45,12 @@ public:
             if (f.endNs != 0 && ended_.insert(f.flowId).second) {
                 started_.erase(f.flowId);
                 line("flow_end", f);
+                // Remember ended ids only as long as a late update could still name them.
+                endedOrder_.push_back(f.flowId);
+                if (endedOrder_.size() > kEndedMemory) {
+                    ended_.erase(endedOrder_.front());
+                    endedOrder_.pop_front();
+                }
             }
         }
         out_->flush();
@@ -76,6 +83,8 @@ private:
     std::ostream* out_;
     std::unordered_set<uint64_t> started_;
     std::unordered_set<uint64_t> ended_;
+    std::deque<uint64_t> endedOrder_;
+    static constexpr size_t kEndedMemory = 1 << 18;  // a days-long run must not grow without bound
 };
 
 int checkRules(const std::string& path)

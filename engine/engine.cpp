@@ -298,7 +298,7 @@ uint32_t Engine::findOwner(const Endpoint& endpoint) const
     return pid;
 }
 
-RedirectorStatus Engine::startRedirector(const RedirectorSpec& spec, uint32_t slot)
+RedirectorStatus Engine::statusFor(const RedirectorSpec& spec, uint32_t slot)
 {
     RedirectorStatus s;
     s.id = spec.id;
@@ -342,7 +342,7 @@ RuleError Engine::applyRules(const RuleSet& rules)
             return undo({spec.position.line, spec.position.column, "too many redirectors"});
         auto r = std::make_unique<Running>();
         r->spec = spec;
-        r->status = startRedirector(spec, slot);
+        r->status = statusFor(spec, slot);
         if (!spec.external) {
             r->runtime = std::make_shared<RedirectorRuntime>();
             r->runtime->id = spec.numericId;

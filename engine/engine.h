@@ -94,7 +94,7 @@ private:
     struct Running;
     void controlLoop();
     void tick();
-    RedirectorStatus startRedirector(const RedirectorSpec& spec, uint32_t slot);
+    RedirectorStatus statusFor(const RedirectorSpec& spec, uint32_t slot);
     uint32_t findOwner(const Endpoint& endpoint) const;
     callout_redirector calloutEntry(const Running& running) const;
 

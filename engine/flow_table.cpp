@@ -100,7 +100,7 @@ Hop* FlowTable::hopFor(Flow& flow, uint32_t redirectorId)
 
 void FlowTable::touch(uint64_t flowId)
 {
-    if (changedSet_.emplace(flowId, true).second)
+    if (changedSet_.insert(flowId).second)
         changed_.push_back(flowId);
 }
 
@@ -146,7 +146,7 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
         if (!hop->startNs)
             hop->startNs = when;
     } else if (e.verdict == CALLOUT_VERDICT_HOP_CAP) {
-        hopCap_[flow.flowId] = true;
+        hopCap_.insert(flow.flowId);
     }
     touch(flow.flowId);
 }
@@ -170,8 +170,8 @@ void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
             hop.endNs = when;
             hop.reason = EndReason::Closed;
         }
+    hopCap_.erase(flow.flowId);
     touch(flow.flowId);
-    evict();
 }
 
 void FlowTable::onHop(HopReport&& report)
@@ -238,23 +238,28 @@ void FlowTable::maybeEnd(Flow& flow)
             hop.reason = flow.reason;
         }
     hopCap_.erase(flow.flowId);
-    evict();
 }
 
 void FlowTable::evict()
 {
-    while (flows_.size() > retention_ && !order_.empty()) {
-        // Oldest ended flow goes; open ones stay however old.
-        auto it = std::find_if(order_.begin(), order_.end(), [&](uint64_t id) {
-            auto f = flows_.find(id);
-            return f == flows_.end() || f->second.endNs != 0;
-        });
-        if (it == order_.end())
-            return;
-        flows_.erase(*it);
-        order_.erase(it);
-        ++evicted_;
+    if (flows_.size() <= retention_)
+        return;
+    // One pass, oldest first: ended flows go until the table fits; open ones stay however old.
+    // (Once per publish, not per ended flow: open flows at the front made that quadratic.)
+    std::deque<uint64_t> kept;
+    for (uint64_t id : order_) {
+        auto f = flows_.find(id);
+        if (f == flows_.end())
+            continue;
+        if (flows_.size() > retention_ && f->second.endNs != 0) {
+            hopCap_.erase(id);
+            flows_.erase(f);
+            ++evicted_;
+            continue;
+        }
+        kept.push_back(id);
     }
+    order_.swap(kept);
 }
 
 std::vector<Flow> FlowTable::takeChanged()
@@ -268,6 +273,7 @@ std::vector<Flow> FlowTable::takeChanged()
     }
     changed_.clear();
     changedSet_.clear();
+    evict();  // after the copies: a flow that ends and goes in one tick is still published
     return out;
 }
 

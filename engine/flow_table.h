@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "callout_abi.h"
@@ -42,7 +43,7 @@ public:
     void onCalloutEvent(const callout_event& event, int64_t bootToWallNs);
     void onHop(HopReport&& hop);
 
-    /// Flows changed since the last call (copies), in change order.
+    /// Flows changed since the last call (copies), in change order; then evicts beyond the cap.
     std::vector<Flow> takeChanged();
     std::vector<Flow> snapshot() const;
     size_t size() const { return flows_.size(); }
@@ -64,8 +65,8 @@ private:
     std::unordered_map<uint64_t, Flow> flows_;
     std::deque<uint64_t> order_;       // flow ids by creation
     std::vector<uint64_t> changed_;
-    std::unordered_map<uint64_t, bool> changedSet_;
-    std::unordered_map<uint64_t, bool> hopCap_;
+    std::unordered_set<uint64_t> changedSet_;
+    std::unordered_set<uint64_t> hopCap_;  // flows whose chain reached the hop cap, until they end
     std::map<uint32_t, RuleHits> hits_;
     std::unordered_map<uint32_t, std::string> users_;
     uint64_t evicted_ = 0;

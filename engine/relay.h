@@ -1,5 +1,5 @@
 // The relay: epoll workers that accept redirected connections, reach the
-// original destination and move bytes both ways with splice().
+// original destination and move bytes both ways (copy for small flows, splice for bulk).
 #pragma once
 
 #include <atomic>
@@ -38,9 +38,10 @@ struct RelayOptions {
  * Worker threads, each with its own epoll set and its own SO_REUSEPORT
  * listener per redirector and family, so the kernel spreads connections and
  * no lock is taken on the data path. A connection lives on the worker that
- * accepted it. Upstream connects are non-blocking with a deadline; bytes move
- * socket -> pipe -> socket with splice(), pipes made only once a direction
- * carries data (idle flows hold two sockets and no pipe).
+ * accepted it. Upstream connects are non-blocking with a deadline. Bytes move
+ * through one scratch buffer per worker until a direction has carried 64 KiB,
+ * then socket -> pipe -> socket with splice(); idle and small flows hold two
+ * sockets and no pipe.
  */
 class Relay {
 public:
