@@ -122,7 +122,6 @@ void childSetup(int netnsFd)
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);  // the engine ignores it; exec keeps ignored signals
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 

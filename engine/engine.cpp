@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -125,9 +124,6 @@ struct Engine::Running {
 Engine::Engine(EngineOptions options) : options_(std::move(options)), updates_(options_.queueCapacity)
 {
     raiseFileLimit();
-    // splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL):
-    // a relay reports that as a reset, it must not die of it.
-    ::signal(SIGPIPE, SIG_IGN);
     callout_ = std::make_unique<Callout>(CalloutOptions{options_.cgroup, options_.instance});
     // Our own SDK calls use the map we hold: no pin lookup per call.
     redirect_sio_use_map(callout_->socksMapFd());

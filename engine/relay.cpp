@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -149,6 +150,13 @@ private:
 
     void run()
     {
+        // splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL).
+        // Blocked in the relay's own threads, it stays pending and splice returns EPIPE,
+        // reported as a reset; the rest of the process keeps its own disposition.
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
         if (options_.netnsFd >= 0 && ::setns(options_.netnsFd, CLONE_NEWNET) != 0)
             spdlog::error("relay worker: cannot enter network namespace: {}", std::strerror(errno));
         epoll_event events[256];
