@@ -2,6 +2,7 @@
 // checkbox changes the callout's rule map and the route of the next real
 // connection; exporting the filtered view writes exactly the rows shown.
 #include <QApplication>
+#include <QClipboard>
 #include <atomic>
 #include <QFile>
 #include <QLineEdit>
@@ -172,6 +173,18 @@ void TestMainWindow::exportFilteredViewReadsBack()
     QString portText = QString::number(shown.port());
     console.window->filterEdit()->setText("dest:127.0.0.1:" + portText);
     QTRY_COMPARE_WITH_TIMEOUT(console.window->proxy()->rowCount(), 3, 3000);
+
+    // Ctrl+C copies the selected rows of the view as CSV (header and one line per row).
+    console.window->flowView()->setFocus();
+    console.window->flowView()->selectAll();
+    QTest::keyClick(console.window->flowView(), Qt::Key_C, Qt::ControlModifier);
+    QStringList copied = QApplication::clipboard()->text().split("\r\n", Qt::SkipEmptyParts);
+    QCOMPARE(copied.size(), 1 + 3);
+    QVERIFY(copied[1].contains("127.0.0.1:" + portText));
+    // Ctrl+E opens the export dialog.
+    QTest::keyClick(console.window.get(), Qt::Key_E, Qt::ControlModifier);
+    auto* opened = console.window->findChild<gui::ExportDialog*>();
+    QVERIFY(opened && opened->isVisible());
 
     QTemporaryDir dir;
     QString path = dir.filePath("view.csv");
