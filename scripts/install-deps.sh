@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   cmake ninja-build g++ clang pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-  qt6-base-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
+  qt6-base-dev libqt6opengl6-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
   # run
   iproute2 kmod policykit-1
   # tests and benchmarks: real clients and servers on loopback
