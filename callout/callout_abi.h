@@ -37,6 +37,8 @@ enum callout_verdict {
 	CALLOUT_VERDICT_HOP_CAP = 4,    /* would redirect, but the chain holds CALLOUT_MAX_HOPS */
 	CALLOUT_VERDICT_LOCAL = 5,      /* destination is a redirector listener itself */
 	CALLOUT_VERDICT_CLOSED = 6,     /* not a decision: a redirected application socket closed */
+	CALLOUT_VERDICT_STALLED = 7,    /* the engine hosting the redirector missed its heartbeat: direct */
+	CALLOUT_VERDICT_UNVERIFIED = 8, /* the redirector's endpoint has no listener we verified: direct */
 };
 
 /* callout_event.flags and callout_hop.flags */
@@ -48,10 +50,16 @@ enum callout_verdict {
 #define CALLOUT_ROLE_CONTEXT 0x02      /* context valid */
 #define CALLOUT_ROLE_APP_REDIRECTED 0x04 /* socket was redirected here: getpeername shows context */
 #define CALLOUT_ROLE_ACCEPTED 0x08     /* accepted by a redirector: records/context handed over */
+/* A redirector's listening socket, verified by the engine: context.redirector_id names the redirector.
+ * The mark lives and dies with the socket, so a port that changes hands carries no mark. */
+#define CALLOUT_ROLE_LISTENER 0x10
 
 /* callout_redirector.flags */
 #define CALLOUT_REDIRECTOR_ACTIVE 0x01
 #define CALLOUT_REDIRECTOR_EXTERNAL 0x02
+/* Redirect only to a listener that carries CALLOUT_ROLE_LISTENER for this redirector (the engine
+ * always sets it; bare callouts in tests may leave it off). */
+#define CALLOUT_REDIRECTOR_VERIFY_LISTENER 0x04
 
 /* callout_rule.match bits: which optional match fields are set */
 #define CALLOUT_MATCH_UID 0x01
@@ -179,6 +187,8 @@ enum callout_stat {
 	CALLOUT_STAT_EVENT_DROPS,
 	CALLOUT_STAT_HANDOFFS,
 	CALLOUT_STAT_HANDOFF_MISSES,
+	CALLOUT_STAT_STALLED,     /* would have gone to a redirector of a stalled engine */
+	CALLOUT_STAT_UNVERIFIED,  /* would have gone to an endpoint without a verified listener */
 	CALLOUT_STAT_COUNT,
 };
 

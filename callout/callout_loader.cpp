@@ -1,6 +1,9 @@
 #include "callout_loader.h"
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -19,6 +22,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
 
 #include "callout.skel.h"
 #include "callout_abi_check.h"
@@ -120,6 +124,33 @@ void sweepStaleInstances()
     ::closedir(dir);
 }
 
+// libbpf's messages (a verifier rejection among them, many lines in one message) go to our
+// log line by line, where people read them. libbpf prefixes its own "libbpf: ".
+int libbpfToLog(enum libbpf_print_level level, const char* format, va_list args)
+{
+    va_list copy;
+    va_copy(copy, args);
+    int n = std::vsnprintf(nullptr, 0, format, copy);
+    va_end(copy);
+    if (n <= 0)
+        return n;
+    std::string text(static_cast<size_t>(n) + 1, '\0');
+    std::vsnprintf(text.data(), text.size(), format, args);
+    text.resize(static_cast<size_t>(n));
+    auto lvl = level == LIBBPF_WARN ? spdlog::level::warn : level == LIBBPF_INFO ? spdlog::level::debug
+                                                                                  : spdlog::level::trace;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos)
+            end = text.size();
+        if (end > start)
+            spdlog::log(lvl, "{}", std::string_view(text).substr(start, end - start));
+        start = end + 1;
+    }
+    return n;
+}
+
 }  // namespace
 
 CalloutError::CalloutError(const std::string& what, int error) : std::runtime_error(what), error_(error) {}
@@ -187,7 +218,8 @@ Callout::Callout(CalloutOptions options) : options_(std::move(options))
         lockPath_ = std::string(CALLOUT_RUN_DIR "/") + options_.instance + ".lock";
         lockFd_ = takeInstanceLock(lockPath_);
 
-        // open -> load: the verifier checks every program here.
+        // open -> load: the verifier checks every program here; its log reaches ours.
+        libbpf_set_print(libbpfToLog);
         skel_ = callout__open_and_load();
         if (!skel_)
             fail("load callout programs", errno);
@@ -399,5 +431,29 @@ CalloutStats Callout::stats() const
 }
 
 int Callout::socksMapFd() const { return bpf_map__fd(skel_->maps.callout_socks); }
+
+void Callout::markListener(int listenerFd, uint32_t redirectorId)
+{
+    callout_sock mark{};
+    mark.role = CALLOUT_ROLE_LISTENER;
+    mark.context.redirector_id = redirectorId;
+    if (bpf_map_update_elem(socksMapFd(), &listenerFd, &mark, BPF_ANY) != 0)
+        fail("mark listener of redirector " + std::to_string(redirectorId), errno);
+}
+
+uint64_t Callout::bootNowNs()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void Callout::setStallDeadline(uint64_t deadlineNs)
+{
+    heartbeat();  // a deadline must never start out already missed
+    skel_->bss->callout_stall_deadline_ns = deadlineNs;
+}
+
+void Callout::heartbeat() { __atomic_store_n(&skel_->bss->callout_heartbeat_ns, bootNowNs(), __ATOMIC_RELAXED); }
 
 }  // namespace redirect

@@ -85,6 +85,20 @@ public:
     CalloutStats stats() const;
     int socksMapFd() const;
 
+    /// Mark a listening socket (ours, or another process's duplicated with pidfd_getfd) as the
+    /// verified listener of redirector `redirectorId`. Redirectors with
+    /// CALLOUT_REDIRECTOR_VERIFY_LISTENER are used only while such a socket is what a connect to
+    /// their endpoint would reach; the mark dies with the socket.
+    void markListener(int listenerFd, uint32_t redirectorId);
+
+    /// Fail-open for a stalled engine: when the last heartbeat() is older than `deadlineNs`,
+    /// connects pass over the redirectors this engine hosts (0 turns the check off, the default).
+    void setStallDeadline(uint64_t deadlineNs);
+    /// Record that the engine is alive now (a store into mapped memory, no system call).
+    void heartbeat();
+    /// CLOCK_BOOTTIME in ns, the clock of events, rule expiry and the heartbeat.
+    static uint64_t bootNowNs();
+
     /// The cgroup2 mount point, mounting one under /run/redirect-console if none is mounted.
     static std::string cgroup2Root();
     /// Network namespace cookie of the calling thread (SO_NETNS_COOKIE).
