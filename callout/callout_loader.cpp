@@ -27,6 +27,7 @@
 #include "callout.skel.h"
 #include "callout_abi_check.h"
 #include "callout_paths.h"
+#include "cgroup2.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -155,33 +156,7 @@ int libbpfToLog(enum libbpf_print_level level, const char* format, va_list args)
 
 CalloutError::CalloutError(const std::string& what, int error) : std::runtime_error(what), error_(error) {}
 
-std::string Callout::cgroup2Root()
-{
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(mountinfo, line)) {
-        // "id parent major:minor root mountpoint options ... - fstype source superoptions"
-        auto dash = line.find(" - ");
-        if (dash == std::string::npos)
-            continue;
-        std::istringstream tail(line.substr(dash + 3));
-        std::string fstype;
-        tail >> fstype;
-        if (fstype != "cgroup2")
-            continue;
-        std::istringstream head(line.substr(0, dash));
-        std::string id, parent, dev, root, mountPoint;
-        head >> id >> parent >> dev >> root >> mountPoint;
-        if (root == "/")
-            return mountPoint;
-    }
-    std::string path = CALLOUT_RUN_DIR "/cgroup2";
-    makeDir(CALLOUT_RUN_DIR, 0755);
-    makeDir(path, 0755);
-    if (::mount("cgroup2", path.c_str(), "cgroup2", 0, nullptr) != 0)
-        fail("mount cgroup2 at " + path, errno);
-    return path;
-}
+std::string Callout::cgroup2Root() { return cgroup2::root(); }
 
 uint64_t Callout::currentNetnsCookie()
 {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,6 +33,11 @@ struct EngineOptions {
     /// Records repair for our own process: a connect of ours without SET is repaired like any
     /// proxy's. Off only where the same process also plays the application (tests).
     bool repairOwnRecords = true;
+    /// Fail-open for stalls: when the engine (its control thread or any relay worker) has not
+    /// shown life for this long, new connections pass over its redirectors. 0 = off.
+    int stallDeadlineMs = 1000;
+    /// How often external redirectors' endpoints are checked for a change of listener.
+    int verifyIntervalMs = 500;
 };
 
 struct RedirectorStatus {
@@ -48,6 +54,10 @@ struct RedirectorStatus {
     uint64_t active = 0;
     uint64_t bytesUp = 0;
     uint64_t bytesDown = 0;
+    /// The callout can send connections here now: our listener is marked, or the external
+    /// endpoint's listener belongs to its owner. Otherwise matching connections go direct.
+    bool available = false;
+    std::string availability;  ///< who listens, or why connections go direct
 };
 
 struct EngineStats {
@@ -74,8 +84,9 @@ public:
 
     /// Start/stop redirectors and swap the rule table. On error nothing running changes.
     RuleError applyRules(const RuleSet& rules);
-    /// Toggle one rule live; false if no such rule.
-    bool setRuleEnabled(const std::string& ruleId, bool enabled);
+    /// Toggle one rule live. False, with the reason in *error when given, if there is no such
+    /// rule or the callout refused the update; then nothing changed.
+    bool setRuleEnabled(const std::string& ruleId, bool enabled, std::string* error = nullptr);
     RuleSet rules() const;
 
     /// Flows changed since the last drain, oldest change first (at most `max`).
@@ -92,16 +103,30 @@ public:
 
 private:
     struct Running;
+    void checkOwnScope();
     void controlLoop();
     void tick();
+    void beat();
+    void notePassedOver(const callout_event& e);
+    void logPassedOver();
     RedirectorStatus statusFor(const RedirectorSpec& spec, uint32_t slot);
-    uint32_t findOwner(const Endpoint& endpoint) const;
+    void verifyExternal(Running& running);
+    void verifyExternals();
     callout_redirector calloutEntry(const Running& running) const;
 
     EngineOptions options_;
     std::unique_ptr<Callout> callout_;
     std::unique_ptr<Relay> relay_;
     uint64_t netnsCookie_ = 0;
+    /// The engine's own sockets are in the callout's scope, so records reach its redirectors.
+    bool ownInScope_ = true;
+    std::string scopeProblem_;
+
+    // Control thread only: connections that passed over an unavailable redirector, logged at
+    // most once a second.
+    std::map<std::pair<uint32_t, uint8_t>, uint64_t> passedOver_;
+    std::chrono::steady_clock::time_point lastPassedLog_{};
+    std::chrono::steady_clock::time_point lastVerify_{};
 
     mutable std::mutex rulesMutex_;    // rules_, running_
     RuleSet rules_;

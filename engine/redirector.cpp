@@ -23,7 +23,7 @@ namespace {
 
 }  // namespace
 
-sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length)
+sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length, const uint8_t* addr)
 {
     sockaddr_storage ss{};
     if (family == AF_INET) {
@@ -31,18 +31,22 @@ sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length)
         sin->sin_family = AF_INET;
         sin->sin_port = htons(port);
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (addr)
+            std::memcpy(&sin->sin_addr, addr, 4);
         *length = sizeof(*sin);
     } else {
         auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(port);
         sin6->sin6_addr = in6addr_loopback;
+        if (addr)
+            std::memcpy(&sin6->sin6_addr, addr, 16);
         *length = sizeof(*sin6);
     }
     return ss;
 }
 
-int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound)
+int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound, const uint8_t* addr)
 {
     int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
@@ -54,11 +58,16 @@ int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, 
     if (family == AF_INET6)
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     socklen_t len = 0;
-    sockaddr_storage ss = loopbackAddress(family, port, &len);
+    sockaddr_storage ss = loopbackAddress(family, port, &len, addr);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
         int e = errno;
         ::close(fd);
-        throw std::runtime_error("listen on loopback port " + std::to_string(port) + ": " + std::strerror(e));
+        char text[INET6_ADDRSTRLEN] = {};
+        ::inet_ntop(family, family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr)
+                                              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr),
+                    text, sizeof(text));
+        throw std::runtime_error(std::string("listen on ") + text + " port " + std::to_string(port) + ": " +
+                                 std::strerror(e));
     }
     len = sizeof(ss);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);

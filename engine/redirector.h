@@ -1,6 +1,7 @@
 // One redirector: a local proxy that takes part in a chain through the SDK.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -38,16 +39,22 @@ struct RedirectorConfig {
     uint32_t id = 0;
     uint16_t port4 = 0;   ///< 0: the OS picks
     uint16_t port6 = 0;
+    /// Addresses to listen on, network order: what the rules say (any of 127.0.0.0/8), so the
+    /// callout's redirect and our listener always name the same endpoint.
+    std::array<uint8_t, 4> addr4{127, 0, 0, 1};
+    std::array<uint8_t, 16> addr6{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     bool listen6 = true;
     /// Misbehave like a proxy that forgets SET (tests of the callout's repair).
     bool skipSet = false;
     int connectTimeoutMs = 5000;
 };
 
-/// 127.0.0.1:port or [::1]:port.
-sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length);
-/// Listening TCP socket on loopback (IPv6-only for AF_INET6); throws with the reason. *bound: the port.
-int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound);
+/// 127.0.0.1:port or [::1]:port, or `addr` (network order, 4 or 16 bytes by family) when given.
+sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length, const uint8_t* addr = nullptr);
+/// Listening TCP socket on loopback, or on `addr` when given (IPv6-only for AF_INET6); throws with
+/// the reason. *bound: the port.
+int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, uint16_t* bound,
+                   const uint8_t* addr = nullptr);
 /// Wall clock now, ns since the epoch.
 int64_t wallNowNs();
 /// QUERY a blob, growing the buffer to the size the SDK asks for.

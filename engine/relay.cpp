@@ -28,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int64_t steadyNowNs() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
+
 // Anything registered with a worker's epoll set.
 struct Handler {
     virtual ~Handler() = default;
@@ -88,6 +90,7 @@ public:
     }
 
     uint64_t open() const { return open_.load(std::memory_order_relaxed); }
+    int64_t lastLoopNs() const { return lastLoopNs_.load(std::memory_order_relaxed); }
 
 private:
     struct Listener : Handler {
@@ -161,6 +164,7 @@ private:
             spdlog::error("relay worker: cannot enter network namespace: {}", std::strerror(errno));
         epoll_event events[256];
         while (!stopping_) {
+            lastLoopNs_.store(steadyNowNs(), std::memory_order_relaxed);
             int n = ::epoll_wait(epoll_, events, 256, nextTimeoutMs());
             for (int i = 0; i < n; ++i) {
                 if (!events[i].data.ptr)
@@ -177,10 +181,11 @@ private:
 
     int nextTimeoutMs()
     {
+        // Wake at least every kMaxWaitMs even when idle: the engine's heartbeat counts on it.
         if (deadlines_.empty())
-            return 1000;
+            return kMaxWaitMs;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines_.begin()->first - Clock::now());
-        return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 1000));
+        return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, kMaxWaitMs));
     }
 
     void expireDeadlines()
@@ -470,6 +475,8 @@ private:
     }
 
     static constexpr uint64_t kSpliceAfterBytes = 64 * 1024;
+    static constexpr int kMaxWaitMs = 100;
+    std::atomic<int64_t> lastLoopNs_{steadyNowNs()};
     char scratch_[64 * 1024];
     const RelayOptions& options_;
     const HopSink& sink_;
@@ -518,11 +525,23 @@ void Relay::addRedirector(std::shared_ptr<RedirectorRuntime> runtime, uint16_t* 
             uint16_t p4 = runtime->config.port4, p6 = runtime->config.port6;
             for (size_t i = 0; i < workers_.size(); ++i) {
                 // SO_REUSEPORT: one listener per worker on the same port; the kernel spreads connections.
-                int v4 = listenLoopback(AF_INET, p4, true, true, &p4);
+                int v4 = listenLoopback(AF_INET, p4, true, true, &p4, runtime->config.addr4.data());
                 int v6 = -1;
-                if (runtime->config.listen6)
-                    v6 = listenLoopback(AF_INET6, p6, true, true, &p6);
+                if (runtime->config.listen6) {
+                    try {
+                        v6 = listenLoopback(AF_INET6, p6, true, true, &p6, runtime->config.addr6.data());
+                    } catch (...) {
+                        ::close(v4);
+                        throw;
+                    }
+                }
                 fds.emplace_back(v4, v6);
+                // Marked before the callout can send anything here: see CALLOUT_ROLE_LISTENER.
+                if (options_.markListener) {
+                    options_.markListener(v4, runtime->id);
+                    if (v6 >= 0)
+                        options_.markListener(v6, runtime->id);
+                }
             }
             *port4 = p4;
             *port6 = runtime->config.listen6 ? p6 : 0;
@@ -550,6 +569,14 @@ void Relay::removeRedirector(const std::shared_ptr<RedirectorRuntime>& runtime)
 {
     for (auto& w : workers_)
         w->removeListeners(runtime.get());
+}
+
+int64_t Relay::oldestLoopNs() const
+{
+    int64_t oldest = INT64_MAX;
+    for (auto& w : workers_)
+        oldest = std::min(oldest, w->lastLoopNs());
+    return oldest;
 }
 
 uint64_t Relay::openConnections() const

@@ -32,6 +32,9 @@ struct RelayOptions {
     int netnsFd = -1;       ///< >= 0: run every socket in that network namespace
     bool peek = true;       ///< record TLS SNI / HTTP Host from the first client bytes
     int pipeBytes = 1 << 18;
+    /// Called for each new listening socket of a redirector, before it can receive anything
+    /// (the engine marks it for the callout); an exception fails addRedirector().
+    std::function<void(int fd, uint32_t redirectorId)> markListener;
 };
 
 /**
@@ -58,6 +61,9 @@ public:
     int workerCount() const { return static_cast<int>(workers_.size()); }
     /// Connections open right now, all workers.
     uint64_t openConnections() const;
+    /// steady_clock ns when the least recently looping worker last went round its loop (idle
+    /// workers go round at least every 100 ms): the relay is alive if this is recent.
+    int64_t oldestLoopNs() const;
     void stop();
 
     class Worker;

@@ -17,8 +17,8 @@ namespace redirect::engine {
 
 bool RedirectorSpec::operator==(const RedirectorSpec& o) const
 {
-    return std::tie(id, name, external, listen, numericId, data)
-        == std::tie(o.id, o.name, o.external, o.listen, o.numericId, o.data);
+    return std::tie(id, name, external, listen, numericId, data, ownerUid, ownerUser, ownerProcess)
+        == std::tie(o.id, o.name, o.external, o.listen, o.numericId, o.data, o.ownerUid, o.ownerUser, o.ownerProcess);
 }
 
 bool RuleSpec::operator==(const RuleSpec& o) const
@@ -150,11 +150,14 @@ private:
     std::map<uint32_t, std::pair<std::string, Position>> seen_;
 };
 
+uint32_t parseUser(const Value& v, const char* key, std::string& name);
+std::string parseProcess(const Value& v, const char* key);
+
 RedirectorSpec parseRedirector(const Value& v, IdRegistry& ids)
 {
     if (v.type != Type::Object)
         fail(v.position, std::string("expected an object for each redirector, got ") + json::typeName(v.type));
-    Members f(v, "in redirector", {"id", "name", "external", "listen", "data"});
+    Members f(v, "in redirector", {"id", "name", "external", "listen", "data", "owner", "owner_process"});
     RedirectorSpec r;
     r.position = v.position;
     const Value& id = f.required("id");
@@ -188,6 +191,15 @@ RedirectorSpec parseRedirector(const Value& v, IdRegistry& ids)
     }
     if (r.external && r.listen.empty())
         fail(external->position, "external redirector " + quoted(r.id) + " needs at least one \"listen\" endpoint");
+    // Whose listener an external endpoint must be: anyone else who binds it gets nothing.
+    for (const char* key : {"owner", "owner_process"})
+        if (const Value* owner = f.optional(key); owner && !r.external)
+            fail(owner->position, std::string("\"") + key + "\" applies only to an \"external\" redirector (the engine "
+                                  "owns the listeners of its own)");
+    if (const Value* owner = f.optional("owner"))
+        r.ownerUid = parseUser(*owner, "owner", r.ownerUser);
+    if (const Value* process = f.optional("owner_process"))
+        r.ownerProcess = parseProcess(*process, "owner_process");
     if (const Value* data = f.optional("data")) {
         r.data = stringOf(*data, "data");
         if (r.data.size() > CALLOUT_DATA_MAX)
@@ -240,21 +252,32 @@ uint32_t lookUpUser(const Value& v)
     }
 }
 
-void parseUid(const Value& v, RuleSpec& rule)
+// A user as a name (looked up now; `name` keeps it) or a uid number.
+uint32_t parseUser(const Value& v, const char* key, std::string& name)
 {
     if (v.type == Type::String) {
         if (v.string.empty())
-            fail(v.position, "\"uid\" must not be empty");
-        rule.uid = lookUpUser(v);
-        rule.user = v.string;
-    } else if (v.type == Type::Number) {
+            fail(v.position, std::string("\"") + key + "\" must not be empty");
+        name = v.string;
+        return lookUpUser(v);
+    }
+    if (v.type == Type::Number) {
         // (uid_t)-1 means "no uid" to the kernel.
         if (!v.integral || v.integer < 0 || v.integer >= 0xFFFFFFFFll)
-            fail(v.position, "uid must be a whole number from 0 to 4294967294");
-        rule.uid = uint32_t(v.integer);
-    } else {
-        fail(v.position, std::string("expected a number or a user name for \"uid\", got ") + json::typeName(v.type));
+            fail(v.position, std::string(key) + " must be a whole number from 0 to 4294967294");
+        return uint32_t(v.integer);
     }
+    fail(v.position, std::string("expected a number or a user name for \"") + key + "\", got " + json::typeName(v.type));
+}
+
+// A command name as the kernel keeps it (comm: at most CALLOUT_COMM_LEN - 1 bytes).
+std::string parseProcess(const Value& v, const char* key)
+{
+    std::string process = stringOf(v, key);
+    if (process.empty() || process.size() >= CALLOUT_COMM_LEN || process.find('\0') != std::string::npos)
+        fail(v.position, std::string("\"") + key + "\" must be a command name (comm) of 1 to "
+                             + std::to_string(CALLOUT_COMM_LEN - 1) + " bytes, got " + std::to_string(process.size()));
+    return process;
 }
 
 void parseMatch(const Members& f, RuleSpec& rule)
@@ -279,16 +302,10 @@ void parseMatch(const Members& f, RuleSpec& rule)
     }
     if (const Value* ports = f.optional("ports"))
         parsePorts(*ports, rule);
-    if (const Value* process = f.optional("process")) {
-        rule.process = stringOf(*process, "process");
-        if (rule.process.empty() || rule.process.size() >= CALLOUT_COMM_LEN
-            || rule.process.find('\0') != std::string::npos)
-            fail(process->position, "\"process\" must be a command name (comm) of 1 to "
-                                        + std::to_string(CALLOUT_COMM_LEN - 1) + " bytes, got "
-                                        + std::to_string(rule.process.size()));
-    }
+    if (const Value* process = f.optional("process"))
+        rule.process = parseProcess(*process, "process");
     if (const Value* uid = f.optional("uid"))
-        parseUid(*uid, rule);
+        rule.uid = parseUser(*uid, "uid", rule.user);
     if (const Value* cgroup = f.optional("cgroup")) {
         rule.cgroup = stringOf(*cgroup, "cgroup");
         rule.cgroupPosition = cgroup->position;

@@ -59,6 +59,11 @@ struct RedirectorSpec {
     std::vector<Endpoint> listen;     ///< at most one IPv4 and one IPv6; empty: the OS picks ports
     uint32_t numericId = 0;           ///< redirectorNumericId(id)
     std::string data;                 ///< opaque callout data, at most CALLOUT_DATA_MAX bytes
+    /// External only: the endpoint is used only while its listener belongs to this user (and,
+    /// when ownerProcess is set, to a process of that name); default root.
+    uint32_t ownerUid = 0;
+    std::string ownerUser;            ///< the user name the file gave for ownerUid, if any
+    std::string ownerProcess;         ///< comm, 1-15 bytes; empty: any process of ownerUid
     json::Position position;          ///< of the redirector object
 
     /// Same content; source positions are not compared.

@@ -10,44 +10,12 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
+#include "cgroup2.h"
 #include "rules.h"
 
 namespace redirect::engine {
 
 namespace {
-
-// mountinfo escapes blanks and backslashes in paths as \ooo.
-std::string unescapeMountPath(const std::string& s)
-{
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
-            out += char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-            i += 3;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
-// Mount point of the first cgroup2 file system in this mount namespace, or "".
-std::string cgroup2Root()
-{
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(mountinfo, line)) {
-        // id parent major:minor root mount-point options [optional...] - fstype source super-options
-        std::istringstream fields(line);
-        std::string id, parent, device, root, mountPoint, field;
-        fields >> id >> parent >> device >> root >> mountPoint;
-        while (fields >> field && field != "-") {
-        }
-        if (fields >> field && field == "cgroup2")
-            return unescapeMountPath(mountPoint);
-    }
-    return {};
-}
 
 bool onCgroup2(const std::string& path)
 {
@@ -143,7 +111,7 @@ CompileResult compileRules(const RuleSet& set, const std::function<int(const std
         }
         if (!spec.cgroup.empty()) {
             if (!rootKnown) {
-                root = cgroup2Root();
+                root = cgroup2::findRoot();
                 rootKnown = true;
             }
             out.match |= CALLOUT_MATCH_CGROUP;

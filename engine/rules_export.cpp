@@ -33,6 +33,14 @@ Json redirectorJson(const RedirectorSpec& r)
         out["listen"] = oneOrMany(r.listen, [](const Endpoint& e) { return e.str(); });
     if (!r.data.empty())
         out["data"] = r.data;
+    if (r.external && (r.ownerUid != 0 || !r.ownerUser.empty())) {
+        if (r.ownerUser.empty())
+            out["owner"] = r.ownerUid;
+        else
+            out["owner"] = r.ownerUser;
+    }
+    if (!r.ownerProcess.empty())
+        out["owner_process"] = r.ownerProcess;
     return out;
 }
 

@@ -1,0 +1,177 @@
+// Engine: whose listener stands behind each external redirector's endpoint, and telling people
+// when connections pass over a redirector that cannot take them.
+#include <algorithm>
+#include <filesystem>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "cgroup2.h"
+#include "engine_internal.h"
+#include "listener_owner.h"
+
+namespace redirect::engine {
+
+namespace {
+
+std::string ownerText(const RedirectorSpec& spec)
+{
+    std::string who = spec.ownerUser.empty() ? "uid " + std::to_string(spec.ownerUid) : spec.ownerUser;
+    return spec.ownerProcess.empty() ? who : who + " (process " + spec.ownerProcess + ")";
+}
+
+std::string holderText(const ListenerSocket& l)
+{
+    return "pid " + std::to_string(l.pid) + " (" + l.comm + "), uid " + std::to_string(l.uid);
+}
+
+// Why the listener `l` must not receive this redirector's connections, or "" when it may.
+std::string refusal(const ListenerSocket& l, const RedirectorSpec& spec, const std::string& scope)
+{
+    if (l.pid == 0)
+        return "its listener (socket " + std::to_string(l.inode) + ") is held by no process we can see";
+    if (l.uid != spec.ownerUid)
+        return "its listener belongs to " + holderText(l) + ", not to " + ownerText(spec);
+    if (!spec.ownerProcess.empty() && l.comm != spec.ownerProcess)
+        return "its listener is held by " + holderText(l) + ", not by process " + spec.ownerProcess;
+    std::string cgroup = cgroup2::ofProcess(l.pid, cgroup2::root());
+    if (!cgroup2::contains(scope, cgroup))
+        return holderText(l) + " runs in cgroup " + cgroup + ", outside the callout scope " + scope +
+               ": records cannot reach it";
+    return {};
+}
+
+}  // namespace
+
+void Engine::verifyExternal(Running& r)
+{
+    const RedirectorSpec& spec = r.spec;
+    std::error_code ec;
+    std::string scope = std::filesystem::weakly_canonical(callout_->cgroupPath(), ec).string();
+    if (scope.empty())
+        scope = callout_->cgroupPath();
+    std::vector<std::string> texts;
+    std::set<unsigned long> seen;
+    bool available = false;
+    for (const Endpoint& e : spec.listen) {
+        std::vector<ListenerSocket> listeners;
+        try {
+            inNetns(options_.netnsFd, [&] {
+                listeners = listenersOn(e, false);
+                bool unknown = std::any_of(listeners.begin(), listeners.end(), [&](const ListenerSocket& l) {
+                    return !r.marked.count(l.inode) && !r.refused.count(l.inode);
+                });
+                if (unknown)
+                    listeners = listenersOn(e, true);  // who holds them: /proc, only now
+            });
+        } catch (const std::exception& ex) {
+            texts.push_back(e.str() + ": cannot list listeners: " + ex.what());
+            continue;
+        }
+        if (listeners.empty()) {
+            texts.push_back(e.str() + ": down, nothing listens");
+            continue;
+        }
+        for (const ListenerSocket& l : listeners) {
+            seen.insert(l.inode);
+            if (r.marked.count(l.inode) || r.refused.count(l.inode))
+                continue;
+            std::string why = refusal(l, spec, scope);
+            if (why.empty()) {
+                // Mark the very socket we checked: a descriptor number reused since the scan names
+                // another inode, and is refused.
+                int fd = duplicateDescriptor(l.pid, l.fd);
+                struct stat st {};
+                if (fd < 0)
+                    why = "cannot take its listener from pid " + std::to_string(l.pid) + ": " + std::strerror(-fd);
+                else if (::fstat(fd, &st) != 0 || st.st_ino != l.inode)
+                    why = "its listener changed while it was being checked";
+                else {
+                    try {
+                        callout_->markListener(fd, spec.numericId);
+                        r.marked.insert(l.inode);
+                        r.status.ownerPid = static_cast<uint32_t>(l.pid);
+                    } catch (const CalloutError& ce) {
+                        why = ce.what();
+                    }
+                }
+                if (fd >= 0)
+                    ::close(fd);
+            }
+            if (!why.empty())
+                r.refused[l.inode] = why;
+        }
+        // The kernel answers a connect with the most specific listener: that one decides.
+        const ListenerSocket& first = listeners.front();
+        if (r.marked.count(first.inode)) {
+            available = true;
+            texts.push_back(e.str() + ": " + (first.pid ? holderText(first) : "verified"));
+        } else {
+            texts.push_back(e.str() + ": " + r.refused[first.inode]);
+        }
+    }
+    // Sockets that are gone take their marks with them; forget them.
+    std::erase_if(r.marked, [&](unsigned long inode) { return !seen.count(inode); });
+    std::erase_if(r.refused, [&](const auto& entry) { return !seen.count(entry.first); });
+    std::string text;
+    for (const std::string& t : texts)
+        text += (text.empty() ? "" : "; ") + t;
+    if (text != r.status.availability || available != r.status.available) {
+        if (available)
+            spdlog::info("external redirector {}: {}", spec.id, text);
+        else
+            spdlog::warn("external redirector {}: connections go direct: {}", spec.id, text);
+    }
+    r.status.available = available;
+    r.status.availability = text;
+}
+
+void Engine::verifyExternals()
+{
+    std::lock_guard lock(rulesMutex_);
+    for (auto& [id, r] : running_) {
+        if (!r->spec.external)
+            continue;
+        uint32_t ownerBefore = r->status.ownerPid;
+        verifyExternal(*r);
+        if (r->status.ownerPid != ownerBefore) {
+            // A restarted proxy has a new pid: records repair follows it.
+            try {
+                callout_->setRedirector(r->status.slot, calloutEntry(*r));
+            } catch (const CalloutError& e) {
+                spdlog::warn("external redirector {}: {}", id, e.what());
+            }
+        }
+    }
+}
+
+void Engine::notePassedOver(const callout_event& e) { ++passedOver_[{e.redirector_id, e.verdict}]; }
+
+void Engine::logPassedOver()
+{
+    auto now = std::chrono::steady_clock::now();
+    if (passedOver_.empty() || now - lastPassedLog_ < std::chrono::seconds(1))
+        return;
+    lastPassedLog_ = now;
+    std::lock_guard lock(rulesMutex_);
+    for (auto& [key, count] : passedOver_) {
+        auto [id, verdict] = key;
+        std::string name = std::to_string(id), why;
+        for (auto& [rid, r] : running_)
+            if (r->status.numericId == id) {
+                name = rid;
+                why = r->status.availability;
+            }
+        if (verdict == CALLOUT_VERDICT_STALLED)
+            spdlog::warn("{} new connections went direct: the engine hosting redirector {} missed its heartbeat "
+                         "(stall deadline {} ms)", count, name, options_.stallDeadlineMs);
+        else
+            spdlog::warn("{} new connections went direct: redirector {} has no verified listener ({})", count, name,
+                         why.empty() ? "not known to this engine" : why);
+    }
+    passedOver_.clear();
+}
+
+}  // namespace redirect::engine
