@@ -32,6 +32,16 @@ bool parseSeconds(const std::string& text, double* out)
 
 }  // namespace
 
+bool optionTakesValue(const std::string& option)
+{
+    static const char* const kWithValue[] = {"--rules",      "--check-rules", "--cgroup",   "--jsonl",  "--report",
+                                             "--screenshot", "--instance",    "--duration", "--workers"};
+    for (const char* o : kWithValue)
+        if (option == o)
+            return true;
+    return false;
+}
+
 std::string usage()
 {
     return R"(Usage: redirect-console [OPTIONS]
@@ -81,8 +91,7 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
             cl.headless = true;
         } else if (a == "--demo") {
             cl.demo = true;
-        } else if (a == "--rules" || a == "--check-rules" || a == "--cgroup" || a == "--jsonl" || a == "--report" ||
-                   a == "--screenshot" || a == "--instance" || a == "--duration" || a == "--workers") {
+        } else if (optionTakesValue(a)) {
             auto v = value(i, a);
             if (!v)
                 return std::nullopt;

@@ -38,6 +38,9 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
 /// The --help text.
 std::string usage();
 
+/// Whether `option` is one that takes a value (--rules FILE, --workers N...).
+bool optionTakesValue(const std::string& option);
+
 /// Root, or CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN in the effective set.
 bool isAdministrator();
 

@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "callout_loader.h"
+#include "output_file.h"
 
 namespace redirect::app {
 
@@ -58,12 +59,25 @@ const char* kDemoRules = R"({
     throw std::runtime_error(what + ": " + std::strerror(error));
 }
 
-void writeText(const std::string& path, const std::string& text)
+// A cgroup control file: it exists already; never create, truncate or follow anything there.
+void writeControl(const std::string& path, const std::string& text)
 {
-    std::ofstream out(path, std::ios::trunc);
-    out << text;
-    if (!out.flush())
-        throw std::runtime_error("cannot write " + path);
+    int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail("open " + path, errno);
+    ssize_t n = ::write(fd, text.data(), text.size());
+    int error = n < 0 ? errno : EIO;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(text.size()))
+        fail("write " + path, error);
+}
+
+// A file of the demo web root: created 0600, never through a link (the same helper as reports).
+void writeNew(const std::string& path, const std::string& text)
+{
+    std::string error;
+    if (!engine::writeWholeFile(path, [&](std::ostream& out) { return bool(out << text); }, &error))
+        throw std::runtime_error(error);
 }
 
 std::string ownCgroup()
@@ -147,18 +161,18 @@ DemoSandbox::DemoSandbox()
     if (::mkdir(cgroup_.c_str(), 0755) != 0 && errno != EEXIST)
         fail("create " + cgroup_, errno);
     // This process joins the cgroup: the relay's sockets must be seen by the callout too.
-    writeText(cgroup_ + "/cgroup.procs", std::to_string(::getpid()));
+    writeControl(cgroup_ + "/cgroup.procs", std::to_string(::getpid()));
 
     char tmpl[] = "/tmp/redirect-demo-XXXXXX";
     if (!::mkdtemp(tmpl))
         fail("create the demo web root", errno);
     webRoot_ = tmpl;
-    writeText(webRoot_ + "/index.html", "<html><body><h1>Redirect Console demo</h1></body></html>\n");
+    writeNew(webRoot_ + "/index.html", "<html><body><h1>Redirect Console demo</h1></body></html>\n");
     std::string blob(256 * 1024, 'x');
     std::mt19937 rng(7);
     for (char& c : blob)
         c = static_cast<char>('a' + rng() % 26);
-    writeText(webRoot_ + "/data.bin", blob);
+    writeNew(webRoot_ + "/data.bin", blob);
 
     spawn({"python3", "-m", "http.server", std::to_string(kHttpPort), "--bind", "::", "--directory", webRoot_},
           nullptr);
@@ -211,7 +225,7 @@ DemoSandbox::~DemoSandbox()
     }
     // Leave the cgroup so it can go; our children are gone with it.
     try {
-        writeText(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
+        writeControl(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
     } catch (const std::exception&) {
     }
     ::rmdir(cgroup_.c_str());

@@ -4,8 +4,6 @@
 #include <deque>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <unordered_set>
 
@@ -17,6 +15,7 @@
 
 #include "session.h"
 #include "engine.h"
+#include "output_file.h"
 #include "report.h"
 #include "rules.h"
 
@@ -31,13 +30,16 @@ std::string hostName()
     return name;
 }
 
-// Writes the live JSON lines: one per flow start and one per flow end.
+// Writes the live JSON lines, one per flow start and one per flow end, to stdout or appended to the
+// flow log (nullptr file and toStdout false: nowhere).
 class JsonLines {
 public:
-    explicit JsonLines(std::ostream* out) : out_(out) {}
+    JsonLines(engine::AppendFile* file, bool toStdout) : file_(file), toStdout_(toStdout) {}
+    /// False once a write to the flow log failed (reported once, with the reason).
+    bool ok() const { return ok_; }
     void write(const std::vector<engine::Flow>& flows)
     {
-        if (!out_)
+        if (!file_ && !toStdout_)
             return;
         for (const engine::Flow& f : flows) {
             if (!ended_.count(f.flowId) && started_.insert(f.flowId).second)
@@ -53,11 +55,11 @@ public:
                 }
             }
         }
-        out_->flush();
+        flush();
     }
     void summary(const engine::EngineStats& s)
     {
-        if (!out_)
+        if (!file_ && !toStdout_)
             return;
         nlohmann::json j = {{"event", "summary"},
                             {"flows", s.flows},
@@ -69,8 +71,8 @@ public:
                             {"callout_event_drops", s.callout[CALLOUT_STAT_EVENT_DROPS]},
                             {"queue_drops", s.queueDrops},
                             {"evicted", s.evicted}};
-        *out_ << j.dump() << '\n';
-        out_->flush();
+        pending_ += j.dump() + '\n';
+        flush();
     }
 
 private:
@@ -78,9 +80,27 @@ private:
     {
         nlohmann::json j = engine::flowToJson(f);
         j["event"] = event;
-        *out_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        pending_ += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     }
-    std::ostream* out_;
+    // One write per batch: whole lines land together in an appended log another process tails.
+    void flush()
+    {
+        if (pending_.empty())
+            return;
+        std::string error;
+        if (toStdout_) {
+            std::fwrite(pending_.data(), 1, pending_.size(), stdout);
+            std::fflush(stdout);
+        } else if (!file_->append(pending_, &error) && ok_) {
+            ok_ = false;
+            spdlog::error("flow log: {}; later lines may be missing", error);
+        }
+        pending_.clear();
+    }
+    engine::AppendFile* file_;
+    bool toStdout_;
+    bool ok_ = true;
+    std::string pending_;
     std::unordered_set<uint64_t> started_;
     std::unordered_set<uint64_t> ended_;
     std::deque<uint64_t> endedOrder_;
@@ -102,20 +122,17 @@ int checkRules(const std::string& path)
 bool writeReportFile(engine::Engine& eng, const CommandLine& cl)
 {
     auto format = engine::reportFormatForPath(cl.report);
-    std::ofstream out(cl.report, std::ios::binary | std::ios::trunc);
-    if (!out) {
-        spdlog::error("cannot write report {}", cl.report);
-        return false;
-    }
     engine::ReportMeta meta;
     meta.generator = "Redirect Console " REDIRECT_VERSION;
     meta.generatedNs = engine::wallNowNs();
     meta.scopeText = "all flows, callout scope " + eng.scope();
     meta.hostname = hostName();
-    bool ok = engine::writeReport(out, *format, eng.snapshot(), {}, meta);
-    out.close();
-    if (!ok || !out) {
-        spdlog::error("report {} is incomplete", cl.report);
+    const std::vector<engine::Flow> flows = eng.snapshot();
+    std::string error;
+    bool ok = engine::writeWholeFile(
+        cl.report, [&](std::ostream& out) { return engine::writeReport(out, *format, flows, {}, meta); }, &error);
+    if (!ok) {
+        spdlog::error("report not written: {}", error);
         return false;
     }
     spdlog::info("report written to {}", cl.report);
@@ -140,20 +157,19 @@ int runHeadless(const CommandLine& cl)
         std::fprintf(stderr, "redirect-console: --rules FILE is required without --demo (see --help)\n");
         return ExitBadInput;
     }
-    std::unique_ptr<std::ofstream> jsonFile;
-    std::ostream* jsonOut = nullptr;
-    if (cl.jsonl == "-") {
-        jsonOut = &std::cout;
-    } else if (!cl.jsonl.empty()) {
-        jsonFile = std::make_unique<std::ofstream>(cl.jsonl, std::ios::trunc);
-        if (!*jsonFile) {
-            std::fprintf(stderr, "redirect-console: cannot write %s\n", cl.jsonl.c_str());
-            return ExitBadInput;
-        }
-        jsonOut = jsonFile.get();
+    Session session;
+    // The rules first: a bad rules file must not touch the flow log or the report.
+    if (int code = session.loadRules(cl))
+        return code;
+    engine::AppendFile flowLog;
+    std::string error;
+    if (!cl.jsonl.empty() && cl.jsonl != "-" && !flowLog.open(cl.jsonl, &error)) {
+        std::fprintf(stderr, "redirect-console: cannot write the flow log: %s\n", error.c_str());
+        return ExitBadInput;
     }
-    if (!cl.report.empty() && !std::ofstream(cl.report, std::ios::app)) {
-        std::fprintf(stderr, "redirect-console: cannot write report %s\n", cl.report.c_str());
+    // The report is written on exit; only check now, creating nothing.
+    if (!cl.report.empty() && !engine::checkWholeFileTarget(cl.report, &error)) {
+        std::fprintf(stderr, "redirect-console: cannot write the report: %s\n", error.c_str());
         return ExitBadInput;
     }
 
@@ -164,12 +180,11 @@ int runHeadless(const CommandLine& cl)
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    Session session;
     if (int code = session.start(cl))
         return code;
     engine::Engine* eng = session.engine.get();
 
-    JsonLines lines(jsonOut);
+    JsonLines lines(flowLog.isOpen() ? &flowLog : nullptr, cl.jsonl == "-");
     auto start = std::chrono::steady_clock::now();
     std::vector<engine::Flow> batch;
     for (;;) {
@@ -191,7 +206,7 @@ int runHeadless(const CommandLine& cl)
     eng->drainFlows(batch);
     lines.write(batch);
     lines.summary(eng->stats());
-    int code = ExitOk;
+    int code = lines.ok() ? ExitOk : ExitRuntimeError;
     if (!cl.report.empty() && !writeReportFile(*eng, cl))
         code = ExitRuntimeError;
     return code;

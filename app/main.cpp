@@ -1,8 +1,11 @@
 // redirect-console: the console with a display, the same engine headless without one.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <pthread.h>
 
 #include "command_line.h"
 #include "gui_main.h"
@@ -26,6 +29,15 @@ int main(int argc, char** argv)
         std::printf("redirect-console %s\n", REDIRECT_VERSION);
         return ExitOk;
     }
+    // SIGINT and SIGTERM are taken synchronously, by sigtimedwait() headless and through a signalfd in
+    // the GUI. Blocked here, before QApplication or the engine starts a thread: threads inherit the
+    // mask, and one started earlier (Qt's X11 event thread) would leave the kernel a thread to kill
+    // the whole process on, taking the demo cgroup, its web root and the window layout with it.
+    sigset_t stopSignals;
+    sigemptyset(&stopSignals);
+    sigaddset(&stopSignals, SIGINT);
+    sigaddset(&stopSignals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
     // A window when there is a display to show it on, else headless. QT_QPA_PLATFORM alone
     // (offscreen test runs) counts only for --screenshot, which needs a window.
     bool display = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY") ||

@@ -6,17 +6,27 @@
 
 namespace redirect::app {
 
-int Session::start(const CommandLine& cl)
+int Session::loadRules(const CommandLine& cl)
 {
-    engine::RuleSet rules;
     if (!cl.rules.empty()) {
         engine::RulesResult r = engine::loadRulesFile(cl.rules);
         if (!r.ok()) {
             std::fprintf(stderr, "%s:%s\n", cl.rules.c_str(), r.error.str().c_str());
             return ExitBadInput;
         }
-        rules = r.rules;
+        rules_ = r.rules;
     }
+    rulesLoaded_ = true;
+    return ExitOk;
+}
+
+int Session::start(const CommandLine& cl)
+{
+    if (!rulesLoaded_) {
+        if (int code = loadRules(cl))
+            return code;
+    }
+    engine::RuleSet rules = rules_;
     engine::EngineOptions options;
     options.cgroup = cl.cgroup;
     options.instance = cl.instance;

@@ -76,12 +76,20 @@ void ensureBpffs()
 // Holds LOCK_EX on the lock file at `path` while the instance lives. Lock files are removed
 // while locked (destructor, sweep), so after locking check the path still names our inode.
 // Retries for a second: an SDK caller holds LOCK_SH for a moment while it checks liveness.
+// Mode 0600: anyone who can open the file can hold LOCK_SH on it for ever and keep every
+// restart from loading; older versions created it 0644, so an existing one is narrowed too.
 int takeInstanceLock(const std::string& path)
 {
     for (int attempt = 0; attempt < 100; ++attempt) {
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
             fail("open lock " + path, errno);
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || ((st.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0)) {
+            int e = errno;
+            ::close(fd);
+            fail("make lock " + path + " mode 0600", e);
+        }
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
             struct stat held {}, named {};
             if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino)

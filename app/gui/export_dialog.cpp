@@ -15,8 +15,7 @@
 #include <QRadioButton>
 #include <QVBoxLayout>
 
-#include <fstream>
-
+#include "output_file.h"
 #include "redirector.h"
 #include "report.h"
 
@@ -136,6 +135,11 @@ bool ExportDialog::startExport(const QString& path, bool filteredView, qint64 fr
         return false;
     if (worker_.joinable())
         worker_.join();
+    std::string targetError;
+    if (!engine::checkWholeFileTarget(path.toStdString(), &targetError)) {
+        status_->setText(tr("Cannot export: %1").arg(QString::fromStdString(targetError)));
+        return false;
+    }
     std::string filter = filteredView ? viewFilter_.toStdString() : std::string();
     std::string error;
     if (!filter.empty() && !engine::FlowFilter::parse(filter, &error)) {
@@ -153,16 +157,20 @@ bool ExportDialog::startExport(const QString& path, bool filteredView, qint64 fr
                             QHostInfo::localHostName().toStdString()};
     worker_ = std::thread([this, path, format, scope, meta] {
         std::vector<engine::Flow> flows = snapshot_();
-        std::ofstream out(path.toStdString(), std::ios::binary | std::ios::trunc);
-        bool ok = out && engine::writeReport(out, *format, flows, scope, meta, [this](size_t done, size_t total) {
-                      emit progress(done, total);
-                      return !cancel_.load();
-                  });
-        out.close();
-        ok = ok && out.good();
-        QString message = ok ? tr("Exported to %1").arg(path) : (cancel_ ? tr("Cancelled") : tr("Export failed"));
-        if (!ok)
-            std::remove(path.toStdString().c_str());  // never leave a half-written report
+        std::string writeError;
+        // Whole or not at all: a cancelled or failed export leaves the file that was there.
+        bool ok = engine::writeWholeFile(
+            path.toStdString(),
+            [&](std::ostream& out) {
+                return engine::writeReport(out, *format, flows, scope, meta, [this](size_t done, size_t total) {
+                    emit progress(done, total);
+                    return !cancel_.load();
+                });
+            },
+            &writeError);
+        QString message = ok        ? tr("Exported to %1").arg(path)
+                          : cancel_ ? tr("Cancelled")
+                                    : tr("Export failed: %1").arg(QString::fromStdString(writeError));
         done_ = true;
         emit exportFinished(ok, path, message);
     });

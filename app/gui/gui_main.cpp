@@ -3,7 +3,9 @@
 #include <QApplication>
 #include <QSocketNotifier>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -26,23 +28,29 @@ namespace redirect::gui {
 
 namespace {
 
-// SIGINT/SIGTERM end the event loop like closing the window, so the engine and the demo
-// sandbox go down in order (the hooks would vanish anyway; the demo cgroup would not).
+// SIGINT/SIGTERM close the windows and end the event loop, as closing the window does: the
+// layout is saved (MainWindow::closeEvent) and the engine and the demo sandbox go down in order
+// (the hooks would vanish anyway; the demo cgroup and web root would not). A signal that comes
+// before the event loop runs (privilege dialog, demo start-up) waits in the signalfd until it does.
 void quitOnSignals(QObject* parent)
 {
     sigset_t stopSignals;
     sigemptyset(&stopSignals);
     sigaddset(&stopSignals, SIGINT);
     sigaddset(&stopSignals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);  // before any thread: they all inherit it
     int fd = ::signalfd(-1, &stopSignals, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        spdlog::warn("signalfd: {}; SIGINT and SIGTERM stay blocked, close the window to stop", std::strerror(errno));
         return;
+    }
     auto* notifier = new QSocketNotifier(fd, QSocketNotifier::Read, parent);
     QObject::connect(notifier, &QSocketNotifier::activated, parent, [fd] {
         signalfd_siginfo info{};
-        [[maybe_unused]] ssize_t n = ::read(fd, &info, sizeof(info));
-        spdlog::info("stopping on signal {}", info.ssi_signo);
+        if (::read(fd, &info, sizeof(info)) != static_cast<ssize_t>(sizeof(info)))
+            return;
+        spdlog::info("stopping on {}", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        // closeAllWindows() also answers a modal dialog's own loop, where quit() alone does nothing.
+        QApplication::closeAllWindows();
         QApplication::quit();
     });
 }

@@ -6,6 +6,8 @@
 namespace redirect::gui {
 
 /// Runs the Qt console; returns an app::ExitCode. Checks administrator rights before anything starts.
+/// SIGINT and SIGTERM must already be blocked in every thread (main() blocks them before any thread
+/// exists); they are taken through a signalfd and shut the console down in order.
 int runGui(int argc, char** argv, const app::CommandLine& commandLine);
 
 }  // namespace redirect::gui

@@ -25,7 +25,6 @@
 #include <QToolBar>
 #include <QVBoxLayout>
 
-#include <fstream>
 #include <sstream>
 
 #include "chain_view.h"
@@ -33,6 +32,7 @@
 #include "engine.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
+#include "output_file.h"
 #include "rules.h"
 #include "rules_model.h"
 
@@ -461,10 +461,11 @@ void MainWindow::exportRules()
     QString path = QFileDialog::getSaveFileName(this, tr("Export rules"), "rules.json", tr("Rules (*.json)"));
     if (path.isEmpty())
         return;
-    std::ofstream out(path.toStdString(), std::ios::trunc);
-    out << engine::rulesToJson(engine_->rules());
-    if (!out.flush())
-        QMessageBox::warning(this, tr("Export rules"), tr("Cannot write %1").arg(path));
+    const std::string json = engine::rulesToJson(engine_->rules());
+    std::string error;
+    if (!engine::writeWholeFile(
+            path.toStdString(), [&](std::ostream& out) { return bool(out << json); }, &error))
+        QMessageBox::warning(this, tr("Export rules"), tr("Cannot write %1: %2").arg(path, QString::fromStdString(error)));
 }
 
 }  // namespace redirect::gui

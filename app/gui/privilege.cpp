@@ -63,7 +63,7 @@ QString joinedNames(const QStringList& names)
     return names.mid(0, names.size() - 1).join(QStringLiteral(", ")) + QStringLiteral(" and ") + names.last();
 }
 
-QString buildMessage(const Privileges& p)
+QString buildMessage(const Privileges& p, const QStringList& dropped)
 {
     QStringList needed;
     for (const Capability& c : kNeeded)
@@ -75,8 +75,21 @@ QString buildMessage(const Privileges& p)
                "connections to the redirectors. Only root, or a process with %1, may load it.</p>"
                "<p>It is running as %2, which is not root and lacks %3.</p>"
                "<p><i>Relaunch as administrator</i> asks for an administrator password (pkexec) "
-               "and starts the console again; <i>Quit</i> starts nothing.</p>")
-        .arg(joinedNames(needed), p.user.toHtmlEscaped(), joinedNames(missing));
+               "and starts the console again; <i>Quit</i> starts nothing.</p>%4")
+        .arg(joinedNames(needed), p.user.toHtmlEscaped(), joinedNames(missing),
+             dropped.isEmpty()
+                 ? QString()
+                 : QStringLiteral("<p>The relaunched console gets no file paths or other values from this "
+                                  "command line; these are left out: <code>%1</code>. Choose rules and "
+                                  "output files in its window.</p>")
+                       .arg(dropped.join(QLatin1Char(' ')).toHtmlEscaped()));
+}
+
+// Value-less flags that choose nothing root would read, write or attach to.
+const QStringList& relaunchSafeFlags()
+{
+    static const QStringList flags{QStringLiteral("--demo")};
+    return flags;
 }
 
 }  // namespace
@@ -101,7 +114,8 @@ QStringList missingCapabilities(quint64 effectiveSet)
     return missing;
 }
 
-PrivilegeDialog::PrivilegeDialog(const Privileges& privileges, QWidget* parent) : QDialog(parent)
+PrivilegeDialog::PrivilegeDialog(const Privileges& privileges, const QStringList& droppedArguments, QWidget* parent)
+    : QDialog(parent)
 {
     initRedirectResources();
     setObjectName(QStringLiteral("privilegeDialog"));
@@ -114,7 +128,7 @@ PrivilegeDialog::PrivilegeDialog(const Privileges& privileges, QWidget* parent) 
     icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxWarning, nullptr, this).pixmap(size, size));
     icon->setAlignment(Qt::AlignTop);
 
-    message_ = new QLabel(buildMessage(privileges), this);
+    message_ = new QLabel(buildMessage(privileges, droppedArguments), this);
     message_->setObjectName(QStringLiteral("privilegeMessage"));
     message_->setTextFormat(Qt::RichText);
     message_->setWordWrap(true);
@@ -170,9 +184,25 @@ QString relaunchExecutable()
     return QFileInfo(QCoreApplication::applicationFilePath()).absoluteFilePath();
 }
 
+RelaunchArguments relaunchArguments(const QStringList& args)
+{
+    RelaunchArguments split;
+    for (qsizetype i = 0; i < args.size(); ++i) {
+        if (relaunchSafeFlags().contains(args[i])) {
+            split.kept << args[i];
+        } else {
+            split.dropped << args[i];
+            // The value goes with its option, even when it looks like a safe flag.
+            if (app::optionTakesValue(args[i].toStdString()) && i + 1 < args.size())
+                split.dropped << args[++i];
+        }
+    }
+    return split;
+}
+
 QStringList relaunchCommand(const QStringList& args)
 {
-    return QStringList{QStringLiteral("pkexec"), relaunchExecutable()} + args;
+    return QStringList{QStringLiteral("pkexec"), relaunchExecutable()} + relaunchArguments(args).kept;
 }
 
 bool launchDetached(const QStringList& command)
@@ -199,7 +229,7 @@ bool ensureAdministrator(const QStringList& args, const Launcher& launcher, cons
 {
     if (privileges.administrator)
         return true;
-    PrivilegeDialog dialog(privileges);
+    PrivilegeDialog dialog(privileges, relaunchArguments(args).dropped);
     dialog.exec();
     if (dialog.choice() == PrivilegeChoice::Relaunch && launcher)
         launcher(relaunchCommand(args));

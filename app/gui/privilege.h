@@ -28,14 +28,16 @@ QStringList missingCapabilities(quint64 effectiveSet);
 /// The privileges of this process.
 Privileges currentPrivileges();
 
-/// The one dialog: what is missing, why, "Relaunch as administrator" (default) or "Quit".
+/// The one dialog: what is missing, why, "Relaunch as administrator" (default) or "Quit", and which
+/// of the given arguments a relaunch leaves out (`droppedArguments`, see relaunchArguments()).
 /// Object names: "privilegeMessage" (the QLabel), "relaunchButton", "quitButton".
 /// With REDIRECT_PRIVILEGE_AUTOANSWER=relaunch|quit in the environment (tests only) it answers
 /// itself once it has been shown.
 class PrivilegeDialog : public QDialog {
     Q_OBJECT
 public:
-    explicit PrivilegeDialog(const Privileges& privileges, QWidget* parent = nullptr);
+    explicit PrivilegeDialog(const Privileges& privileges, const QStringList& droppedArguments = {},
+                             QWidget* parent = nullptr);
 
     PrivilegeChoice choice() const { return choice_; }
     QString message() const;
@@ -59,7 +61,19 @@ private:
 /// lets pkexec keep DISPLAY and XAUTHORITY (allow_gui).
 QString relaunchExecutable();
 
-/// `pkexec <relaunchExecutable()> <args...>`; `args` are the arguments after the program name.
+/// What a relaunch passes on of `args` (the arguments after the program name) and what it drops.
+struct RelaunchArguments {
+    QStringList kept;     ///< flags of a fixed list that take no value (--demo), in order
+    QStringList dropped;  ///< everything else, values included, in order
+};
+
+/// Splits `args` for the relaunch. The relaunched console runs as root, and polkit authorizes the
+/// program, not its arguments: a path (--jsonl, --report, --rules, --cgroup...) or any free-form
+/// value would let whoever started the unprivileged console choose what root writes, reads or
+/// attaches to. So only value-less flags of a fixed list go through; files are chosen in the window.
+RelaunchArguments relaunchArguments(const QStringList& args);
+
+/// `pkexec <relaunchExecutable()> <relaunchArguments(args).kept...>`.
 QStringList relaunchCommand(const QStringList& args);
 
 /// Starts a command; returns whether it started.
@@ -70,9 +84,9 @@ using Launcher = std::function<bool(const QStringList& command)>;
 bool launchDetached(const QStringList& command);
 
 /// True when this process is administrator (app::isAdministrator()). Otherwise shows the
-/// PrivilegeDialog (modal, needs a QApplication); Relaunch calls launcher(relaunchCommand(args))
-/// once, Quit calls nothing; either way returns false and the caller exits with
-/// ExitNotAdministrator (3) without creating anything else.
+/// PrivilegeDialog (modal, needs a QApplication) naming the arguments a relaunch drops; Relaunch
+/// calls launcher(relaunchCommand(args)) once, Quit calls nothing; either way returns false and the
+/// caller exits with ExitNotAdministrator (3) without creating anything else.
 bool ensureAdministrator(const QStringList& args, const Launcher& launcher = launchDetached);
 
 /// The same with the privileges given instead of read from this process (for tests).

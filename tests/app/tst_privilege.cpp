@@ -152,7 +152,10 @@ class TestPrivilege : public QObject {
     Q_OBJECT
 private slots:
     void relaunchCommandIsPkexecOfThisExecutable();
+    void relaunchPassesNoPathsOrValues_data();
+    void relaunchPassesNoPathsOrValues();
     void dialogSaysWhatIsMissing();
+    void dialogNamesWhatTheRelaunchDrops();
     void currentPrivilegesMatchIsAdministrator();
     void administratorSkipsTheDialog();
     void relaunchCallsTheLauncherOnce();
@@ -175,15 +178,50 @@ private:
 
 void TestPrivilege::relaunchCommandIsPkexecOfThisExecutable()
 {
-    const QStringList args{QStringLiteral("--rules"), QStringLiteral("/etc/a b.json"), QStringLiteral("--demo")};
-    const QStringList cmd = relaunchCommand(args);
-    QCOMPARE(cmd.size(), 2 + args.size());
+    const QStringList cmd = relaunchCommand({QStringLiteral("--demo")});
+    QCOMPARE(cmd.size(), 3);
     QCOMPARE(cmd.at(0), QStringLiteral("pkexec"));
     QVERIFY2(QFileInfo(cmd.at(1)).isAbsolute(), qPrintable(cmd.at(1)));
     QCOMPARE(QFileInfo(cmd.at(1)).canonicalFilePath(), QFileInfo(QCoreApplication::applicationFilePath()).canonicalFilePath());
     QVERIFY(QFileInfo(cmd.at(1)).isExecutable());
-    QCOMPARE(cmd.mid(2), args);  // in order, one element each (the space stays inside)
+    QCOMPARE(cmd.at(2), QStringLiteral("--demo"));
     QCOMPARE(relaunchCommand({}), (QStringList{QStringLiteral("pkexec"), relaunchExecutable()}));
+}
+
+void TestPrivilege::relaunchPassesNoPathsOrValues_data()
+{
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QStringList>("kept");
+    const QString jsonl = QStringLiteral("/etc/cron.d/x.jsonl");
+    const QString report = QStringLiteral("/root/.bashrc.csv");
+    const QString rules = QStringLiteral("/tmp/a b.json");
+    const QString cgroup = QStringLiteral("/sys/fs/cgroup/unified");
+    QTest::newRow("paths and --demo")
+        << QStringList{"--jsonl", jsonl, "--demo", "--report", report, "--rules", rules, "--cgroup", cgroup}
+        << QStringList{"--demo"};
+    QTest::newRow("paths only") << QStringList{"--rules", rules, "--jsonl", jsonl, "--report", report, "--cgroup", cgroup}
+                                << QStringList{};
+    // A value that looks like a safe flag is still a value.
+    QTest::newRow("value --demo") << QStringList{"--jsonl", "--demo", "--report", report} << QStringList{};
+    QTest::newRow("free-form") << QStringList{"--instance", "x", "--screenshot", "/tmp/s.png", "--duration", "5",
+                                              "--workers", "2", "--headless", "--check-rules", rules, "-platform", "xcb"}
+                               << QStringList{};
+}
+
+void TestPrivilege::relaunchPassesNoPathsOrValues()
+{
+    QFETCH(QStringList, args);
+    QFETCH(QStringList, kept);
+    const QStringList cmd = relaunchCommand(args);
+    QCOMPARE(cmd.mid(0, 2), (QStringList{QStringLiteral("pkexec"), relaunchExecutable()}));
+    QCOMPARE(cmd.mid(2), kept);
+    const RelaunchArguments split = relaunchArguments(args);
+    QCOMPARE(split.kept, kept);
+    QCOMPARE(split.kept.size() + split.dropped.size(), args.size());  // nothing lost without a word
+    for (const QString& a : args) {
+        if (a.startsWith(QLatin1Char('/')))
+            QVERIFY2(!cmd.mid(2).join(QLatin1Char(' ')).contains(a), qPrintable(a + " reaches the root console"));
+    }
 }
 
 void TestPrivilege::dialogSaysWhatIsMissing()
@@ -212,6 +250,19 @@ void TestPrivilege::dialogSaysWhatIsMissing()
     // Exactly these two buttons: one clear choice.
     QCOMPARE(dialog.findChildren<QPushButton*>().size(), 2);
     QVERIFY(dialog.windowTitle().contains(QStringLiteral("administrator")));
+}
+
+void TestPrivilege::dialogNamesWhatTheRelaunchDrops()
+{
+    const QStringList args{QStringLiteral("--demo"), QStringLiteral("--jsonl"), QStringLiteral("/tmp/<x>.jsonl")};
+    PrivilegeDialog dialog(nonAdministrator(), relaunchArguments(args).dropped);
+    const QString text = dialog.message();
+    QVERIFY2(text.contains(QStringLiteral("<code>--jsonl /tmp/&lt;x&gt;.jsonl</code>")), qPrintable(text));
+    QVERIFY2(text.contains(QStringLiteral("left out")), qPrintable(text));
+    // Nothing dropped, nothing said.
+    QVERIFY(!PrivilegeDialog(nonAdministrator(), relaunchArguments({QStringLiteral("--demo")}).dropped)
+                 .message()
+                 .contains(QStringLiteral("left out")));
 }
 
 void TestPrivilege::currentPrivilegesMatchIsAdministrator()
@@ -257,8 +308,9 @@ void TestPrivilege::relaunchCallsTheLauncherOnce()
     QVERIFY(click.dialogSeen);
     QVERIFY(click.buttonFound);
     QVERIFY2(click.message.contains(QStringLiteral("lacks CAP_BPF and CAP_SYS_ADMIN")), qPrintable(click.message));
+    QVERIFY2(click.message.contains(QStringLiteral("--rules /etc/redirect-console/rules.json")), qPrintable(click.message));
     QCOMPARE(rec.calls.size(), 1);
-    QCOMPARE(rec.calls.first(), relaunchCommand(args));
+    QCOMPARE(rec.calls.first(), (QStringList{QStringLiteral("pkexec"), relaunchExecutable()}));
 }
 
 void TestPrivilege::quitNeverCallsTheLauncher()
@@ -337,7 +389,8 @@ void TestPrivilege::probeAsNobodyOffersRelaunchAndStartsNothing()
              qPrintable(QStringLiteral("exit %1, stdout %2, stderr %3").arg(r.code).arg(QString::fromUtf8(r.out), QString::fromUtf8(r.err))));
     QVERIFY2(!r.out.contains("STARTED"), r.out.constData());
     if (answer == QStringLiteral("relaunch")) {
-        const QByteArray expected = "RELAUNCH pkexec " + probe.toUtf8() + " --headless --rules /etc/redirect-console/rules.json\n";
+        // The path and the flags root has no use for stay behind.
+        const QByteArray expected = "RELAUNCH pkexec " + probe.toUtf8() + "\n";
         QCOMPARE(r.out, expected);
     } else {
         QCOMPARE(r.out, QByteArray());
@@ -396,9 +449,12 @@ void TestPrivilege::policyIsValidAndAllowsGui()
     QVERIFY2(!reader.hasError(), qPrintable(reader.errorString()));
     QCOMPARE(root, QStringLiteral("policyconfig"));
     QCOMPARE(actions, QStringList{QStringLiteral("org.redirectconsole.console.run")});
-    QCOMPARE(defaults.value(QStringLiteral("allow_active")), QStringLiteral("auth_admin_keep"));
-    QCOMPARE(defaults.value(QStringLiteral("allow_inactive")), QStringLiteral("auth_admin"));
-    QCOMPARE(defaults.value(QStringLiteral("allow_any")), QStringLiteral("auth_admin"));
+    // Asked every time: a kept authorization would let any process of the user start the console
+    // as root for five minutes after one password.
+    QCOMPARE(defaults.size(), 3);
+    for (const QString& key : {QStringLiteral("allow_active"), QStringLiteral("allow_inactive"), QStringLiteral("allow_any")})
+        QCOMPARE(defaults.value(key), QStringLiteral("auth_admin"));
+    QVERIFY2(!xml.contains("auth_admin_keep"), "auth_admin_keep in the installed policy");
     QCOMPARE(annotations.value(QStringLiteral("org.freedesktop.policykit.exec.path")),
              QStringLiteral(REDIRECT_INSTALLED_EXECUTABLE));
     QVERIFY(QFileInfo(QStringLiteral(REDIRECT_INSTALLED_EXECUTABLE)).isAbsolute());
