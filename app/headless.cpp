@@ -68,6 +68,8 @@ public:
                             {"redirected", s.callout[CALLOUT_STAT_REDIRECTED]},
                             {"hop_cap", s.callout[CALLOUT_STAT_HOP_CAP]},
                             {"records_missing", s.callout[CALLOUT_STAT_RECORDS_MISSING]},
+                            {"stalled", s.callout[CALLOUT_STAT_STALLED]},
+                            {"unverified", s.callout[CALLOUT_STAT_UNVERIFIED]},
                             {"callout_event_drops", s.callout[CALLOUT_STAT_EVENT_DROPS]},
                             {"queue_drops", s.queueDrops},
                             {"evicted", s.evicted}};

@@ -1,7 +1,7 @@
 // A redirector in its own process, for chain tests that need distinct
 // proxies (records repair is keyed by process). Prints "PORTS <v4> <v6>",
 // then one "HOP ..." line per finished connection; stops on SIGTERM/SIGINT.
-//   test_proxy --id N [--skip-set]
+//   test_proxy --id N [--skip-set] [--port P]
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -19,8 +19,10 @@ int main(int argc, char** argv)
             config.id = static_cast<uint32_t>(std::stoul(argv[++i]));
         else if (a == "--skip-set")
             config.skipSet = true;
+        else if (a == "--port" && i + 1 < argc)
+            config.port4 = static_cast<uint16_t>(std::stoul(argv[++i]));
         else {
-            std::fprintf(stderr, "usage: test_proxy --id N [--skip-set]\n");
+            std::fprintf(stderr, "usage: test_proxy --id N [--skip-set] [--port P]\n");
             return 2;
         }
     }
