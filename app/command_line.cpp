@@ -35,7 +35,8 @@ bool parseSeconds(const std::string& text, double* out)
 bool optionTakesValue(const std::string& option)
 {
     static const char* const kWithValue[] = {"--rules",      "--check-rules", "--cgroup",   "--jsonl",  "--report",
-                                             "--screenshot", "--instance",    "--duration", "--workers"};
+                                             "--screenshot", "--instance",    "--duration", "--workers",
+                                             "--stall-deadline"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -64,6 +65,8 @@ live redirected connections. With a display it opens the window; without one
   --screenshot FILE      save the main window as PNG after startup (GUI)
   --instance NAME        callout instance name (default "default")
   --workers N            relay worker threads (default: one per CPU)
+  --stall-deadline MS    new connections pass over our redirectors when the engine has shown
+                         no life for this long (default 1000; 0 turns the check off)
   --help, --version
 
 Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
@@ -118,6 +121,14 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                     *error = "--duration " + *v + ": expected a positive number of seconds";
                     return std::nullopt;
                 }
+            } else if (a == "--stall-deadline") {
+                char* end = nullptr;
+                long n = std::strtol(v->c_str(), &end, 10);
+                if (v->empty() || *end || n < 0 || n > 600000) {
+                    *error = "--stall-deadline " + *v + ": expected milliseconds from 0 (off) to 600000";
+                    return std::nullopt;
+                }
+                cl.stallDeadlineMs = static_cast<int>(n);
             } else {
                 char* end = nullptr;
                 long n = std::strtol(v->c_str(), &end, 10);

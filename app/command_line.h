@@ -30,6 +30,7 @@ struct CommandLine {
     std::string screenshot;     ///< --screenshot FILE (GUI)
     std::string instance = "default";
     int workers = 0;
+    int stallDeadlineMs = 1000; ///< --stall-deadline MS (0 = off)
 };
 
 /// Parses argv; on error returns nullopt and sets `error` to one line for the user.

@@ -20,10 +20,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * struct callout_event in the object's BTF, where tst_abi_layout checks it. */
 struct callout_event *callout_event_btf __attribute__((unused));
 
-/* Sizes of the SDK blobs (redirect/sio.h), reported in events. */
-#define CALLOUT_RECORDS_BLOB_SIZE(hops) (16 + 8 * (hops))
-#define CALLOUT_CONTEXT_BLOB_SIZE(data_len) (88 + (data_len))
-
 /*
  * The socket that would accept a connection to rd's listener of `family` carries the mark the
  * engine set for rd. A port that went down or changed hands has no such socket behind it: an
@@ -225,7 +221,7 @@ static __always_inline int callout_redirect(struct bpf_sock_addr *ctx, const str
 	callout_fill_context(conn, w, rd, &sk->context);
 	sk->role = CALLOUT_ROLE_RECORDS | CALLOUT_ROLE_CONTEXT | CALLOUT_ROLE_APP_REDIRECTED;
 	sk->redirector_slot = slot;
-	*context_size = CALLOUT_CONTEXT_BLOB_SIZE(sk->context.data_len);
+	*context_size = CALLOUT_SDK_CONTEXT_SIZE(sk->context.data_len);
 	callout_rewrite(ctx, conn, rd, new_dst, new_port, orig_family);
 	callout_count(CALLOUT_STAT_REDIRECTED);
 	return 1;
@@ -259,7 +255,7 @@ static __always_inline void callout_emit(const struct callout_conn *conn, const 
 	e->rule_id = w->rule_id;
 	e->hop_count = rec->hop_count;
 	e->flags = flags;
-	e->records_size = rec->hop_count ? CALLOUT_RECORDS_BLOB_SIZE(rec->hop_count) : 0;
+	e->records_size = rec->hop_count ? CALLOUT_SDK_RECORDS_SIZE(rec->hop_count) : 0;
 	e->context_size = context_size;
 	__builtin_memcpy(e->hops, rec->hops, sizeof(e->hops));
 	for (int i = 0; i < CALLOUT_MAX_HOPS; i++)

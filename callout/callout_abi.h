@@ -20,6 +20,11 @@
 #define CALLOUT_EVENTS_BYTES (4u << 20)      /* event ring buffer size */
 #define CALLOUT_EVENTS_WAKE_BYTES (1u << 20) /* pending bytes that wake the consumer early */
 
+/* Sizes of the SDK's wire blobs (redirect/sio.h), which events report. sio.c checks at compile
+ * time that these, the hop cap, the states and the flags agree with the public header. */
+#define CALLOUT_SDK_RECORDS_SIZE(hops) (16 + 8 * (hops))
+#define CALLOUT_SDK_CONTEXT_SIZE(data_len) (88 + (data_len))
+
 /* Redirect state of one redirector for one connecting socket (WFP names). */
 enum callout_state {
 	CALLOUT_STATE_NOT_REDIRECTED = 0,

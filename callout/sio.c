@@ -24,7 +24,50 @@
 #include "callout_abi.h"
 #include "callout_paths.h"
 
-#define RECORDS_HEADER_SIZE 16u
+/* Records blob field offsets (the table in redirect/sio.h). */
+enum records_offset {
+	REC_MAGIC = 0,
+	REC_VERSION = 4,
+	REC_HOP_COUNT = 6,
+	REC_FLOW_ID = 8,
+	RECORDS_HEADER_SIZE = 16,
+};
+
+/* Context blob field offsets (the table in redirect/sio.h), used by the encoder and the decoders. */
+enum context_offset {
+	CTX_MAGIC = 0,
+	CTX_VERSION = 4,
+	CTX_SIZE = 6,
+	CTX_FAMILY = 8,
+	CTX_PORT = 10,
+	CTX_ADDR = 16,
+	CTX_PID = 32,
+	CTX_UID = 36,
+	CTX_COMM = 40,
+	CTX_CGROUP = 56,
+	CTX_RULE = 64,
+	CTX_REDIRECTOR = 68,
+	CTX_TIME = 72,
+	CTX_DATA_LEN = 80,
+	CTX_DATA = 88,
+};
+
+/* One wire format: the public header and the callout's ABI must agree. */
+_Static_assert(REDIRECT_MAX_HOPS == CALLOUT_MAX_HOPS, "hop cap");
+_Static_assert(REDIRECT_CONTEXT_DATA_MAX == CALLOUT_DATA_MAX, "callout data size");
+_Static_assert(REDIRECT_CONTEXT_HEADER_SIZE == CTX_DATA, "context header");
+_Static_assert(REDIRECT_RECORDS_SIZE(1) == CALLOUT_SDK_RECORDS_SIZE(1) &&
+		       REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS) == CALLOUT_SDK_RECORDS_SIZE(CALLOUT_MAX_HOPS),
+	       "records blob size");
+_Static_assert(REDIRECT_CONTEXT_HEADER_SIZE + 7 == CALLOUT_SDK_CONTEXT_SIZE(7), "context blob size");
+_Static_assert((int)REDIRECT_STATE_NOT_REDIRECTED == (int)CALLOUT_STATE_NOT_REDIRECTED &&
+		       (int)REDIRECT_STATE_REDIRECTED_BY_SELF == (int)CALLOUT_STATE_REDIRECTED_BY_SELF &&
+		       (int)REDIRECT_STATE_REDIRECTED_BY_OTHER == (int)CALLOUT_STATE_REDIRECTED_BY_OTHER &&
+		       (int)REDIRECT_STATE_PREVIOUSLY_REDIRECTED_BY_SELF ==
+			       (int)CALLOUT_STATE_PREVIOUSLY_REDIRECTED_BY_SELF,
+	       "redirect states");
+_Static_assert(REDIRECT_HOP_RECORDS_MISSING == CALLOUT_FLAG_RECORDS_MISSING, "hop flags");
+_Static_assert(CALLOUT_COMM_LEN == CTX_CGROUP - CTX_COMM, "comm size");
 
 static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -105,10 +148,10 @@ static size_t encode_records(const struct callout_records *r, unsigned char *out
 {
 	unsigned n = r->hop_count > REDIRECT_MAX_HOPS ? REDIRECT_MAX_HOPS : r->hop_count;
 
-	put32(out, REDIRECT_RECORDS_MAGIC);
-	put16(out + 4, REDIRECT_RECORDS_VERSION);
-	put16(out + 6, (uint16_t)n);
-	put64(out + 8, r->flow_id);
+	put32(out + REC_MAGIC, REDIRECT_RECORDS_MAGIC);
+	put16(out + REC_VERSION, REDIRECT_RECORDS_VERSION);
+	put16(out + REC_HOP_COUNT, (uint16_t)n);
+	put64(out + REC_FLOW_ID, r->flow_id);
 	for (unsigned i = 0; i < n; i++) {
 		unsigned char *h = out + RECORDS_HEADER_SIZE + 8 * i;
 
@@ -126,21 +169,21 @@ static size_t encode_context(const struct callout_context *c, unsigned char *out
 	size_t size = REDIRECT_CONTEXT_HEADER_SIZE + d;
 
 	memset(out, 0, size);
-	put32(out, REDIRECT_CONTEXT_MAGIC);
-	put16(out + 4, REDIRECT_CONTEXT_VERSION);
-	put16(out + 6, (uint16_t)size);
-	put16(out + 8, c->family);
-	memcpy(out + 10, &c->port, 2);
-	memcpy(out + 16, c->addr, 16);
-	put32(out + 32, c->pid);
-	put32(out + 36, c->uid);
-	memcpy(out + 40, c->comm, 16);
-	put64(out + 56, c->cgroup_id);
-	put32(out + 64, c->rule_id);
-	put32(out + 68, c->redirector_id);
-	put64(out + 72, c->time_boot_ns);
-	put16(out + 80, d);
-	memcpy(out + 88, c->data, d);
+	put32(out + CTX_MAGIC, REDIRECT_CONTEXT_MAGIC);
+	put16(out + CTX_VERSION, REDIRECT_CONTEXT_VERSION);
+	put16(out + CTX_SIZE, (uint16_t)size);
+	put16(out + CTX_FAMILY, c->family);
+	memcpy(out + CTX_PORT, &c->port, 2);
+	memcpy(out + CTX_ADDR, c->addr, 16);
+	put32(out + CTX_PID, c->pid);
+	put32(out + CTX_UID, c->uid);
+	memcpy(out + CTX_COMM, c->comm, CALLOUT_COMM_LEN);
+	put64(out + CTX_CGROUP, c->cgroup_id);
+	put32(out + CTX_RULE, c->rule_id);
+	put32(out + CTX_REDIRECTOR, c->redirector_id);
+	put64(out + CTX_TIME, c->time_boot_ns);
+	put16(out + CTX_DATA_LEN, d);
+	memcpy(out + CTX_DATA, c->data, d);
 	return size;
 }
 
@@ -153,14 +196,14 @@ int redirect_records_decode(const void *records, size_t size, struct redirect_re
 		errno = EFAULT;
 		return -1;
 	}
-	if (size < RECORDS_HEADER_SIZE || get32(p) != REDIRECT_RECORDS_MAGIC ||
-	    get16(p + 4) != REDIRECT_RECORDS_VERSION)
+	if (size < RECORDS_HEADER_SIZE || get32(p + REC_MAGIC) != REDIRECT_RECORDS_MAGIC ||
+	    get16(p + REC_VERSION) != REDIRECT_RECORDS_VERSION)
 		goto invalid;
-	n = get16(p + 6);
-	if (n < 1 || n > REDIRECT_MAX_HOPS || size != REDIRECT_RECORDS_SIZE(n) || get64(p + 8) == 0)
+	n = get16(p + REC_HOP_COUNT);
+	if (n < 1 || n > REDIRECT_MAX_HOPS || size != REDIRECT_RECORDS_SIZE(n) || get64(p + REC_FLOW_ID) == 0)
 		goto invalid;
 	memset(info, 0, sizeof(*info));
-	info->flow_id = get64(p + 8);
+	info->flow_id = get64(p + REC_FLOW_ID);
 	info->hop_count = n;
 	for (unsigned i = 0; i < n; i++) {
 		const unsigned char *h = p + RECORDS_HEADER_SIZE + 8 * i;
@@ -187,9 +230,9 @@ static const unsigned char *context_checked(const void *context, size_t size)
 		errno = EFAULT;
 		return NULL;
 	}
-	if (size < REDIRECT_CONTEXT_HEADER_SIZE || get32(p) != REDIRECT_CONTEXT_MAGIC ||
-	    get16(p + 4) != REDIRECT_CONTEXT_VERSION || get16(p + 6) != size ||
-	    get16(p + 80) > REDIRECT_CONTEXT_DATA_MAX || size != REDIRECT_CONTEXT_HEADER_SIZE + get16(p + 80)) {
+	if (size < REDIRECT_CONTEXT_HEADER_SIZE || get32(p + CTX_MAGIC) != REDIRECT_CONTEXT_MAGIC ||
+	    get16(p + CTX_VERSION) != REDIRECT_CONTEXT_VERSION || get16(p + CTX_SIZE) != size ||
+	    get16(p + CTX_DATA_LEN) > REDIRECT_CONTEXT_DATA_MAX || size != REDIRECT_CONTEXT_HEADER_SIZE + get16(p + CTX_DATA_LEN)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -208,19 +251,19 @@ int redirect_context_destination(const void *context, size_t size, struct sockad
 		return -1;
 	}
 	memset(destination, 0, sizeof(*destination));
-	if (get16(p + 8) == AF_INET) {
+	if (get16(p + CTX_FAMILY) == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)destination;
 
 		sin->sin_family = AF_INET;
-		memcpy(&sin->sin_port, p + 10, 2);
-		memcpy(&sin->sin_addr, p + 16, 4);
+		memcpy(&sin->sin_port, p + CTX_PORT, 2);
+		memcpy(&sin->sin_addr, p + CTX_ADDR, 4);
 		*length = sizeof(*sin);
-	} else if (get16(p + 8) == AF_INET6) {
+	} else if (get16(p + CTX_FAMILY) == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)destination;
 
 		sin6->sin6_family = AF_INET6;
-		memcpy(&sin6->sin6_port, p + 10, 2);
-		memcpy(&sin6->sin6_addr, p + 16, 16);
+		memcpy(&sin6->sin6_port, p + CTX_PORT, 2);
+		memcpy(&sin6->sin6_addr, p + CTX_ADDR, 16);
 		*length = sizeof(*sin6);
 	} else {
 		errno = EINVAL;
@@ -239,7 +282,7 @@ int redirect_context_pid(const void *context, size_t size, pid_t *pid)
 		errno = EFAULT;
 		return -1;
 	}
-	*pid = (pid_t)get32(p + 32);
+	*pid = (pid_t)get32(p + CTX_PID);
 	return 0;
 }
 
@@ -253,7 +296,7 @@ int redirect_context_uid(const void *context, size_t size, uid_t *uid)
 		errno = EFAULT;
 		return -1;
 	}
-	*uid = (uid_t)get32(p + 36);
+	*uid = (uid_t)get32(p + CTX_UID);
 	return 0;
 }
 
@@ -271,7 +314,7 @@ int redirect_context_comm(const void *context, size_t size, char *comm, size_t c
 		errno = EINVAL;
 		return -1;
 	}
-	memcpy(comm, p + 40, CALLOUT_COMM_LEN);
+	memcpy(comm, p + CTX_COMM, CALLOUT_COMM_LEN);
 	comm[CALLOUT_COMM_LEN - 1] = '\0';
 	return 0;
 }

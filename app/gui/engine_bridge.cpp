@@ -17,11 +17,14 @@ BridgeStats engineStats(const engine::Engine& engine)
     stats.scope = QString::fromStdString(engine.scope());
     stats.eventDrops = s.callout[CALLOUT_STAT_EVENT_DROPS];
     stats.queueDrops = s.queueDrops;
+    stats.stalled = s.callout[CALLOUT_STAT_STALLED];
+    stats.unverified = s.callout[CALLOUT_STAT_UNVERIFIED];
     stats.evicted = s.evicted;
     stats.flows = s.flows;
     stats.openFlows = s.openFlows;
     for (const engine::RedirectorStatus& r : engine.redirectors())
-        stats.redirectors.append({QString::fromStdString(r.name), r.port4, r.port6, r.external, r.enabled, r.active});
+        stats.redirectors.append({QString::fromStdString(r.name), r.port4, r.port6, r.external, r.enabled, r.active,
+                                  r.available, QString::fromStdString(r.availability)});
     return stats;
 }
 

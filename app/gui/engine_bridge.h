@@ -38,6 +38,8 @@ struct BridgeStats {
         bool external = false;
         bool enabled = true;
         quint64 active = 0;
+        bool available = true;         ///< the callout can send connections there now
+        QString availability;          ///< who listens, or why connections go direct
         bool operator==(const Redirector&) const = default;
     };
     bool calloutAttached = false;
@@ -45,6 +47,8 @@ struct BridgeStats {
     QList<Redirector> redirectors;
     quint64 eventDrops = 0;            ///< callout events lost in the ring buffer
     quint64 queueDrops = 0;            ///< flow updates nobody took in time
+    quint64 stalled = 0;               ///< connects that went direct: the engine missed its heartbeat
+    quint64 unverified = 0;            ///< connects that went direct: no verified listener
     quint64 evicted = 0;               ///< flows dropped at the engine's retention cap
     quint64 flows = 0;
     quint64 openFlows = 0;

@@ -333,13 +333,31 @@ void MainWindow::onStats(const BridgeStats& stats)
 {
     calloutLabel_->setText(stats.calloutAttached ? tr("Callout attached to %1").arg(stats.scope)
                                                  : tr("Callout not attached"));
-    QStringList reds;
-    for (const auto& r : stats.redirectors)
-        reds << (r.external ? tr("%1 (external) :%2").arg(r.name).arg(r.port4)
-                            : tr("%1 :%2/[::1]:%3").arg(r.name).arg(r.port4).arg(r.port6));
+    QStringList reds, why;
+    bool allAvailable = true;
+    for (const auto& r : stats.redirectors) {
+        QString text = r.external ? tr("%1 (external) :%2").arg(r.name).arg(r.port4)
+                                  : tr("%1 :%2/[::1]:%3").arg(r.name).arg(r.port4).arg(r.port6);
+        if (!r.available) {
+            // Connections that match it go direct: say so where the administrator looks.
+            text += tr(" (direct)");
+            allAvailable = false;
+        }
+        reds << text;
+        why << tr("%1: %2").arg(r.name, r.availability);
+    }
     redirectorsLabel_->setText(reds.join(", "));
-    dropsLabel_->setText(tr("drops: %1 events, %2 updates").arg(stats.eventDrops).arg(stats.queueDrops));
-    dropsLabel_->setStyleSheet(stats.eventDrops || stats.queueDrops ? "color: #b00020;" : QString());
+    redirectorsLabel_->setToolTip(why.join('\n'));
+    redirectorsLabel_->setStyleSheet(allAvailable ? QString() : "color: #b00020;");
+    QString drops = tr("drops: %1 events, %2 updates").arg(stats.eventDrops).arg(stats.queueDrops);
+    if (stats.stalled || stats.unverified)
+        drops += tr("; went direct: %1 while the engine stalled, %2 without a verified listener")
+                     .arg(stats.stalled)
+                     .arg(stats.unverified);
+    dropsLabel_->setText(drops);
+    dropsLabel_->setStyleSheet(stats.eventDrops || stats.queueDrops || stats.stalled || stats.unverified
+                                   ? "color: #b00020;"
+                                   : QString());
 }
 
 ExportDialog* MainWindow::exportDialog()
