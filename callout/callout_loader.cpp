@@ -414,6 +414,8 @@ CalloutStats Callout::stats() const
 }
 
 int Callout::socksMapFd() const { return bpf_map__fd(skel_->maps.callout_socks); }
+int Callout::redirectorsMapFd() const { return bpf_map__fd(skel_->maps.callout_redirectors); }
+int Callout::rulesMapFd() const { return bpf_map__fd(skel_->maps.callout_rules); }
 
 void Callout::markListener(int listenerFd, uint32_t redirectorId)
 {

@@ -84,6 +84,9 @@ public:
 
     CalloutStats stats() const;
     int socksMapFd() const;
+    /// The redirectors and rules maps (tests freeze them to see a refused update handled).
+    int redirectorsMapFd() const;
+    int rulesMapFd() const;
 
     /// Mark a listening socket (ours, or another process's duplicated with pidfd_getfd) as the
     /// verified listener of redirector `redirectorId`. Redirectors with

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "engine.h"
 #include "kernel_test.h"
 
@@ -178,6 +180,7 @@ private slots:
     void listenerOnAnotherLoopbackAddressIsOurs();
     void stoppedEngineFailsOpen();
     void engineOutsideScopeFailsOpen();
+    void refusedCalloutUpdateChangesNothing();
 };
 
 void TestTrust::externalEndpointHeldByNobodyGetsNothing()
@@ -341,6 +344,41 @@ void TestTrust::engineOutsideScopeFailsOpen()
     QTRY_VERIFY(eng->stats().callout[CALLOUT_STAT_UNVERIFIED] >= 1);
     eng->sync();
     QCOMPARE(eng->stats().openFlows, size_t(0));
+}
+
+void TestTrust::refusedCalloutUpdateChangesNothing()
+{
+    // The kernel refuses a map update (here: the maps are frozen, as ENOMEM or a revoked map
+    // would): the engine reports it and everything stays as it was, instead of an exception that
+    // would cross the GUI's event loop and leave half a rule set behind.
+    TcpServer server(AF_INET, "pong\n", 1);
+    auto eng = startEngine();
+    const std::string before = R"({"version":1,"redirectors":[{"id":"a"}],"rules":[{"id":"ra","action":"redirect",
+      "redirector":"a","ports":)" + std::to_string(server.port()) + "}]}";
+    QVERIFY(eng->applyRules(rulesFor(before)).message.empty());
+    const auto rulesBefore = eng->callout().rules();
+
+    QVERIFY(::bpf_map_freeze(eng->callout().redirectorsMapFd()) == 0);
+    engine::RuleError error = eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"b"}],"rules":[
+      {"id":"rb","action":"redirect","redirector":"b","ports":)" + std::to_string(server.port()) + "}]}"));
+    QVERIFY2(error.message.find("the callout refused the new rules") != std::string::npos, error.message.c_str());
+    QCOMPARE(eng->redirectors().size(), size_t(1));
+    QCOMPARE(eng->redirectors()[0].id, std::string("a"));
+    QCOMPARE(eng->rules(), rulesFor(before));
+    const auto rulesAfter = eng->callout().rules();
+    QCOMPARE(rulesAfter.size(), rulesBefore.size());
+    QVERIFY(std::memcmp(rulesAfter.data(), rulesBefore.data(), rulesAfter.size() * sizeof(callout_rule)) == 0);
+    Exchange x = exchange(server, server.port());
+    QVERIFY(x.answered);
+    QVERIFY(!x.direct);  // still through "a"
+
+    QVERIFY(::bpf_map_freeze(eng->callout().rulesMapFd()) == 0);
+    std::string why;
+    QVERIFY(!eng->setRuleEnabled("ra", false, &why));
+    QVERIFY2(why.find("toggle rule") != std::string::npos, why.c_str());
+    QVERIFY(eng->rules().rules.at(0).enabled);
+    QVERIFY(!eng->setRuleEnabled("no-such-rule", false, &why));
+    QCOMPARE(why, std::string("no such rule"));
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestTrust)
