@@ -26,7 +26,7 @@ struct callout_event *callout_event_btf __attribute__((unused));
  * unprivileged process that binds a redirector's port while its proxy restarts gets nothing.
  */
 static __always_inline int callout_listener_verified(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
-						     __u16 family)
+						     __u32 family)
 {
 	struct bpf_sock_tuple t = {};
 	struct callout_sock *mark;
@@ -50,15 +50,14 @@ static __always_inline int callout_listener_verified(struct bpf_sock_addr *ctx, 
 	return ok;
 }
 
-static __always_inline __u8 callout_redirector_unavailable(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
-							   const struct callout_redirector *rd)
+static __always_inline int callout_unavailable(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
+					       __u32 family, __u64 now)
 {
 	__u64 deadline = callout_stall_deadline_ns;
 
-	if (!(rd->flags & CALLOUT_REDIRECTOR_EXTERNAL) && deadline && conn->now > callout_heartbeat_ns + deadline)
+	if (!(rd->flags & CALLOUT_REDIRECTOR_EXTERNAL) && deadline && now > callout_heartbeat_ns + deadline)
 		return CALLOUT_VERDICT_STALLED;
-	if ((rd->flags & CALLOUT_REDIRECTOR_VERIFY_LISTENER) &&
-	    !callout_listener_verified(ctx, rd, conn->family == AF_INET ? AF_INET : AF_INET6))
+	if ((rd->flags & CALLOUT_REDIRECTOR_VERIFY_LISTENER) && !callout_listener_verified(ctx, rd, family))
 		return CALLOUT_VERDICT_UNVERIFIED;
 	return 0;
 }
@@ -101,39 +100,40 @@ static __always_inline __u8 callout_load_records(struct bpf_sock_addr *ctx, cons
 /*
  * Step 3: the verdict. The first rule in order that matches decides; a redirector that cannot
  * take the connection now (its engine stalled, its listener unverified) is passed over and the
- * walk goes on. Fills w; for REDIRECT, w->redirector_slot names the redirector.
+ * walk goes on. Fills w->d; for REDIRECT, d->redirector_slot names the redirector.
  */
 static __always_inline void callout_decide(struct callout_walk *w)
 {
+	struct callout_decision *d = w->d;
 	struct callout_config *cfg;
 	__u32 zero = 0;
 
 	bpf_loop(CALLOUT_MAX_REDIRECTORS, callout_walk_listener, w, 0);
-	if (w->verdict == CALLOUT_VERDICT_LOCAL)
+	if (d->verdict == CALLOUT_VERDICT_LOCAL)
 		return;
 	cfg = bpf_map_lookup_elem(&callout_config, &zero);
 	if (!cfg)
 		return;
-	w->table_base = cfg->active_table ? CALLOUT_MAX_RULES : 0;
-	w->count = cfg->rule_count[cfg->active_table ? 1 : 0];
-	if (w->count > CALLOUT_MAX_RULES)
-		w->count = CALLOUT_MAX_RULES;
-	bpf_loop(w->count, callout_walk_rule, w, 0);
-	if (w->verdict != CALLOUT_VERDICT_DIRECT)
+	d->table_base = cfg->active_table ? CALLOUT_MAX_RULES : 0;
+	d->count = cfg->rule_count[cfg->active_table ? 1 : 0];
+	if (d->count > CALLOUT_MAX_RULES)
+		d->count = CALLOUT_MAX_RULES;
+	bpf_loop(d->count, callout_walk_rule, w, 0);
+	if (d->verdict != CALLOUT_VERDICT_DIRECT)
 		return;
-	if (w->passed) {
+	if (d->passed) {
 		/* Nothing else took it: say which redirector could not, and why. */
-		w->verdict = w->passed;
-		w->redirector_id = w->passed_id;
-		callout_count(w->passed == CALLOUT_VERDICT_STALLED ? CALLOUT_STAT_STALLED : CALLOUT_STAT_UNVERIFIED);
-	} else if (w->matched) {
-		w->verdict = CALLOUT_VERDICT_CHAIN_END;
+		d->verdict = d->passed;
+		d->redirector_id = d->passed_id;
+		callout_count(d->passed == CALLOUT_VERDICT_STALLED ? CALLOUT_STAT_STALLED : CALLOUT_STAT_UNVERIFIED);
+	} else if (d->matched) {
+		d->verdict = CALLOUT_VERDICT_CHAIN_END;
 	}
 }
 
 /* Step 4a: what the redirector needs to reach the original destination. */
 static __always_inline void callout_fill_context(const struct callout_conn *conn,
-						 const struct callout_walk *w, const struct callout_redirector *rd,
+						 const struct callout_decision *w, const struct callout_redirector *rd,
 						 struct callout_context *c)
 {
 	c->family = conn->orig_family;
@@ -197,7 +197,7 @@ static __always_inline void callout_rewrite(struct bpf_sock_addr *ctx, const str
 
 /* Step 4: redirect. Appends the hop to the records, attaches records and context, rewrites. */
 static __always_inline int callout_redirect(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
-					    const struct callout_walk *w, struct callout_records *rec, __u32 new_dst[4],
+					    const struct callout_decision *w, struct callout_records *rec, __u32 new_dst[4],
 					    __u16 *new_port, __u16 *context_size, const __u16 orig_family)
 {
 	const struct callout_redirector *rd;
@@ -227,7 +227,7 @@ static __always_inline int callout_redirect(struct bpf_sock_addr *ctx, const str
 	return 1;
 }
 
-static __always_inline void callout_emit(const struct callout_conn *conn, const struct callout_walk *w,
+static __always_inline void callout_emit(const struct callout_conn *conn, const struct callout_decision *w,
 					 const struct callout_records *rec, __u8 flags, __u32 new_dst[4],
 					 __u16 new_port, __u16 context_size)
 {
@@ -284,6 +284,7 @@ static __always_inline void callout_keep_repaired(struct bpf_sock_addr *ctx, con
 static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct callout_conn *conn,
 					    const __u16 orig_family)
 {
+	struct callout_decision d = {};
 	struct callout_walk w = {};
 	struct callout_records *rec;
 	__u32 zero = 0, new_dst[4] = {};
@@ -302,13 +303,14 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 	w.ctx = ctx;
 	w.conn = conn;
 	w.rec = rec;
+	w.d = &d;
 	callout_decide(&w);
-	if (w.verdict == CALLOUT_VERDICT_REDIRECT && rec->hop_count >= CALLOUT_MAX_HOPS) {
-		w.verdict = CALLOUT_VERDICT_HOP_CAP;
+	if (d.verdict == CALLOUT_VERDICT_REDIRECT && rec->hop_count >= CALLOUT_MAX_HOPS) {
+		d.verdict = CALLOUT_VERDICT_HOP_CAP;
 		callout_count(CALLOUT_STAT_HOP_CAP);
 	}
-	if (w.verdict == CALLOUT_VERDICT_REDIRECT) {
-		if (!callout_redirect(ctx, conn, &w, rec, new_dst, &new_port, &context_size, orig_family))
+	if (d.verdict == CALLOUT_VERDICT_REDIRECT) {
+		if (!callout_redirect(ctx, conn, &d, rec, new_dst, &new_port, &context_size, orig_family))
 			return CALLOUT_HOOK_ALLOW;
 	} else {
 		if (flags & CALLOUT_FLAG_RECORDS_MISSING)
@@ -316,7 +318,7 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 		__builtin_memcpy(new_dst, conn->dst, 16);
 		new_port = bpf_htons(conn->port);
 	}
-	callout_emit(conn, &w, rec, flags, new_dst, new_port, context_size);
+	callout_emit(conn, &d, rec, flags, new_dst, new_port, context_size);
 	return CALLOUT_HOOK_ALLOW;
 }
 

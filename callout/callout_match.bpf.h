@@ -125,28 +125,27 @@ static __always_inline int callout_rule_match(const struct callout_rule *r, cons
 	return callout_ports_match(r, conn) && callout_destination_match(r, conn);
 }
 
-/* Walk state shared with the bpf_loop callbacks. */
+/* What the rule walk decided: scalars only, so a global function may fill it. */
+struct callout_decision {
+	__u32 table_base;      /* in: the live rule table */
+	__u32 count;           /* in: its rule count */
+	__u32 rule_id;
+	__u32 redirector_slot;
+	__u32 redirector_id;
+	__u32 passed_id;       /* the last redirector passed over */
+	__u8 verdict;
+	__u8 state;
+	__u8 matched;          /* some redirect rule matched (for CHAIN_END) */
+	__u8 passed;           /* why that redirector could not take it (a verdict), or 0 */
+};
+
+/* What the bpf_loop callbacks see. */
 struct callout_walk {
 	struct bpf_sock_addr *ctx;
 	const struct callout_conn *conn;
 	const struct callout_records *rec;
-	__u32 table_base;
-	__u32 count;
-	/* results */
-	__u32 rule_id;
-	__u32 redirector_slot;
-	__u32 redirector_id;
-	__u8 verdict;
-	__u8 state;
-	__u8 matched;          /* some redirect rule matched (for CHAIN_END) */
-	__u8 passed;           /* verdict why the last redirector passed over could not take it, or 0 */
-	__u32 passed_id;       /* that redirector */
+	struct callout_decision *d;
 };
-
-/* Why a redirector that a rule chose cannot take the connection now (a verdict), or 0 if it can.
- * Defined by callout.bpf.c: it looks at sockets. */
-static __always_inline __u8 callout_redirector_unavailable(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
-							   const struct callout_redirector *rd);
 
 /* A redirector can take this connection: active, same network namespace, a listener of the right family. */
 static __always_inline int callout_redirector_usable(const struct callout_redirector *rd,
@@ -161,52 +160,69 @@ static __always_inline int callout_redirector_usable(const struct callout_redire
 	return rd->port6 != 0;
 }
 
-static long callout_walk_rule(__u32 index, void *data)
+/* Why the redirector a rule chose cannot take the connection now (a verdict), or 0 if it can.
+ * Defined by callout.bpf.c: it looks at sockets. */
+static __always_inline int callout_unavailable(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
+					       __u32 family, __u64 now);
+
+/*
+ * One rule of the walk: 1 when it decides, 0 to go on. A global function: the verifier checks it
+ * once, not again for every state of the loop around it (inlined, the loop's states multiplied
+ * with every field it writes and connect6 took over half the verifier's budget).
+ */
+__noinline int callout_rule_at(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
+			       const struct callout_records *rec, struct callout_decision *d, __u32 index)
 {
-	struct callout_walk *w = data;
 	const struct callout_redirector *rd;
 	struct callout_rule *r;
 	__u32 key, slot;
 	__u8 state, passed;
 
-	if (index >= w->count)
+	if (!ctx || !conn || !rec || !d || index >= d->count || index >= CALLOUT_MAX_RULES)
 		return 1;
-	key = w->table_base + index;
+	key = d->table_base + index;
 	r = bpf_map_lookup_elem(&callout_rules, &key);
-	if (!r || !callout_rule_match(r, w->conn))
+	if (!r || !callout_rule_match(r, conn))
 		return 0;
 	if (r->action == CALLOUT_ACTION_BYPASS) {
-		w->verdict = CALLOUT_VERDICT_BYPASS;
-		w->rule_id = r->id;
+		d->verdict = CALLOUT_VERDICT_BYPASS;
+		d->rule_id = r->id;
 		return 1;
 	}
 	slot = r->redirector_slot;
 	rd = bpf_map_lookup_elem(&callout_redirectors, &slot);
-	if (!rd || !callout_redirector_usable(rd, w->conn))
+	if (!rd || !callout_redirector_usable(rd, conn))
 		return 0;
-	state = callout_state_of(w->rec, rd->id);
-	if (!w->matched) {
+	state = callout_state_of(rec, rd->id);
+	if (!d->matched) {
 		/* Report the first matching redirector when nobody redirects. */
-		w->matched = 1;
-		w->rule_id = r->id;
-		w->redirector_id = rd->id;
-		w->state = state;
+		d->matched = 1;
+		d->rule_id = r->id;
+		d->redirector_id = rd->id;
+		d->state = state;
 	}
 	if (!callout_state_may_redirect(state))
 		return 0;
-	passed = callout_redirector_unavailable(w->ctx, w->conn, rd);
+	passed = (__u8)callout_unavailable(ctx, rd, conn->family == AF_INET ? AF_INET : AF_INET6, conn->now);
 	if (passed) {
 		/* Passed over (its engine stalled, its listener unverified): later rules may still take it. */
-		w->passed = passed;
-		w->passed_id = rd->id;
+		d->passed = passed;
+		d->passed_id = rd->id;
 		return 0;
 	}
-	w->verdict = CALLOUT_VERDICT_REDIRECT;
-	w->rule_id = r->id;
-	w->redirector_slot = slot;
-	w->redirector_id = rd->id;
-	w->state = state;
+	d->verdict = CALLOUT_VERDICT_REDIRECT;
+	d->rule_id = r->id;
+	d->redirector_slot = slot;
+	d->redirector_id = rd->id;
+	d->state = state;
 	return 1;
+}
+
+static long callout_walk_rule(__u32 index, void *data)
+{
+	struct callout_walk *w = data;
+
+	return callout_rule_at(w->ctx, w->conn, w->rec, w->d, index) ? 1 : 0;
 }
 
 /* Is the destination one of the redirector listeners (the proxy's own port)? */
@@ -222,7 +238,7 @@ static long callout_walk_listener(__u32 slot, void *data)
 		return 0;
 	if (conn->family == AF_INET) {
 		if (rd->port4 && bpf_ntohs(rd->port4) == conn->port && rd->addr4 == conn->dst[0]) {
-			w->verdict = CALLOUT_VERDICT_LOCAL;
+			w->d->verdict = CALLOUT_VERDICT_LOCAL;
 			return 1;
 		}
 	} else if (rd->port6 && bpf_ntohs(rd->port6) == conn->port) {
@@ -230,7 +246,7 @@ static long callout_walk_listener(__u32 slot, void *data)
 
 		if (a[0] == conn->dst[0] && a[1] == conn->dst[1] && a[2] == conn->dst[2] &&
 		    a[3] == conn->dst[3]) {
-			w->verdict = CALLOUT_VERDICT_LOCAL;
+			w->d->verdict = CALLOUT_VERDICT_LOCAL;
 			return 1;
 		}
 	}
