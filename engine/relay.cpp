@@ -53,8 +53,8 @@ void ShedReport::flush()
     int error = lastError_.load(std::memory_order_relaxed);
     rlimit lim{};
     std::string limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? std::to_string(lim.rlim_cur) : "unknown";
-    spdlog::warn("relay: cannot accept: {} (descriptor limit {}); {} waiting connections reset, {} times since the "
-                 "last report; accepting resumes as descriptors free up",
+    spdlog::warn("relay: cannot accept connections: {} (RLIMIT_NOFILE {}); {} waiting clients reset, {} refusals "
+                 "since the last report; accepting resumes as descriptors free up",
                  std::strerror(error), limit, shed, events);
 }
 
