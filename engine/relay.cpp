@@ -22,7 +22,10 @@ namespace redirect::engine {
 
 namespace {
 
-int64_t steadyNs() { return std::chrono::duration_cast<std::chrono::nanoseconds>(RelayClock::now().time_since_epoch()).count(); }
+int64_t steadyNs()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(RelayClock::now().time_since_epoch()).count();
+}
 
 std::runtime_error workerError(const char* what, int error)
 {

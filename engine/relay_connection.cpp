@@ -61,7 +61,8 @@ int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runti
         finish(c, EndReason::NoRecords);
         return 0;
     }
-    c.upstream = FdHandle(::socket(c.hop.destination.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+    c.upstream =
+        FdHandle(::socket(c.hop.destination.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
     if (!c.upstream.valid()) {
         int error = errno;
         failConnect(c, error);

@@ -147,7 +147,8 @@ bool echoes(int fd, size_t size, int timeoutMs = 10000)
         if (::poll(&p, 1, msLeft(deadline)) != 1)
             return false;
         if (sent < size && (p.revents & POLLOUT)) {
-            ssize_t w = ::send(fd, out.data() + sent, std::min<size_t>(size - sent, 65536), MSG_NOSIGNAL | MSG_DONTWAIT);
+            size_t chunk = std::min<size_t>(size - sent, 65536);
+            ssize_t w = ::send(fd, out.data() + sent, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (w < 0 && errno != EAGAIN)
                 return false;
             sent += static_cast<size_t>(std::max<ssize_t>(w, 0));
