@@ -15,6 +15,8 @@
 
 namespace redirect::engine {
 
+class ShedReport;
+
 /// A redirector as the relay runs it (shared with the engine for counters).
 struct RedirectorRuntime {
     uint32_t id = 0;
@@ -24,6 +26,7 @@ struct RedirectorRuntime {
     std::atomic<uint64_t> active{0};
     std::atomic<uint64_t> bytesUp{0};
     std::atomic<uint64_t> bytesDown{0};
+    std::atomic<uint64_t> shed{0};  ///< reset at once for want of descriptors
     std::atomic<bool> enabled{true};
 };
 
@@ -45,6 +48,11 @@ struct RelayOptions {
  * through one scratch buffer per worker until a direction has carried 64 KiB,
  * then socket -> pipe -> socket with splice(); idle and small flows hold two
  * sockets and no pipe.
+ *
+ * At the descriptor limit (EMFILE, ENFILE) a worker resets the clients waiting
+ * in its backlog (a spare descriptor makes room to accept each one) and stops
+ * polling its listeners until one of its connections closes or 250 ms pass;
+ * flows that would need a pipe keep copying. Logged at most once a second.
  */
 class Relay {
 public:
@@ -64,6 +72,8 @@ public:
     /// steady_clock ns when the least recently looping worker last went round its loop (idle
     /// workers go round at least every 100 ms): the relay is alive if this is recent.
     int64_t oldestLoopNs() const;
+    /// Connections reset at once at the descriptor limit, all workers.
+    uint64_t shedConnections() const;
     void stop();
 
     class Worker;
@@ -71,6 +81,7 @@ public:
 private:
     RelayOptions options_;
     HopSink sink_;
+    std::unique_ptr<ShedReport> shed_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex mutex_;
     bool stopped_ = false;

@@ -1,0 +1,314 @@
+// One relayed connection on its worker: QUERY, outbound socket with SET, connect with a
+// deadline, bytes both ways with half-close, and the hop report at the end.
+#include <algorithm>
+#include <cerrno>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "peek.h"
+#include "redirect/sio.h"
+#include "relay_worker.h"
+
+namespace redirect::engine {
+
+namespace {
+
+bool isDescriptorLimit(int error) { return error == EMFILE || error == ENFILE; }
+
+}  // namespace
+
+bool describeAccepted(int fd, HopReport& hop)
+{
+    // QUERY on the accepted socket: where the application wanted to go.
+    if (!queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
+        !queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context))
+        return false;
+    redirect_records_info info{};
+    if (redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0)
+        hop.flowId = info.flow_id;
+    socklen_t len = 0;
+    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
+    pid_t pid = 0;
+    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
+    hop.clientPid = pid;
+    char comm[16] = {};
+    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
+    hop.clientComm = comm;
+    return true;
+}
+
+void Relay::Worker::Side::onEvents(uint32_t events) { conn->worker->onConnection(*conn, events, upstream); }
+
+int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runtime)
+{
+    auto owned = std::make_unique<Connection>();
+    Connection& c = *owned;
+    c.worker = this;
+    c.runtime = runtime;
+    c.client = FdHandle(fd);
+    c.hop.redirectorId = runtime->id;
+    c.hop.startNs = wallNowNs();
+    connections_.emplace(&c, std::move(owned));
+    open_.fetch_add(1, std::memory_order_relaxed);
+    runtime->accepted.fetch_add(1, std::memory_order_relaxed);
+    runtime->active.fetch_add(1, std::memory_order_relaxed);
+
+    if (!describeAccepted(fd, c.hop)) {
+        finish(c, EndReason::NoRecords);
+        return 0;
+    }
+    c.upstream =
+        FdHandle(::socket(c.hop.destination.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+    if (!c.upstream.valid()) {
+        int error = errno;
+        failConnect(c, error);
+        return isDescriptorLimit(error) ? error : 0;
+    }
+    if (!runtime->config.skipSet) {
+        // SET before connect: the callout sees this hop and never loops back to us.
+        size_t used = 0;
+        if (redirect_ioctl(c.upstream.fd(), SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, c.hop.records.data(),
+                           c.hop.records.size(), nullptr, 0, &used, nullptr, nullptr) != 0) {
+            failConnect(c, errno);
+            return 0;
+        }
+        c.hop.setRecords = true;
+    }
+    // Latency only: a socket without TCP_NODELAY still relays every byte.
+    int one = 1;
+    [[maybe_unused]] int nodelayUp = ::setsockopt(c.upstream.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    [[maybe_unused]] int nodelayDown = ::setsockopt(c.client.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c.connectStart = RelayClock::now();
+    socklen_t dlen = c.hop.destination.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (::connect(c.upstream.fd(), reinterpret_cast<sockaddr*>(&c.hop.destination), dlen) != 0 &&
+        errno != EINPROGRESS) {
+        c.hop.connectMs = 0;
+        failConnect(c, errno);
+        return 0;
+    }
+    c.deadline = c.connectStart + std::chrono::milliseconds(runtime->config.connectTimeoutMs);
+    deadlines_.emplace(c.deadline, &c);
+    // Edge-triggered: readiness already there at ADD time is reported at once.
+    c.clientSide.conn = &c;
+    c.upstreamSide.conn = &c;
+    c.upstreamSide.upstream = true;
+    constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    SysResult watched = c.upstream.watch(epoll_.fd(), kEvents, &c.upstreamSide);
+    if (watched.ok())
+        watched = c.client.watch(epoll_.fd(), kEvents, &c.clientSide);
+    if (!watched.ok())
+        failConnect(c, watched.error);  // unwatched, it would never be relayed
+    return 0;
+}
+
+void Relay::Worker::failConnect(Connection& c, int error)
+{
+    // A dead upstream resets the client at once, so it can fall back (Happy Eyeballs).
+    finish(c, endReasonForErrno(error), /*reset=*/true);
+}
+
+void Relay::Worker::onConnection(Connection& c, uint32_t events, bool fromUpstream)
+{
+    if (c.closed)
+        return;
+    if (c.connecting) {
+        if (!fromUpstream)
+            return;  // the client's data waits: copy() reads it once the upstream is up
+        int error = 0;
+        socklen_t el = sizeof(error);
+        if (::getsockopt(c.upstream.fd(), SOL_SOCKET, SO_ERROR, &error, &el) != 0)
+            error = errno;
+        if (error) {
+            c.hop.connectMs = std::chrono::duration<double, std::milli>(RelayClock::now() - c.connectStart).count();
+            failConnect(c, error);
+            return;
+        }
+        // Connected only once the upstream reports writable (or readable with data).
+        if (!(events & (EPOLLOUT | EPOLLIN))) {
+            if (events & (EPOLLHUP | EPOLLERR))
+                failConnect(c, ECONNREFUSED);
+            return;
+        }
+        c.connecting = false;
+        c.hop.connectMs = std::chrono::duration<double, std::milli>(RelayClock::now() - c.connectStart).count();
+        clearDeadline(c);
+    }
+    int error = pump(c, c.client.fd(), c.upstream.fd(), c.up);
+    if (!error)
+        error = pump(c, c.upstream.fd(), c.client.fd(), c.down);
+    if (error) {
+        finish(c, endReasonForErrno(error), /*reset=*/true);
+        return;
+    }
+    if (c.up.done() && c.down.done() && c.up.dstShut && c.down.dstShut)
+        finish(c, EndReason::Closed);
+}
+
+void Relay::Worker::delivered(Connection& c, Pipe& p, size_t n)
+{
+    p.moved += n;
+    (&p == &c.up ? c.runtime->bytesUp : c.runtime->bytesDown).fetch_add(n, std::memory_order_relaxed);
+}
+
+// Small flows (most connections) move through one scratch buffer: a pipe pair costs six
+// system calls to make and close, more than the copy. Returns 0 or an errno.
+int Relay::Worker::copy(Connection& c, int src, int dst, Pipe& p)
+{
+    for (;;) {
+        if (!p.pending.empty()) {
+            ssize_t w = ::send(dst, p.pending.data(), p.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0)
+                return errno == EAGAIN ? 0 : errno;
+            delivered(c, p, static_cast<size_t>(w));
+            p.pending.erase(0, static_cast<size_t>(w));
+            if (!p.pending.empty())
+                return 0;
+        }
+        if (p.srcEof || (!p.copyOnly && p.moved >= kSpliceAfterBytes))
+            return 0;
+        ssize_t n = ::recv(src, scratch_, sizeof(scratch_), MSG_DONTWAIT);
+        if (n == 0) {
+            p.srcEof = true;
+            return 0;
+        }
+        if (n < 0)
+            return errno == EAGAIN ? 0 : errno;
+        if (&p == &c.up && !c.peeked) {
+            // The first client bytes name the destination (TLS SNI, HTTP Host).
+            c.peeked = true;
+            if (options_.peek)
+                c.hop.host = peekHost(std::string_view(scratch_, static_cast<size_t>(n)));
+        }
+        ssize_t w = ::send(dst, scratch_, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN)
+            return errno;
+        w = std::max<ssize_t>(w, 0);
+        delivered(c, p, static_cast<size_t>(w));
+        if (w < n) {
+            p.pending.assign(scratch_ + w, static_cast<size_t>(n - w));
+            return 0;
+        }
+    }
+}
+
+// Move what can move from src to dst; 0, or the errno that ended the connection.
+// Copy first; a direction that carries more than kSpliceAfterBytes switches to splice.
+int Relay::Worker::pump(Connection& c, int src, int dst, Pipe& p)
+{
+    if (!p.hasPipe() && (p.copyOnly || p.moved < kSpliceAfterBytes || !p.pending.empty())) {
+        if (int error = copy(c, src, dst, p))
+            return error;
+    }
+    if (!p.hasPipe() && !p.copyOnly && !p.srcEof && p.pending.empty() && p.moved >= kSpliceAfterBytes) {
+        if (int error = makePipe(p)) {
+            if (!isDescriptorLimit(error))
+                return error;
+            // At the descriptor limit a flow keeps going by copy rather than end for want of a pipe.
+            p.copyOnly = true;
+            if (int copyError = copy(c, src, dst, p))
+                return copyError;
+        }
+    }
+    while (p.hasPipe()) {
+        bool progress = false;
+        if (p.queued > 0) {
+            ssize_t n = ::splice(p.read.fd(), nullptr, dst, nullptr, p.queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p.queued -= static_cast<size_t>(n);
+                delivered(c, p, static_cast<size_t>(n));
+                progress = true;
+            } else if (n < 0 && errno != EAGAIN) {
+                return errno;
+            }
+        }
+        if (!p.srcEof && p.queued < p.capacity) {
+            ssize_t n = ::splice(src, nullptr, p.write.fd(), nullptr, p.capacity - p.queued,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p.queued += static_cast<size_t>(n);
+                progress = true;
+            } else if (n == 0) {
+                p.srcEof = true;
+            } else if (errno != EAGAIN) {
+                return errno;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    if (p.done() && !p.dstShut) {
+        // Half-close travels on. ENOTCONN: the peer reset meanwhile; its own event ends the flow.
+        [[maybe_unused]] int shut = ::shutdown(dst, SHUT_WR);
+        p.dstShut = true;
+        p.close();
+    }
+    return 0;
+}
+
+// 0 or the errno of pipe2.
+int Relay::Worker::makePipe(Pipe& p)
+{
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return errno;
+    p.read = FdHandle(fds[0]);
+    p.write = FdHandle(fds[1]);
+    // Without the larger size (pipe-max-size, memory accounting) the pipe keeps its default.
+    int size = ::fcntl(p.write.fd(), F_SETPIPE_SZ, options_.pipeBytes);
+    if (size < 0)
+        size = ::fcntl(p.write.fd(), F_GETPIPE_SZ);
+    p.capacity = static_cast<size_t>(std::max(size, 4096));
+    return 0;
+}
+
+void Relay::Worker::finish(Connection& c, EndReason reason, bool reset)
+{
+    if (c.closed)
+        return;
+    c.closed = true;
+    c.hop.reason = reason;
+    c.hop.bytesUp = c.up.moved;
+    c.hop.bytesDown = c.down.moved;
+    c.hop.endNs = wallNowNs();
+    // Out of the epoll set before close, and ended on the wire whoever else holds the files:
+    // after a fork() the child's copies would keep them reported, with this connection freed.
+    if (reset) {
+        c.upstream.resetAndClose();
+        c.client.resetAndClose();
+    } else {
+        c.upstream.shutdownAndClose();
+        c.client.shutdownAndClose();
+    }
+    c.up.close();
+    c.down.close();
+    c.runtime->active.fetch_sub(1, std::memory_order_relaxed);
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    freed_ = true;
+    if (c.connecting)
+        clearDeadline(c);
+    sink_(std::move(c.hop));
+    dead_.push_back(&c);
+}
+
+void Relay::Worker::clearDeadline(Connection& c)
+{
+    for (auto it = deadlines_.lower_bound(c.deadline); it != deadlines_.end() && it->first == c.deadline; ++it)
+        if (it->second == &c) {
+            deadlines_.erase(it);
+            return;
+        }
+}
+
+// Free finished connections after the event batch: later events in it may still name them.
+void Relay::Worker::reap()
+{
+    for (Connection* c : dead_)
+        connections_.erase(c);
+    dead_.clear();
+}
+
+}  // namespace redirect::engine
