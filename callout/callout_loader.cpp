@@ -135,7 +135,8 @@ void sweepStaleInstances()
 
 // libbpf's messages (a verifier rejection among them, many lines in one message) go to our
 // log line by line, where people read them. libbpf prefixes its own "libbpf: ".
-int libbpfToLog(enum libbpf_print_level level, const char* format, va_list args)
+// The format attribute tells clang the format is libbpf's, checked there (-Wformat-nonliteral).
+__attribute__((format(printf, 2, 0))) int libbpfToLog(enum libbpf_print_level level, const char* format, va_list args)
 {
     va_list copy;
     va_copy(copy, args);

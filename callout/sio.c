@@ -23,6 +23,7 @@
 
 #include "callout_abi.h"
 #include "callout_paths.h"
+#include "sio_internal.h"
 
 /* Records blob field offsets (the table in redirect/sio.h). */
 enum records_offset {
@@ -144,7 +145,7 @@ static int open_socks_map(int *borrowed)
 	return fd;
 }
 
-static size_t encode_records(const struct callout_records *r, unsigned char *out)
+size_t sio_encode_records(const struct callout_records *r, unsigned char *out)
 {
 	unsigned n = r->hop_count > REDIRECT_MAX_HOPS ? REDIRECT_MAX_HOPS : r->hop_count;
 
@@ -352,7 +353,7 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS) {
 		if (!(value.role & CALLOUT_ROLE_RECORDS) || value.records.hop_count == 0)
 			return ENOENT;
-		need = encode_records(&value.records, blob);
+		need = sio_encode_records(&value.records, blob);
 	} else {
 		if (!(value.role & CALLOUT_ROLE_CONTEXT))
 			return ENOENT;
@@ -387,29 +388,37 @@ static int settable_socket(int sock)
 	return 0;
 }
 
+int sio_records_to_sock(const void *in, size_t in_size, struct callout_sock *value)
+{
+	struct redirect_records_info info;
+
+	if (redirect_records_decode(in, in_size, &info) != 0)
+		return EINVAL;
+	memset(value, 0, sizeof(*value));
+	value->role = CALLOUT_ROLE_RECORDS;
+	value->records.flow_id = info.flow_id;
+	value->records.hop_count = (uint8_t)info.hop_count;
+	for (unsigned i = 0; i < info.hop_count; i++) {
+		value->records.hops[i].redirector_id = info.hops[i].redirector_id;
+		value->records.hops[i].state = info.hops[i].state;
+		value->records.hops[i].flags = info.hops[i].flags;
+	}
+	return 0;
+}
+
 static int set_records(int sock, const void *in, size_t in_size, const void *out, size_t out_size,
 		       size_t *bytes)
 {
-	struct redirect_records_info info;
 	struct callout_sock value;
 	int map, borrowed, err;
 
 	if (out || out_size)
 		return EINVAL;
-	if (redirect_records_decode(in, in_size, &info) != 0)
+	if (sio_records_to_sock(in, in_size, &value) != 0)
 		return EINVAL;
 	err = settable_socket(sock);
 	if (err)
 		return err;
-	memset(&value, 0, sizeof(value));
-	value.role = CALLOUT_ROLE_RECORDS;
-	value.records.flow_id = info.flow_id;
-	value.records.hop_count = (uint8_t)info.hop_count;
-	for (unsigned i = 0; i < info.hop_count; i++) {
-		value.records.hops[i].redirector_id = info.hops[i].redirector_id;
-		value.records.hops[i].state = info.hops[i].state;
-		value.records.hops[i].flags = info.hops[i].flags;
-	}
 	map = open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;

@@ -7,6 +7,9 @@ packages=(
   # build
   cmake ninja-build g++ clang pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
   qt6-base-dev libqt6opengl6-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
+  # sanitizers and fuzzing: clang's runtimes with libFuzzer (only recommended by clang, so not
+  # pulled in with --no-install-recommends) and llvm-symbolizer for file:line in clang's reports
+  libclang-rt-dev llvm
   # run
   iproute2 kmod policykit-1
   # tests and benchmarks: real clients and servers on loopback

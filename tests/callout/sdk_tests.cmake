@@ -16,6 +16,10 @@ redirect_test(tst_sdk_ctypes SOURCES tst_sdk_ctypes.cpp sdk_ctypes.py
 target_compile_definitions(tst_sdk_ctypes PRIVATE
   REDIRECT_SIO_LIBRARY="$<TARGET_FILE:redirect_sio>"
   SDK_CTYPES_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/sdk_ctypes.py")
+if(REDIRECT_SANITIZER_PRELOAD)
+  # python3 is not instrumented; it loads the ASan-built SDK only with ASan's runtime first.
+  set_property(TEST tst_sdk_ctypes APPEND PROPERTY ENVIRONMENT "LD_PRELOAD=${REDIRECT_SANITIZER_PRELOAD}")
+endif()
 
 # redirect/sio.h compiles as strict C11 and links; without a callout every request is EOPNOTSUPP.
 add_executable(tst_sdk_c sdk_c_compile.c)
