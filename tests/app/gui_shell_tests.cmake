@@ -6,6 +6,7 @@ redirect_warnings(privilege_probe)
 
 redirect_test(tst_privilege SOURCES tst_privilege.cpp LIBS redirect_gui_shell Qt6::Widgets)
 add_dependencies(tst_privilege privilege_probe redirect-console)
+target_include_directories(tst_privilege PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 target_compile_definitions(tst_privilege PRIVATE
   PRIVILEGE_PROBE="$<TARGET_FILE:privilege_probe>"
   REDIRECT_CONSOLE_BINARY="$<TARGET_FILE:redirect-console>"

@@ -22,6 +22,7 @@
 #include <QXmlStreamReader>
 #include <QtTest>
 
+#include "other_user.h"
 #include "command_line.h"
 #include "privilege.h"
 
@@ -92,6 +93,7 @@ Run runProbe(const QString& probe, const QStringList& args, uid_t uid, const QSt
     env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));
     env.insert(QStringLiteral("REDIRECT_PRIVILEGE_AUTOANSWER"), autoanswer);
     env.insert(QStringLiteral("REDIRECT_PRIVILEGE_DRYRUN"), QStringLiteral("1"));
+    env = redirect::test::stagedEnvironment(env, QFileInfo(probe).absolutePath());
     QProcess p;
     p.setProcessEnvironment(env);
     p.setWorkingDirectory(workDir);
@@ -353,19 +355,16 @@ void TestPrivilege::autoAnswerNeedsNoHuman()
     }
 }
 
-// The probe in a directory nobody can read and execute (the build tree may not be).
+// The probe and its shared libraries in a directory nobody can read and execute (the build tree
+// may not be: root's checkout in /root is 0700 on a fresh machine).
 QString TestPrivilege::probeCopy()
 {
     const QString target = probeDir_.filePath(QStringLiteral("privilege_probe"));
     if (QFile::exists(target))
         return target;
-    if (!probeDir_.isValid() || !QFile::copy(QStringLiteral(PRIVILEGE_PROBE), target))
+    if (!probeDir_.isValid())
         return {};
-    const auto rx = QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup | QFile::ExeGroup |
-                    QFile::ReadOther | QFile::ExeOther;
-    if (!QFile::setPermissions(probeDir_.path(), rx) || !QFile::setPermissions(target, rx))
-        return {};
-    return target;
+    return redirect::test::stageForOtherUser(QStringLiteral(PRIVILEGE_PROBE), probeDir_.path());
 }
 
 void TestPrivilege::probeAsNobodyOffersRelaunchAndStartsNothing_data()
