@@ -9,3 +9,6 @@ target_compile_definitions(tst_report PRIVATE
   REPORT_READER_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/report_reader.py"
   PYTHON3_EXECUTABLE="${REPORT_TEST_PYTHON3}"
   CHROMIUM_EXECUTABLE="${REPORT_TEST_CHROMIUM}")
+
+# The formatter of bytes, rates and durations and the CSV field writer (engine/format.h).
+redirect_test(tst_format SOURCES tst_format.cpp LIBS Redirect::engine)
