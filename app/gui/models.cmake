@@ -6,6 +6,8 @@ add_library(redirect_gui_models STATIC
   flow_filter_proxy.h
   flow_model.cpp
   flow_model.h
+  flow_row.cpp
+  flow_row.h
   log_sink.cpp
   log_sink.h
   rules_model.cpp
