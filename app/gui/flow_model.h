@@ -74,7 +74,7 @@ private:
     QVariant raw(const FlowRow& row, int column) const;
     QString display(const FlowRow& row, int column) const;
 
-    std::vector<FlowRow> slab_;                              // rows by slot; free slots are reused
+    std::vector<FlowRow> slab_;                           // rows by slot; free slots are reused
     std::vector<uint32_t> freeSlots_;
     std::vector<uint32_t> order_;                         // model row -> slot, in arrival order
     std::unordered_map<uint64_t, uint32_t> slotOf_;       // flow id -> slot
