@@ -100,7 +100,8 @@ using ReportProgress = std::function<bool(size_t done, size_t total)>;
  * CSV (RFC 4180: CRLF, header row, quoting with doubled quotes) guards
  * spreadsheet users against formula injection: a text field that begins with
  * '=', '+', '-', '@', TAB or CR gets a leading single quote. Numeric columns
- * are written as they are.
+ * are written as they are. The fields are appendCsvField()'s (format.h), as
+ * in the console's "copy rows as CSV".
  */
 bool writeReport(std::ostream& out, ReportFormat format, const std::vector<Flow>& flows,
                  const ReportScope& scope, const ReportMeta& meta, const ReportProgress& progress = {});

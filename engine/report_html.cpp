@@ -4,6 +4,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "format.h"
 #include "report_writer.h"
 
 namespace redirect::engine::report_detail {
@@ -95,26 +96,12 @@ void appendEscaped(std::string& out, std::string_view text)
     }
 }
 
-std::string humanBytes(uint64_t bytes)
-{
-    if (bytes < 1024)
-        return decimalString(bytes) + " B";
-    static constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    double value = double(bytes);
-    size_t unit = 0;
-    for (value /= 1024; value >= 1024 && unit + 1 < std::size(units); value /= 1024)
-        ++unit;
-    char text[32];
-    std::snprintf(text, sizeof(text), value < 10 ? "%.1f %s" : "%.0f %s", value, units[unit]);
-    return text;
-}
-
 // Human-readable, with the exact count in the tooltip and for sorting.
 void appendBytesCell(std::string& out, uint64_t bytes)
 {
     std::string exact = decimalString(bytes);
     out.append("<td class=\"num\" data-v=\"").append(exact).append("\" title=\"").append(exact);
-    out.append(" bytes\">").append(humanBytes(bytes)).append("</td>");
+    out.append(" bytes\">").append(formatBytes(bytes)).append("</td>");
 }
 
 void appendTextOrNone(std::string& out, std::string_view text, std::string_view none = "none")
@@ -200,8 +187,8 @@ void appendHeader(std::string& out, const Selection& selection, const ReportScop
     row("To", [&] { appendTextOrNone(out, rfc3339Utc(scope.toNs), "the last flow"); });
     out += "</table>\n<section><h2>Totals</h2>\n<table class=\"meta\">\n";
     row("Flows", [&] { out += decimalString(selection.flows.size()); });
-    row("Bytes up", [&] { out.append(humanBytes(selection.bytesUp)).append(" (").append(decimalString(selection.bytesUp)).append(" bytes)"); });
-    row("Bytes down", [&] { out.append(humanBytes(selection.bytesDown)).append(" (").append(decimalString(selection.bytesDown)).append(" bytes)"); });
+    row("Bytes up", [&] { out.append(formatBytes(selection.bytesUp)).append(" (").append(decimalString(selection.bytesUp)).append(" bytes)"); });
+    row("Bytes down", [&] { out.append(formatBytes(selection.bytesDown)).append(" (").append(decimalString(selection.bytesDown)).append(" bytes)"); });
     out += "</table>\n</section>\n";
 }
 

@@ -1,4 +1,4 @@
-// Internal to the report writers (report.cpp, report_html.cpp): the selection of flows in
+// Internal to the report writers (report.cpp, report_filter.cpp, report_html.cpp): the selection of flows in
 // scope, the buffered output with progress, and the table columns shared by CSV and HTML.
 #pragma once
 
@@ -28,6 +28,8 @@ constexpr size_t kProgressEvery = 1000;
 constexpr size_t kFlushBytes = 64 * 1024;
 
 std::optional<uint64_t> parseNumber(std::string_view text, bool allowHex);
+/// ASCII lower case; other bytes (UTF-8 included) as they are.
+std::string lowerCopy(std::string_view text);
 bool isValidUtf8(std::string_view s);
 /// Names from the kernel and the peek are arbitrary bytes; JSON and HTML need UTF-8.
 std::string validUtf8(std::string_view s);

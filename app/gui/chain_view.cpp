@@ -1,8 +1,9 @@
 #include "chain_view.h"
 
-#include <QLocale>
 #include <QPainter>
 #include <QPainterPath>
+
+#include "format.h"
 
 namespace redirect::gui {
 
@@ -14,7 +15,8 @@ struct Box {
     QColor color;
 };
 
-QString bytesText(uint64_t b) { return QLocale().formattedDataSize(static_cast<qint64>(b), 1, QLocale::DataSizeTraditionalFormat); }
+// The flow table's units (engine/format.h), so that a hop's "1.5 KiB" is the table's "1.5 KiB".
+QString bytesText(uint64_t b) { return QString::fromStdString(engine::formatBytes(b)); }
 
 }  // namespace
 
@@ -57,7 +59,10 @@ void ChainView::paintEvent(QPaintEvent*)
         QString title = QString::fromStdString(hop.redirector.empty() ? std::to_string(hop.redirectorId) : hop.redirector);
         if (hop.external)
             title += tr(" (external)");
-        QString latency = hop.connectMs >= 0 ? tr("connect %1 ms").arg(hop.connectMs, 0, 'f', 2) : tr("connect -");
+        QString latency = hop.connectMs >= 0
+                              ? tr("connect %1").arg(QString::fromStdString(
+                                    engine::formatDuration(static_cast<int64_t>(hop.connectMs * 1e6))))
+                              : tr("connect -");
         QString state = QString::fromLatin1(engine::redirectStateName(hop.state));
         if (hop.recordsMissing)
             state += tr(", no SET");

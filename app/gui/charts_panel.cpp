@@ -1,10 +1,15 @@
 #include "charts_panel.h"
 
+#include <QCategoryAxis>
 #include <QChart>
 #include <QChartView>
 #include <QHBoxLayout>
 #include <QLineSeries>
 #include <QValueAxis>
+
+#include <cmath>
+
+#include "format.h"
 
 namespace redirect::gui {
 
@@ -17,6 +22,30 @@ void trim(QLineSeries* s)
     if (s->count() > kMaxPoints)
         s->removePoints(0, s->count() - kMaxPoints);
 }
+
+// About four ticks at 1, 2 or 5 times a power of ten of the unit the top shows in (B, KiB, MiB...).
+double rateStep(double top)
+{
+    double unit = 1;
+    while (unit * 1024 <= top)
+        unit *= 1024;
+    const double wanted = top / unit / 4;
+    const double decade = std::pow(10.0, std::floor(std::log10(wanted)));
+    for (double m : {1.0, 2.0, 5.0})
+        if (m * decade >= wanted)
+            return m * decade * unit;
+    return 10 * decade * unit;
+}
+
+// The series keep raw bytes per second; only the labels are scaled, by the table's formatter.
+void labelRates(QCategoryAxis* axis, double top)
+{
+    for (const QString& label : axis->categoriesLabels())
+        axis->remove(label);
+    const double step = rateStep(top);
+    for (int i = 0; i * step <= top; ++i)
+        axis->append(QString::fromStdString(engine::formatRate(i * step)), i * step);
+}
 }  // namespace
 
 ChartsPanel::ChartsPanel(QWidget* parent) : QWidget(parent)
@@ -24,7 +53,14 @@ ChartsPanel::ChartsPanel(QWidget* parent) : QWidget(parent)
     auto* layout = new QHBoxLayout(this);
     rate_ = makePlot(tr("New flows per second"), tr("flows/s"));
     active_ = makePlot(tr("Active flows"), tr("flows"));
-    bytes_ = makePlot(tr("Bytes per second per redirector"), tr("B/s"));
+    bytes_ = makePlot(tr("Bytes per second per redirector"), QString());
+    // Labels such as "1.5 MiB/s" at their values: a category axis in place of the plain one.
+    auto* rates = new QCategoryAxis;
+    rates->setLabelsPosition(QCategoryAxis::AxisLabelsPositionOnValue);
+    bytes_.chart->removeAxis(bytes_.y);
+    delete bytes_.y;
+    bytes_.y = rates;
+    bytes_.chart->addAxis(rates, Qt::AlignLeft);
     rateSeries_ = new QLineSeries;
     activeSeries_ = new QLineSeries;
     for (auto [plot, series] : {std::pair{&rate_, rateSeries_}, std::pair{&active_, activeSeries_}}) {
@@ -61,7 +97,10 @@ ChartsPanel::Plot ChartsPanel::makePlot(const QString& title, const QString& uni
 void ChartsPanel::scroll(Plot& plot, double t, double maxY)
 {
     plot.x->setRange(std::max(0.0, t - kWindowSeconds), std::max(t, 10.0));
-    plot.y->setRange(0, maxY * 1.15 + 1);
+    const double top = maxY * 1.15 + 1;
+    plot.y->setRange(0, top);
+    if (auto* rates = qobject_cast<QCategoryAxis*>(plot.y))
+        labelRates(rates, top);
 }
 
 void ChartsPanel::addSample(double t, quint64 newFlows, quint64 activeFlows, const QMap<QString, quint64>& bytesTotal)

@@ -4,114 +4,26 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
+
+#include "format.h"
 
 namespace redirect::gui {
 
-// One hop without its blobs; the redirector name is interned.
-struct FlowModel::HopRow {
-    uint32_t redirectorId = 0;
-    uint32_t name = 0;
-    uint32_t recordsSize = 0;
-    uint32_t contextSize = 0;
-    float connectMs = -1;
-    uint8_t state = 0;
-    bool external = false;
-    bool recordsMissing = false;
-    engine::EndReason reason = engine::EndReason::Open;
-    uint64_t bytesUp = 0;
-    uint64_t bytesDown = 0;
-    int64_t startNs = 0;
-    int64_t endNs = 0;
-};
-
-// What the columns, the filter and the details summary need; repeated strings are pool ids.
-struct FlowModel::Row {
-    uint64_t seq = 0;
-    uint64_t flowId = 0;
-    int64_t startNs = 0;
-    int64_t endNs = 0;
-    uint64_t bytesUp = 0;
-    uint64_t bytesDown = 0;
-    uint64_t cgroupId = 0;
-    uint32_t pid = 0;
-    uint32_t uid = 0;
-    uint32_t comm = 0;
-    uint32_t user = 0;
-    uint32_t rule = 0;
-    uint32_t verdict = 0;
-    engine::EndReason reason = engine::EndReason::Open;
-    std::string destination;
-    std::string host;
-    std::vector<HopRow> hops;
-
-    bool ended() const { return reason != engine::EndReason::Open; }
-    int64_t durationNs() const { return ended() && endNs >= startNs ? endNs - startNs : -1; }
-    uint32_t recordsSize() const
-    {
-        uint32_t size = 0;
-        for (const HopRow& hop : hops)
-            size = std::max(size, hop.recordsSize);
-        return size;
-    }
-    uint32_t contextSize() const
-    {
-        uint32_t size = 0;
-        for (const HopRow& hop : hops)
-            size = std::max(size, hop.contextSize);
-        return size;
-    }
-};
-
 namespace {
-
-size_t stringHeap(const std::string& text) { return text.capacity() > 15 ? text.capacity() + 1 : 0; }
-
-// Heap bytes an unordered_map node and its bucket cost, roughly (libstdc++ node + malloc header).
-template <typename Map>
-size_t hashBytes(const Map& map)
-{
-    return map.size() * (sizeof(void*) + sizeof(typename Map::value_type) + 16) + map.bucket_count() * sizeof(void*);
-}
 
 size_t flowBytes(const engine::Flow& flow)
 {
-    size_t bytes = sizeof(engine::Flow) + stringHeap(flow.comm) + stringHeap(flow.user) +
-                   stringHeap(flow.destination) + stringHeap(flow.host) + stringHeap(flow.rule) +
-                   stringHeap(flow.verdict) + flow.hops.capacity() * sizeof(engine::Hop);
+    size_t bytes = sizeof(engine::Flow) + stringHeapBytes(flow.comm) + stringHeapBytes(flow.user) +
+                   stringHeapBytes(flow.destination) + stringHeapBytes(flow.host) + stringHeapBytes(flow.rule) +
+                   stringHeapBytes(flow.verdict) + flow.hops.capacity() * sizeof(engine::Hop);
     for (const engine::Hop& hop : flow.hops)
-        bytes += stringHeap(hop.redirector) + hop.records.capacity() + hop.context.capacity();
+        bytes += stringHeapBytes(hop.redirector) + hop.records.capacity() + hop.context.capacity();
     return bytes;
 }
 
-QString humanBytes(uint64_t bytes)
-{
-    if (bytes < 1024)
-        return QStringLiteral("%1 B").arg(bytes);
-    static const char* const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-    double value = static_cast<double>(bytes) / 1024.0;
-    size_t unit = 0;
-    while (value >= 1024.0 && unit + 1 < std::size(units)) {
-        value /= 1024.0;
-        ++unit;
-    }
-    return QStringLiteral("%1 %2").arg(value, 0, 'f', value < 10 ? 1 : 0).arg(QLatin1String(units[unit]));
-}
+QString qs(const std::string& text) { return QString::fromUtf8(text.data(), static_cast<qsizetype>(text.size())); }
 
-QString durationText(int64_t ns)
-{
-    if (ns < 0)
-        return {};
-    const int64_t ms = ns / 1000000;
-    if (ms < 1000)
-        return ns < 1000000 ? QStringLiteral("%1 µs").arg(ns / 1000) : QStringLiteral("%1 ms").arg(ms);
-    if (ms < 60000)
-        return QStringLiteral("%1 s").arg(static_cast<double>(ms) / 1000.0, 0, 'f', 2);
-    const int64_t s = ms / 1000;
-    if (s < 3600)
-        return QStringLiteral("%1m %2s").arg(s / 60).arg(s % 60, 2, 10, QLatin1Char('0'));
-    return QStringLiteral("%1h %2m").arg(s / 3600).arg((s / 60) % 60, 2, 10, QLatin1Char('0'));
-}
+QString bytesText(uint64_t bytes) { return qs(engine::formatBytes(bytes)); }
 
 QString timeText(int64_t ns)
 {
@@ -120,14 +32,9 @@ QString timeText(int64_t ns)
     return QDateTime::fromMSecsSinceEpoch(ns / 1000000).toString(QStringLiteral("hh:mm:ss.zzz"));
 }
 
-QString qs(const std::string& text) { return QString::fromUtf8(text.data(), static_cast<qsizetype>(text.size())); }
-
 }  // namespace
 
-FlowModel::FlowModel(QObject* parent) : QAbstractTableModel(parent)
-{
-    intern({});  // pool id 0 is the empty string
-}
+FlowModel::FlowModel(QObject* parent) : QAbstractTableModel(parent) {}
 
 FlowModel::~FlowModel() = default;
 
@@ -162,7 +69,7 @@ QVariant FlowModel::data(const QModelIndex& index, int role) const
 {
     if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
         return {};
-    const Row& row = rowAt(index.row());
+    const FlowRow& row = rowAt(index.row());
     switch (role) {
     case Qt::DisplayRole: return display(row, index.column());
     case RawRole: return raw(row, index.column());
@@ -181,7 +88,7 @@ QVariant FlowModel::data(const QModelIndex& index, int role) const
     }
 }
 
-QString FlowModel::display(const Row& row, int column) const
+QString FlowModel::display(const FlowRow& row, int column) const
 {
     switch (column) {
     case Time: return timeText(row.startNs);
@@ -195,16 +102,16 @@ QString FlowModel::display(const Row& row, int column) const
         if (row.host.empty() || row.host == row.destination || "[" + row.host == row.destination.substr(0, row.host.size() + 1))
             return qs(row.destination);
         return qs(row.host) + QStringLiteral(" (") + qs(row.destination) + QLatin1Char(')');
-    case Records: return humanBytes(row.recordsSize());
-    case Context: return humanBytes(row.contextSize());
-    case BytesUp: return humanBytes(row.bytesUp);
-    case BytesDown: return humanBytes(row.bytesDown);
-    case Duration: return durationText(row.durationNs());
+    case Records: return bytesText(row.recordsSize());
+    case Context: return bytesText(row.contextSize());
+    case BytesUp: return bytesText(row.bytesUp);
+    case BytesDown: return bytesText(row.bytesDown);
+    case Duration: return qs(engine::formatDuration(row.durationNs()));
     default: return raw(row, column).toString();
     }
 }
 
-QVariant FlowModel::raw(const Row& row, int column) const
+QVariant FlowModel::raw(const FlowRow& row, int column) const
 {
     switch (column) {
     case Time: return QVariant::fromValue<qint64>(row.startNs);
@@ -212,7 +119,7 @@ QVariant FlowModel::raw(const Row& row, int column) const
     case Destination: return qs(row.destination);
     case Chain: {
         QString text;
-        for (const HopRow& hop : row.hops) {
+        for (const FlowHopRow& hop : row.hops) {
             if (hop.redirectorId == 0)
                 continue;
             const std::string& name = pooled(hop.name);
@@ -221,7 +128,7 @@ QVariant FlowModel::raw(const Row& row, int column) const
         return text + qs(row.destination);
     }
     case State:
-        for (const HopRow& hop : row.hops)
+        for (const FlowHopRow& hop : row.hops)
             if (hop.redirectorId != 0)
                 return QString::fromLatin1(engine::redirectStateName(hop.state));
         return qs(pooled(row.verdict));
@@ -237,8 +144,8 @@ QVariant FlowModel::raw(const Row& row, int column) const
 
 bool FlowModel::rowLessThan(int left, int right, int column) const
 {
-    const Row& a = rowAt(left);
-    const Row& b = rowAt(right);
+    const FlowRow& a = rowAt(left);
+    const FlowRow& b = rowAt(right);
     switch (column) {
     case Time: return a.startNs < b.startNs;
     case Process: return pooled(a.comm) < pooled(b.comm);
@@ -253,78 +160,7 @@ bool FlowModel::rowLessThan(int left, int right, int column) const
     }
 }
 
-uint32_t FlowModel::intern(const std::string& text)
-{
-    auto [it, added] = poolIndex_.try_emplace(text, static_cast<uint32_t>(pool_.size()));
-    if (added)
-        pool_.push_back(text);
-    return it->second;
-}
-
-// Row <-> Flow and HopRow <-> Hop share these field names; both directions copy them here.
-template <typename From, typename To>
-void copyFlowFields(const From& in, To& out)
-{
-    out.flowId = in.flowId;
-    out.startNs = in.startNs;
-    out.endNs = in.endNs;
-    out.bytesUp = in.bytesUp;
-    out.bytesDown = in.bytesDown;
-    out.cgroupId = in.cgroupId;
-    out.pid = in.pid;
-    out.uid = in.uid;
-    out.reason = in.reason;
-    out.destination = in.destination;
-    out.host = in.host;
-}
-
-template <typename From, typename To>
-void copyHopFields(const From& in, To& out)
-{
-    out.redirectorId = in.redirectorId;
-    out.recordsSize = in.recordsSize;
-    out.contextSize = in.contextSize;
-    out.connectMs = static_cast<decltype(out.connectMs)>(in.connectMs);
-    out.state = in.state;
-    out.external = in.external;
-    out.recordsMissing = in.recordsMissing;
-    out.reason = in.reason;
-    out.bytesUp = in.bytesUp;
-    out.bytesDown = in.bytesDown;
-    out.startNs = in.startNs;
-    out.endNs = in.endNs;
-}
-
-void FlowModel::fillRow(Row& row, const engine::Flow& flow)
-{
-    copyFlowFields(flow, row);
-    row.comm = intern(flow.comm);
-    row.user = intern(flow.user);
-    row.rule = intern(flow.rule);
-    row.verdict = intern(flow.verdict);
-    row.hops.resize(flow.hops.size());
-    row.hops.shrink_to_fit();
-    for (size_t i = 0; i < flow.hops.size(); ++i) {
-        copyHopFields(flow.hops[i], row.hops[i]);
-        row.hops[i].name = intern(flow.hops[i].redirector);
-    }
-}
-
-void FlowModel::toFlow(const Row& row, engine::Flow& out) const
-{
-    copyFlowFields(row, out);
-    out.comm = pooled(row.comm);
-    out.user = pooled(row.user);
-    out.rule = pooled(row.rule);
-    out.verdict = pooled(row.verdict);
-    out.hops.resize(row.hops.size());
-    for (size_t i = 0; i < row.hops.size(); ++i) {
-        copyHopFields(row.hops[i], out.hops[i]);
-        out.hops[i].redirector = pooled(row.hops[i].name);
-    }
-}
-
-const FlowModel::Row& FlowModel::rowAt(int row) const { return slab_[order_[static_cast<size_t>(row)]]; }
+const FlowRow& FlowModel::rowAt(int row) const { return slab_[order_[static_cast<size_t>(row)]]; }
 
 int FlowModel::rowOfSlot(uint32_t slot) const
 {
@@ -360,19 +196,19 @@ std::optional<engine::Flow> FlowModel::flowSummary(int row) const
     if (row < 0 || row >= rowCount())
         return std::nullopt;
     engine::Flow flow;
-    toFlow(rowAt(row), flow);
+    rowAt(row).toFlow(pool_, flow);
     return flow;
 }
 
 bool FlowModel::rowMatches(int row, const engine::FlowFilter& filter, int64_t fromNs, int64_t toNs) const
 {
-    const Row& r = rowAt(row);
+    const FlowRow& r = rowAt(row);
     if (filter.empty()) {
         if (toNs != 0 && r.startNs > toNs)
             return false;
         return fromNs == 0 || r.endNs == 0 || r.endNs >= fromNs;
     }
-    toFlow(r, scratch_);
+    r.toFlow(pool_, scratch_);
     return engine::overlapsTimeRange(scratch_, fromNs, toNs) && filter.matches(scratch_);
 }
 
@@ -442,7 +278,7 @@ void FlowModel::applyNow(std::vector<engine::Flow>&& updates)
     for (size_t i = 0; i < updates.size(); ++i) {
         const engine::Flow& flow = updates[i];
         if (auto it = slotOf_.find(flow.flowId); it != slotOf_.end()) {
-            fillRow(slab_[it->second], flow);
+            slab_[it->second].assign(flow, pool_);
             changed.push_back(rowOfSlot(it->second));
         } else if (auto [f, added] = freshIndex.try_emplace(flow.flowId, fresh.size()); added) {
             fresh.push_back(i);
@@ -474,7 +310,7 @@ void FlowModel::applyNow(std::vector<engine::Flow>&& updates)
                 slot = static_cast<uint32_t>(slab_.size());
                 slab_.emplace_back();
             }
-            fillRow(slab_[slot], updates[i]);
+            slab_[slot].assign(updates[i], pool_);
             slab_[slot].seq = nextSeq_++;
             slotOf_[updates[i].flowId] = slot;
             order_.push_back(slot);
@@ -514,13 +350,13 @@ void FlowModel::evict()
         beginRemoveRows({}, it->first, it->second);
         for (int row = it->first; row <= it->second; ++row) {
             const uint32_t slot = order_[static_cast<size_t>(row)];
-            Row& gone = slab_[slot];
+            FlowRow& gone = slab_[slot];
             slotOf_.erase(gone.flowId);
             if (auto d = detailIndex_.find(gone.flowId); d != detailIndex_.end()) {
                 detail_.erase(d->second);
                 detailIndex_.erase(d);
             }
-            gone = Row{};
+            gone = FlowRow{};
             freeSlots_.push_back(slot);
             ++evicted_;
         }
@@ -531,15 +367,11 @@ void FlowModel::evict()
 
 size_t FlowModel::memoryBytes() const
 {
-    size_t bytes = sizeof(*this) + slab_.capacity() * sizeof(Row) + freeSlots_.capacity() * sizeof(uint32_t) +
-                   order_.capacity() * sizeof(uint32_t) + hashBytes(slotOf_) + hashBytes(detailIndex_) +
-                   hashBytes(pendingIndex_) + pool_.capacity() * sizeof(std::string) + hashBytes(poolIndex_);
-    for (const std::string& text : pool_)
-        bytes += 2 * stringHeap(text);
-    for (uint32_t slot : order_) {
-        const Row& row = slab_[slot];
-        bytes += stringHeap(row.destination) + stringHeap(row.host) + row.hops.capacity() * sizeof(HopRow);
-    }
+    size_t bytes = sizeof(*this) + slab_.capacity() * sizeof(FlowRow) + freeSlots_.capacity() * sizeof(uint32_t) +
+                   order_.capacity() * sizeof(uint32_t) + hashMapBytes(slotOf_) + hashMapBytes(detailIndex_) +
+                   hashMapBytes(pendingIndex_) + pool_.memoryBytes();
+    for (uint32_t slot : order_)
+        bytes += slab_[slot].heapBytes();
     for (const engine::Flow& flow : detail_)
         bytes += flowBytes(flow) + 2 * sizeof(void*);
     bytes += pending_.capacity() * sizeof(engine::Flow);

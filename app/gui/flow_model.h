@@ -1,7 +1,7 @@
-// The live flow table's model: compact rows that keep raw values (formatted
-// only in data()), batched appends, merged dataChanged runs, eviction of the
-// oldest ended flows at the retention cap, and a small cache of full flows
-// (with their blobs) for the details pane.
+// The live flow table's model: compact rows (flow_row.h) that keep raw values,
+// formatted only in data() (engine/format.h); batched appends, merged dataChanged
+// runs, eviction of the oldest ended flows at the retention cap, and a small cache
+// of full flows (with their blobs) for the details pane.
 #pragma once
 
 #include <QAbstractTableModel>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "flow.h"
+#include "flow_row.h"
 #include "report.h"
 
 namespace redirect::gui {
@@ -64,29 +65,22 @@ public:
     uint64_t evictedCount() const { return evicted_; }
 
 private:
-    struct HopRow;
-    struct Row;
-
-    uint32_t intern(const std::string& text);
-    const std::string& pooled(uint32_t id) const { return pool_[id]; }
-    void fillRow(Row& row, const engine::Flow& flow);
-    void toFlow(const Row& row, engine::Flow& out) const;
-    const Row& rowAt(int row) const;
+    const std::string& pooled(uint32_t id) const { return pool_.at(id); }
+    const FlowRow& rowAt(int row) const;
     int rowOfSlot(uint32_t slot) const;
     void cacheFull(engine::Flow&& flow);
     void applyNow(std::vector<engine::Flow>&& updates);
     void evict();
-    QVariant raw(const Row& row, int column) const;
-    QString display(const Row& row, int column) const;
+    QVariant raw(const FlowRow& row, int column) const;
+    QString display(const FlowRow& row, int column) const;
 
-    std::vector<Row> slab_;                               // rows by slot; free slots are reused
+    std::vector<FlowRow> slab_;                           // rows by slot; free slots are reused
     std::vector<uint32_t> freeSlots_;
     std::vector<uint32_t> order_;                         // model row -> slot, in arrival order
     std::unordered_map<uint64_t, uint32_t> slotOf_;       // flow id -> slot
     uint64_t nextSeq_ = 0;                                // arrival order, for row lookup by slot
 
-    std::vector<std::string> pool_;                       // interned comm/user/rule/verdict/redirector
-    std::unordered_map<std::string, uint32_t> poolIndex_;
+    StringPool pool_;                                     // comm/user/rule/verdict/redirector names
 
     std::list<engine::Flow> detail_;                      // most recently updated first
     std::unordered_map<uint64_t, std::list<engine::Flow>::iterator> detailIndex_;

@@ -35,6 +35,7 @@
 #include "output_file.h"
 #include "rules.h"
 #include "rules_model.h"
+#include "table_csv.h"
 
 namespace redirect::gui {
 
@@ -59,13 +60,6 @@ QString hexDump(const std::vector<uint8_t>& bytes)
         out += QString::asprintf("%04zx  ", off) + hex + ' ' + ascii + '\n';
     }
     return out;
-}
-
-QString csvField(QString s)
-{
-    if (s.contains(',') || s.contains('"') || s.contains('\n') || s.contains('\r'))
-        return '"' + s.replace('"', "\"\"") + '"';
-    return s;
 }
 
 QPlainTextEdit* monospaceView()
@@ -392,18 +386,10 @@ bool MainWindow::selectRichestFlow()
 
 QString MainWindow::selectedRowsCsv() const
 {
-    QStringList lines;
-    QStringList header;
-    for (int c = 0; c < proxy_->columnCount(); ++c)
-        header << csvField(proxy_->headerData(c, Qt::Horizontal).toString());
-    lines << header.join(',');
-    for (const QModelIndex& index : flowView_->selectionModel()->selectedRows()) {
-        QStringList fields;
-        for (int c = 0; c < proxy_->columnCount(); ++c)
-            fields << csvField(proxy_->index(index.row(), c).data().toString());
-        lines << fields.join(',');
-    }
-    return lines.join("\r\n") + "\r\n";
+    QList<int> rows;
+    for (const QModelIndex& index : flowView_->selectionModel()->selectedRows())
+        rows << index.row();
+    return rowsAsCsv(*proxy_, rows);
 }
 
 bool MainWindow::applyRuleSet(const engine::RuleSet& rules, QString* error)

@@ -6,10 +6,14 @@ add_library(redirect_gui_models STATIC
   flow_filter_proxy.h
   flow_model.cpp
   flow_model.h
+  flow_row.cpp
+  flow_row.h
   log_sink.cpp
   log_sink.h
   rules_model.cpp
-  rules_model.h)
+  rules_model.h
+  table_csv.cpp
+  table_csv.h)
 target_include_directories(redirect_gui_models PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(redirect_gui_models PUBLIC Qt6::Core Qt6::Gui Redirect::engine spdlog::spdlog)
 redirect_warnings(redirect_gui_models)

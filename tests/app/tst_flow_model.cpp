@@ -1,28 +1,22 @@
 // FlowModel and FlowFilterProxy: batched appends, merged updates, eviction at
-// the retention cap, raw-value sorting, filtering, freeze, memory per row.
+// the retention cap, raw-value sorting, filtering, freeze, memory per row, and
+// the rows as the console copies them (CSV).
 #include <QAbstractItemModelTester>
 #include <QDateTime>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
 #include <QTest>
 
-#include <spdlog/logger.h>
-
-#include "engine_bridge.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
-#include "log_sink.h"
-#include "rules_model.h"
+#include "table_csv.h"
 
 using redirect::engine::EndReason;
 using redirect::engine::Flow;
 using redirect::engine::Hop;
-using redirect::gui::BridgeStats;
-using redirect::gui::EngineBridge;
 using redirect::gui::FlowFilterProxy;
 using redirect::gui::FlowModel;
-using redirect::gui::LogSink;
-using redirect::gui::RulesModel;
+using redirect::gui::rowsAsCsv;
 
 namespace {
 
@@ -92,7 +86,7 @@ private slots:
     void displayFormatsRawValues();
     void detailCache();
     void memoryPerRow();
-    void bridgeDrainsOnTick();
+    void copiedRowsAreGuardedCsv();
 };
 
 void TestFlowModel::batchAppend_data()
@@ -434,63 +428,29 @@ void TestFlowModel::memoryPerRow()
     QVERIFY(perRow >= 150);   // the estimate counts the row struct, its strings and hops at least
 }
 
-void TestFlowModel::bridgeDrainsOnTick()
+void TestFlowModel::copiedRowsAreGuardedCsv()
 {
-    FlowModel flows;
-    RulesModel rules;
-    QAbstractItemModelTester flowTester(&flows, QAbstractItemModelTester::FailureReportingMode::QtTest);
-    QAbstractItemModelTester rulesTester(&rules, QAbstractItemModelTester::FailureReportingMode::QtTest);
-    redirect::engine::RuleSpec web;
-    web.id = "web";
-    redirect::engine::RuleSet set;
-    set.rules = {web};
-    rules.setRules(set);
-    auto sink = std::make_shared<LogSink>(100);
-    spdlog::logger logger("bridge", sink);
-    logger.set_pattern("%v");
+    // What "Copy rows as CSV" (Ctrl+C) copies from the view: cells as shown, RFC 4180 quoting, and
+    // cells that start like a formula neutralised exactly as the reports do (engine/format.h).
+    FlowModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    Flow formula = makeFlow(1, true, 1536);
+    formula.comm = "=cmd|'/C calc'!A0";
+    formula.host = "@SUM(1,2)";
+    model.applyBatch({formula, makeFlow(2)});
+    FlowFilterProxy proxy;
+    proxy.setSourceModel(&model);
+    const auto time = [&](int row) { return proxy.index(row, FlowModel::Time).data().toString(); };
 
-    uint64_t nextId = 1;
-    std::map<std::string, redirect::engine::RuleHits> hits;
-    BridgeStats stats;
-    EngineBridge bridge(
-        [&](std::vector<Flow>& out) {
-            for (int i = 0; i < 3; ++i)
-                out.push_back(makeFlow(nextId++));
-            return out.size();
-        },
-        &flows, &rules, sink);
-    bridge.setHitsSource([&] { return hits; });
-    bridge.setStatsSource([&] { return stats; });
-    QSignalSpy ticked(&bridge, &EngineBridge::ticked);
-    QSignalSpy logged(&bridge, &EngineBridge::logLines);
-    QSignalSpy statsSpy(&bridge, &EngineBridge::statsChanged);
-
-    logger.info("one");
-    logger.info("two");
-    hits["web"] = {5, 1};
-    bridge.tick();
-    QCOMPARE(flows.rowCount(), 3);
-    QCOMPARE(rules.index(0, RulesModel::Hits).data().toString(), QStringLiteral("5 / 1"));
-    QCOMPARE(logged.count(), 1);
-    QCOMPARE(logged.at(0).at(0).toStringList(), (QStringList{"one", "two"}));
-    QCOMPARE(statsSpy.count(), 1);
-    QCOMPARE(ticked.count(), 1);
-
-    bridge.tick();   // no log lines and the same stats: no signals for them
-    QCOMPARE(flows.rowCount(), 6);
-    QCOMPARE(logged.count(), 1);
-    QCOMPARE(statsSpy.count(), 1);
-    stats.calloutAttached = true;
-    stats.redirectors.append({QStringLiteral("dlp"), 15001, 0, false, true, 2, true, QStringLiteral("listening")});
-    bridge.tick();
-    QCOMPARE(statsSpy.count(), 2);
-    QCOMPARE(statsSpy.at(1).at(0).value<BridgeStats>().redirectors.size(), 1);
-
-    bridge.start(10);
-    QTRY_VERIFY(bridge.tickCount() >= 8);
-    bridge.stop();
-    QVERIFY(bridge.longestGapMs() >= 5);   // gaps are measured between timer ticks
-    QCOMPARE(flows.rowCount(), static_cast<int>(nextId - 1));
+    const QStringList lines = rowsAsCsv(proxy, {1, 0}).split(QStringLiteral("\r\n"));
+    QCOMPARE(lines.size(), 4);  // header, two rows, nothing after the last CRLF
+    QCOMPARE(lines[0], QStringLiteral("Time,Process,Destination,Chain,Redirect state,Records,Context,Up,Down,"
+                                      "Duration,End reason"));
+    QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,10.0.0.2:443,dlp → 10.0.0.2:443,"
+                                                "NOT_REDIRECTED,40 B,16 B,0 B,0 B,,open"));
+    QCOMPARE(lines[2], time(0) + QStringLiteral(",'=cmd|'/C calc'!A0 [1001] alice,\"'@SUM(1,2) (10.0.0.1:443)\","
+                                                "dlp → 10.0.0.1:443,NOT_REDIRECTED,40 B,16 B,1.5 KiB,0 B,2.00 s,closed"));
+    QVERIFY(lines[3].isEmpty());
 }
 
 QTEST_GUILESS_MAIN(TestFlowModel)

@@ -1,8 +1,11 @@
 # Tests of the proxy SDK (redirect/sio.h) and of the callout ABI.
 # Included from tests/callout/CMakeLists.txt (AUTOMOC is on there).
 
-# The behaviour table of redirect_ioctl() against a live callout.
-redirect_test(tst_sio SOURCES tst_sio.cpp LIBS redirect_kernel_test Redirect::sio LABELS kernel)
+# The behaviour table of redirect_ioctl() against a live callout: queries and SET (tst_sio), bad
+# requests, rights, no callout and overlapped calls (tst_sio_errors).
+redirect_test(tst_sio SOURCES tst_sio.cpp sio_fixtures.h LIBS redirect_kernel_test Redirect::sio LABELS kernel)
+redirect_test(tst_sio_errors SOURCES tst_sio_errors.cpp sio_fixtures.h
+  LIBS redirect_kernel_test Redirect::sio LABELS kernel)
 
 # Struct layouts in the BPF object's BTF against the host compiler's.
 redirect_test(tst_abi_layout SOURCES tst_abi_layout.cpp LIBS PkgConfig::LIBBPF Redirect::callout)

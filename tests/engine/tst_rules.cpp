@@ -1,66 +1,26 @@
-// Rules file: the JSON reader's positions, the DESIGN.md example and other
-// valid files, malformed files with the line, column and message of their
-// error, the JSON writer's round trip, and compilation to callout_rule.
+// Rules file: the DESIGN.md example and other valid files, malformed files with
+// the line, column and message of their error, and the JSON writer's round trip.
+// The JSON reader has tst_json; compilation to callout_rule has tst_rules_compile.
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 
 #include <QtTest>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/stat.h>
 
 #include "callout_abi.h"
 #include "json.h"
 #include "rules.h"
+#include "rules_fixtures.h"
 
 using namespace redirect::engine;
+using namespace rules_test;
 
 namespace {
-
-constexpr int64_t kSecond = 1000000000;
-
-// DESIGN.md section 6, verbatim.
-const char* const kDesignExample = R"({
-  "version": 1,
-  "redirectors": [
-    { "id": "inspector", "name": "Web inspector" },
-    { "id": "dlp", "name": "DLP agent", "listen": ["127.0.0.1:15002", "[::1]:15002"] },
-    { "id": "vendor-x", "name": "Vendor X proxy", "external": true, "listen": ["127.0.0.1:18080"] }
-  ],
-  "rules": [
-    { "id": "no-ssh", "action": "bypass", "protocol": "tcp", "ports": "22" },
-    { "id": "web", "enabled": true, "action": "redirect", "redirector": "inspector",
-      "protocol": "tcp", "destination": ["0.0.0.0/0", "::/0"], "ports": "80,443,8000-8999" },
-    { "id": "curl-dlp", "action": "redirect", "redirector": "dlp", "process": "curl",
-      "expires": "2026-12-31T00:00:00Z" }
-  ]
-}
-)";
-
-// A file with one redirector "a" and one rule whose members are `body`; the body starts at 3:13.
-QByteArray inRule(const char* body)
-{
-    return QByteArray("{\"version\": 1,\n \"redirectors\": [{\"id\": \"a\"}],\n \"rules\": [{") + body + "}]}";
-}
-
-// A file with one redirector whose members are `body`; the body starts at 2:19.
-QByteArray inRedirector(const char* body)
-{
-    return QByteArray("{\"version\": 1,\n \"redirectors\": [{") + body + "}]}";
-}
-
-RuleSet parseOk(const QByteArray& text)
-{
-    RulesResult r = parseRules(std::string_view(text.constData(), size_t(text.size())));
-    if (!r.ok())
-        qWarning("unexpected error: %s", r.error.str().c_str());
-    return r.rules;
-}
 
 std::string portsText(const std::vector<PortRange>& ports)
 {
@@ -77,41 +37,12 @@ std::array<uint8_t, 16> bytes(std::initializer_list<uint8_t> list)
     return out;
 }
 
-// Mount point of cgroup2 as /proc/self/mountinfo lists it (fs type after the " - " separator).
-std::string cgroup2Mount()
-{
-    std::ifstream in("/proc/self/mountinfo");
-    for (std::string line; std::getline(in, line);) {
-        size_t dash = line.find(" - cgroup2 ");
-        if (dash == std::string::npos)
-            continue;
-        std::istringstream fields(line);
-        std::string skip, mountPoint;
-        fields >> skip >> skip >> skip >> skip >> mountPoint;
-        return mountPoint;
-    }
-    return {};
-}
-
-int designSlot(const std::string& id)
-{
-    if (id == "inspector") return 0;
-    if (id == "dlp") return 1;
-    if (id == "vendor-x") return 2;
-    return -1;
-}
-
 }  // namespace
 
 class TestRules : public QObject {
     Q_OBJECT
 
 private slots:
-    void jsonValues();
-    void jsonPositions();
-    void jsonNesting();
-    void jsonNumbers_data();
-    void jsonNumbers();
     void designExample();
     void minimalFile();
     void allOptionalFields();
@@ -126,120 +57,7 @@ private slots:
     void malformed();
     void loadFile();
     void roundTrip();
-    void compileDesignExample();
-    void compileAddresses();
-    void compileExpiry_data();
-    void compileExpiry();
-    void compileMissingCgroup();
-    void compileCgroup();
-    void compileUnknownSlot();
-    void compileLimits();
 };
-
-void TestRules::jsonValues()
-{
-    json::ParseResult r = json::parse(
-        R"({"s": "a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "t": true, "f": false, "n": null, "a": [1, "x"], "o": {}})");
-    QVERIFY2(r.ok(), r.error.str().c_str());
-    const json::Value& v = r.value;
-    QCOMPARE(v.type, json::Type::Object);
-    QCOMPARE(v.members.size(), size_t(6));
-    QCOMPARE(v.members[0].key, std::string("s"));
-    QCOMPARE(v.members[5].key, std::string("o"));
-    QCOMPARE(v.find("s")->value.string, std::string("a\"\\/\b\f\n\r\t\xC3\xA9\xF0\x9F\x98\x80"));
-    QCOMPARE(v.find("t")->value.type, json::Type::Bool);
-    QVERIFY(v.find("t")->value.boolean);
-    QVERIFY(!v.find("f")->value.boolean);
-    QCOMPARE(v.find("n")->value.type, json::Type::Null);
-    const json::Value& a = v.find("a")->value;
-    QCOMPARE(a.elements.size(), size_t(2));
-    QCOMPARE(a.elements[0].integer, int64_t(1));
-    QCOMPARE(a.elements[1].string, std::string("x"));
-    QCOMPARE(v.find("o")->value.type, json::Type::Object);
-    QVERIFY(v.find("missing") == nullptr);
-
-    // \u0000 is a valid escape; raw UTF-8 passes through unchanged.
-    r = json::parse("[\"a\\u0000b\", \"\xE2\x82\xAC\"]");
-    QVERIFY2(r.ok(), r.error.str().c_str());
-    QCOMPARE(r.value.elements[0].string, std::string("a\0b", 3));
-    QCOMPARE(r.value.elements[1].string, std::string("\xE2\x82\xAC"));
-
-    // A byte order mark is skipped; overlong UTF-8 is not.
-    QVERIFY(json::parse("\xEF\xBB\xBF{}").ok());
-    r = json::parse("[\"\xC0\xAF\"]");
-    QVERIFY(!r.ok());
-    QCOMPARE(r.error.column, 3);
-    QVERIFY(json::parse("[\"\xED\xA0\x80\"]").error.message.find("invalid UTF-8") != std::string::npos);
-    QVERIFY(json::parse("[\"\\ud83d\"]").error.message.find("high surrogate") != std::string::npos);
-}
-
-void TestRules::jsonPositions()
-{
-    // Columns count code points (é is two bytes, one column), tabs count one, lines start at 1.
-    json::ParseResult r = json::parse("{\"é\": 1,\r\n\t\"k\": [true,\n  \"v\"]}");
-    QVERIFY2(r.ok(), r.error.str().c_str());
-    const json::Value& v = r.value;
-    QCOMPARE(v.position, (json::Position{1, 1}));
-    QCOMPARE(v.members[0].keyPosition, (json::Position{1, 2}));
-    QCOMPARE(v.members[0].value.position, (json::Position{1, 7}));
-    QCOMPARE(v.members[1].keyPosition, (json::Position{2, 2}));
-    QCOMPARE(v.members[1].value.position, (json::Position{2, 7}));
-    QCOMPARE(v.members[1].value.elements[0].position, (json::Position{2, 8}));
-    QCOMPARE(v.members[1].value.elements[1].position, (json::Position{3, 3}));
-
-    json::Error e{4, 7, "boom"};
-    QCOMPARE(e.str(), std::string("4:7: boom"));
-    e.line = 0;
-    QCOMPARE(e.str(), std::string("boom"));
-}
-
-void TestRules::jsonNesting()
-{
-    std::string ok = std::string(json::kMaxDepth, '[') + std::string(json::kMaxDepth, ']');
-    QVERIFY(json::parse(ok).ok());
-    std::string deep = "[" + ok + "]";
-    json::ParseResult r = json::parse(deep);
-    QVERIFY(!r.ok());
-    QCOMPARE(r.error.line, 1);
-    QCOMPARE(r.error.column, 65);
-    QVERIFY(r.error.message.find("nesting deeper than 64") != std::string::npos);
-}
-
-void TestRules::jsonNumbers_data()
-{
-    QTest::addColumn<QString>("text");
-    QTest::addColumn<double>("number");
-    QTest::addColumn<bool>("integral");
-    QTest::addColumn<qint64>("integer");
-    QTest::newRow("zero") << "0" << 0.0 << true << qint64(0);
-    QTest::newRow("negative") << "-42" << -42.0 << true << qint64(-42);
-    QTest::newRow("fraction") << "1.5" << 1.5 << false << qint64(0);
-    QTest::newRow("exponent integral") << "1e2" << 100.0 << true << qint64(100);
-    QTest::newRow("integral fraction") << "2.0" << 2.0 << true << qint64(2);
-    QTest::newRow("beyond double, exact in int64") << "9007199254740993" << 9007199254740992.0 << true
-                                                   << qint64(9007199254740993LL);
-    QTest::newRow("beyond int64") << "9223372036854775808" << 9223372036854775808.0 << false << qint64(0);
-    QTest::newRow("underflow") << "1e-400" << 0.0 << true << qint64(0);
-}
-
-void TestRules::jsonNumbers()
-{
-    QFETCH(QString, text);
-    QFETCH(double, number);
-    QFETCH(bool, integral);
-    QFETCH(qint64, integer);
-    json::ParseResult r = json::parse(text.toStdString());
-    QVERIFY2(r.ok(), r.error.str().c_str());
-    QCOMPARE(r.value.type, json::Type::Number);
-    QCOMPARE(r.value.number, number);
-    QCOMPARE(r.value.integral, integral);
-    if (integral)
-        QCOMPARE(r.value.integer, integer);
-    QVERIFY(!json::parse("1e400").ok());
-    QVERIFY(!json::parse("-").ok());
-    QVERIFY(!json::parse("1.").ok());
-    QVERIFY(!json::parse("+1").ok());
-}
 
 void TestRules::designExample()
 {
@@ -647,195 +465,6 @@ void TestRules::roundTrip()
     moved.rules[0].cgroupPosition = {99, 2};
     moved.redirectors[0].position = {99, 3};
     QVERIFY(moved == full);
-}
-
-void TestRules::compileDesignExample()
-{
-    RuleSet set = parseOk(kDesignExample);
-    const int64_t now = 1767225600 * kSecond;  // 2026-01-01T00:00:00Z
-    const int64_t boot = 1000 * kSecond;
-    CompileResult c = compileRules(set, designSlot, now, boot);
-    QVERIFY2(c.ok(), c.error.str().c_str());
-    QCOMPARE(c.rules.size(), size_t(3));
-
-    const callout_rule& noSsh = c.rules[0];
-    QCOMPARE(noSsh.id, 0xaef83421u);
-    QCOMPARE(int(noSsh.enabled), 1);
-    QCOMPARE(int(noSsh.action), int(CALLOUT_ACTION_BYPASS));
-    QCOMPARE(int(noSsh.protocol), IPPROTO_TCP);
-    QCOMPARE(int(noSsh.match), 0);
-    QCOMPARE(int(noSsh.cidr_count), 0);
-    QCOMPARE(int(noSsh.port_count), 1);
-    QCOMPARE(noSsh.ports[0].first, uint16_t(22));
-    QCOMPARE(noSsh.ports[0].last, uint16_t(22));
-    QCOMPARE(noSsh.expires_boot_ns, uint64_t(0));
-
-    const callout_rule& web = c.rules[1];
-    QCOMPARE(web.id, 0x0fd9bc91u);
-    QCOMPARE(int(web.action), int(CALLOUT_ACTION_REDIRECT));
-    QCOMPARE(int(web.redirector_slot), 0);
-    QCOMPARE(int(web.cidr_count), 2);
-    QCOMPARE(int(web.cidrs[0].family), AF_INET);
-    QCOMPARE(int(web.cidrs[0].prefix_len), 0);
-    QCOMPARE(web.cidrs[0].addr[0], 0u);
-    QCOMPARE(int(web.cidrs[1].family), AF_INET6);
-    QCOMPARE(int(web.cidrs[1].prefix_len), 0);
-    QCOMPARE(int(web.port_count), 3);
-    // Host order: 8000 is 0x1f40 here, not 0x401f.
-    QCOMPARE(web.ports[1].first, uint16_t(443));
-    QCOMPARE(web.ports[2].first, uint16_t(8000));
-    QCOMPARE(web.ports[2].last, uint16_t(8999));
-    QCOMPARE(web.ports[3].first, uint16_t(0));
-
-    const callout_rule& curl = c.rules[2];
-    QCOMPARE(curl.id, 0x6fe8e09eu);
-    QCOMPARE(int(curl.redirector_slot), 1);
-    QCOMPARE(int(curl.match), CALLOUT_MATCH_COMM);
-    QCOMPARE(QByteArray(reinterpret_cast<const char*>(curl.comm), CALLOUT_COMM_LEN),
-             QByteArray("curl\0\0\0\0\0\0\0\0\0\0\0\0", CALLOUT_COMM_LEN));
-    QCOMPARE(int(curl.port_count), 0);
-    // Expires 364 days after "now": boot time now plus the same distance.
-    QCOMPARE(curl.expires_boot_ns, uint64_t(boot + 364 * 86400 * kSecond));
-}
-
-void TestRules::compileAddresses()
-{
-    RuleSet set = parseOk(inRule(R"("id": "r", "action": "redirect", "redirector": "a", "uid": 1234,
-        "destination": ["10.1.2.0/24", "2001:db8:aa::/48"], "process": "fifteen-chars-x")"));
-    CompileResult c = compileRules(set, [](const std::string&) { return 31; }, 0, 0);
-    QVERIFY2(c.ok(), c.error.str().c_str());
-    QCOMPARE(c.rules.size(), size_t(1));
-    const callout_rule& r = c.rules[0];
-    QCOMPARE(int(r.redirector_slot), 31);
-    QCOMPARE(int(r.match), CALLOUT_MATCH_UID | CALLOUT_MATCH_COMM);
-    QCOMPARE(r.uid, 1234u);
-    QCOMPARE(r.cgroup_id, uint64_t(0));
-    // Network order: the bytes in memory read as written, v4 in addr[0].
-    QCOMPARE(r.cidrs[0].addr[0], htonl(0x0a010200));
-    const auto* v4 = reinterpret_cast<const uint8_t*>(r.cidrs[0].addr);
-    QCOMPARE(QByteArray(reinterpret_cast<const char*>(v4), 4), QByteArray("\x0a\x01\x02\x00", 4));
-    QCOMPARE(r.cidrs[0].addr[1], 0u);
-    QCOMPARE(int(r.cidrs[0].prefix_len), 24);
-    QCOMPARE(int(r.cidrs[1].family), AF_INET6);
-    QCOMPARE(int(r.cidrs[1].prefix_len), 48);
-    QCOMPARE(r.cidrs[1].addr[0], htonl(0x20010db8));
-    QCOMPARE(r.cidrs[1].addr[1], htonl(0x00aa0000));
-    QCOMPARE(r.cidrs[1].addr[3], 0u);
-    // 15 bytes fill the comm; the 16th stays NUL.
-    QCOMPARE(QByteArray(reinterpret_cast<const char*>(r.comm), CALLOUT_COMM_LEN),
-             QByteArray("fifteen-chars-x\0", CALLOUT_COMM_LEN));
-    QCOMPARE(int(r.enabled), 1);
-}
-
-void TestRules::compileExpiry_data()
-{
-    QTest::addColumn<qint64>("nowRealtime");
-    QTest::addColumn<qint64>("nowBoottime");
-    QTest::addColumn<quint64>("expected");
-    const qint64 expires = 1798675200 * kSecond;
-    const qint64 boot = 5 * kSecond;
-    QTest::newRow("future") << qint64(expires - 90 * kSecond) << boot << quint64(95 * kSecond);
-    QTest::newRow("one ns left") << qint64(expires - 1) << qint64(7) << quint64(8);
-    QTest::newRow("expires now") << expires << boot << quint64(1);
-    QTest::newRow("already expired") << qint64(expires + 3600 * kSecond) << boot << quint64(1);
-}
-
-void TestRules::compileExpiry()
-{
-    QFETCH(qint64, nowRealtime);
-    QFETCH(qint64, nowBoottime);
-    QFETCH(quint64, expected);
-    RuleSet set = parseOk(inRule(R"("id": "r", "action": "bypass", "expires": "2026-12-31T00:00:00Z")"));
-    CompileResult c = compileRules(set, designSlot, nowRealtime, nowBoottime);
-    QVERIFY2(c.ok(), c.error.str().c_str());
-    QCOMPARE(c.rules.size(), size_t(1));
-    QCOMPARE(quint64(c.rules[0].expires_boot_ns), expected);
-}
-
-void TestRules::compileMissingCgroup()
-{
-    RuleSet set = parseOk(R"({"version": 1, "rules": [
-        {"id": "ok", "action": "bypass"},
-        {"id": "r", "action": "bypass",
-         "cgroup": "/no-such-cgroup.rules-test"}]})");
-    QCOMPARE(set.rules.size(), size_t(2));
-    CompileResult c = compileRules(set, designSlot, 0, 0);
-    QVERIFY(!c.ok());
-    QCOMPARE(c.error.line, 4);
-    QCOMPARE(c.error.column, 20);
-    QVERIFY2(c.error.message.find("no-such-cgroup.rules-test") != std::string::npos, c.error.message.c_str());
-}
-
-void TestRules::compileCgroup()
-{
-    const std::string mount = cgroup2Mount();
-    if (mount.empty())
-        QSKIP("no cgroup2 file system is mounted in this mount namespace");
-    struct stat root{};
-    QVERIFY(::stat(mount.c_str(), &root) == 0);
-    // The same cgroup named relative to the cgroup2 root, from it, and by its mount path.
-    std::string text = R"({"version": 1, "rules": [
-        {"id": "rel", "action": "bypass", "cgroup": "/"},
-        {"id": "abs", "action": "bypass", "cgroup": ")" + mount + R"("}]})";
-    RuleSet set = parseOk(QByteArray::fromStdString(text));
-    QCOMPARE(set.rules.size(), size_t(2));
-    CompileResult c = compileRules(set, designSlot, 0, 0);
-    QVERIFY2(c.ok(), c.error.str().c_str());
-    for (const callout_rule& r : c.rules) {
-        QCOMPARE(int(r.match), CALLOUT_MATCH_CGROUP);
-        QCOMPARE(r.cgroup_id, uint64_t(root.st_ino));
-    }
-    // A path off cgroup2 is looked up under the cgroup2 root, where /proc does not exist.
-    set = parseOk(inRule(R"("id": "r", "action": "bypass", "cgroup": "/proc")"));
-    c = compileRules(set, designSlot, 0, 0);
-    QVERIFY(!c.ok());
-    QCOMPARE(c.error.line, 3);
-    QCOMPARE(c.error.column, 54);
-    QVERIFY2(c.error.message.find("not found") != std::string::npos, c.error.message.c_str());
-    // What exists there but is no directory is not a cgroup.
-    set = parseOk(inRule(R"("id": "r", "action": "bypass", "cgroup": "cgroup.procs")"));
-    c = compileRules(set, designSlot, 0, 0);
-    QVERIFY(!c.ok());
-    QCOMPARE(c.error.column, 54);
-    QVERIFY2(c.error.message.find("is not a cgroup v2 directory") != std::string::npos, c.error.message.c_str());
-}
-
-void TestRules::compileUnknownSlot()
-{
-    RuleSet set = parseOk(kDesignExample);
-    auto noDlp = [](const std::string& id) { return id == "dlp" ? -1 : designSlot(id); };
-    CompileResult c = compileRules(set, noDlp, 0, 0);
-    QVERIFY(!c.ok());
-    QCOMPARE(QString::fromStdString(c.error.str()), QString("12:61: redirector \"dlp\" is not running"));
-    QVERIFY(c.rules.empty());
-
-    // Bypass rules never ask for a slot.
-    set = parseOk(inRule(R"("id": "r", "action": "bypass")"));
-    c = compileRules(set, [](const std::string&) { return -1; }, 0, 0);
-    QVERIFY2(c.ok(), c.error.str().c_str());
-    QCOMPARE(c.rules.size(), size_t(1));
-}
-
-void TestRules::compileLimits()
-{
-    // A RuleSet built in code, not parsed, must still fit the callout's fixed arrays.
-    RuleSet set = parseOk(inRule(R"("id": "r", "action": "bypass", "destination": "10.0.0.0/8")"));
-    QCOMPARE(set.rules.size(), size_t(1));
-    QVERIFY(compileRules(set, designSlot, 0, 0).ok());
-    set.rules[0].destination.resize(CALLOUT_MAX_CIDRS + 1, set.rules[0].destination[0]);
-    CompileResult c = compileRules(set, designSlot, 0, 0);
-    QVERIFY(!c.ok());
-    QCOMPARE(c.error.line, 3);
-    QCOMPARE(c.error.column, 12);
-
-    set.rules[0].destination.resize(1);
-    set.rules.resize(CALLOUT_MAX_RULES, set.rules[0]);
-    QCOMPARE(compileRules(set, designSlot, 0, 0).rules.size(), size_t(CALLOUT_MAX_RULES));
-    set.rules.push_back(set.rules[0]);
-    c = compileRules(set, designSlot, 0, 0);
-    QVERIFY(!c.ok());
-    QVERIFY(c.rules.empty());
-    QVERIFY2(c.error.message.find("more than 256 rules") != std::string::npos, c.error.message.c_str());
 }
 
 QTEST_APPLESS_MAIN(TestRules)
