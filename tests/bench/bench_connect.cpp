@@ -21,6 +21,7 @@
 
 #include "callout_loader.h"
 #include "sandbox.h"
+#include "supervisor.h"
 
 using namespace redirect;
 using namespace redirect::test;
@@ -69,11 +70,13 @@ int main(int argc, char** argv)
     }
     try {
         // Two cgroups in one sandbox: the callout covers only "covered"; the process moves
-        // between them, and sockets belong to the cgroup they were created in.
-        Sandbox sandbox;
+        // between them, and sockets belong to the cgroup they were created in. The supervisor
+        // removes the sandbox cgroup and the instance's pin when the benchmark ends.
+        SupervisedTest made = superviseTest();
+        Sandbox sandbox(made.cgroup);
         std::string plain = sandbox.makeChildCgroup("plain");
         std::string covered = sandbox.makeChildCgroup("covered");
-        Callout callout({covered, "bench-" + std::to_string(::getpid())});
+        Callout callout({covered, made.instance});
 
         uint16_t basePort = 0, destPort = 0, proxyPort = 0;
         moveSelf(plain);

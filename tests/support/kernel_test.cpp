@@ -8,8 +8,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "supervisor.h"
 
 namespace redirect::test {
 
@@ -24,14 +27,14 @@ const std::string& instanceName() { return g_instance; }
 bool enterSandbox()
 {
     try {
-        g_sandbox = std::make_unique<Sandbox>();
+        SupervisedTest made = superviseTest();  // from here on, this is the supervised child
+        g_sandbox = std::make_unique<Sandbox>(made.cgroup);
+        g_instance = made.instance;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "FAIL: cannot build the kernel test sandbox: %s\n", e.what());
         return false;
     }
-    g_instance = "test-" + std::to_string(::getpid());
     ::setenv("REDIRECT_CALLOUT_INSTANCE", g_instance.c_str(), 1);
-    std::atexit([] { g_sandbox.reset(); });
     return true;
 }
 
@@ -126,13 +129,24 @@ std::vector<std::string> TcpServer::peers()
 
 Child::Child(const std::vector<std::string>& argv)
 {
-    int pipefd[2];
+    int pipefd[2], armed[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0)
         throw std::runtime_error("Child: pipe");
+    if (::pipe2(armed, O_CLOEXEC) != 0) {
+        ::close(pipefd[0]);
+        ::close(pipefd[1]);
+        throw std::runtime_error("Child: pipe");
+    }
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0)
         throw std::runtime_error("Child: fork");
     if (pid_ == 0) {
+        // Second line behind the supervisor: a helper never outlives the test.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent)
+            ::_exit(127);
+        ::close(armed[1]);
         ::dup2(pipefd[1], 1);
         std::vector<char*> args;
         for (auto& a : argv)
@@ -144,6 +158,13 @@ Child::Child(const std::vector<std::string>& argv)
     }
     ::close(pipefd[1]);
     out_ = pipefd[0];
+    // Return once the death signal is armed: it follows the thread that forked, so that
+    // thread must still be there when the child arms it (end of file: the child closed it).
+    ::close(armed[1]);
+    char c;
+    while (::read(armed[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    ::close(armed[0]);
 }
 
 Child::~Child()

@@ -22,7 +22,8 @@ namespace redirect::test {
 Sandbox& sandbox();
 /// Instance name unique to this test process; also exported as $REDIRECT_CALLOUT_INSTANCE.
 const std::string& instanceName();
-/// Enter the sandbox or print why not; returns false on failure.
+/// Start the supervisor (supervisor.h), then enter the sandbox in the supervised
+/// child; prints why not and returns false on failure. Only the child returns.
 bool enterSandbox();
 
 /// A callout loaded into the sandbox cgroup, recording every event it emits.
@@ -65,7 +66,9 @@ private:
     int wake_[2] = {-1, -1};
 };
 
-/// A real external process (the HTTP server, a test proxy, curl...).
+/// A real external process (the HTTP server, a test proxy, curl...). It gets
+/// SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG follows the
+/// thread), so start it from the thread that outlives it.
 class Child {
 public:
     /// Start argv; stdout is captured line by line.

@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include <arpa/inet.h>
@@ -45,17 +44,6 @@ int threadCount()
     return n;
 }
 
-// cgroup v2 path of this process relative to the cgroup2 root ("0::/path").
-std::string currentCgroup()
-{
-    std::ifstream in("/proc/self/cgroup");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0)
-            return line.substr(3);
-    return "/";
-}
-
 void bringUpLoopback()
 {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -73,7 +61,7 @@ void bringUpLoopback()
 
 }  // namespace
 
-Sandbox::Sandbox()
+Sandbox::Sandbox(std::string cgroup) : cgroup_(std::move(cgroup))
 {
     if (::geteuid() != 0)
         throw std::runtime_error("sandbox: kernel tests need root (CI runs them as root)");
@@ -83,27 +71,7 @@ Sandbox::Sandbox()
         fail("unshare(CLONE_NEWNET)", errno);
     bringUpLoopback();
     netnsCookie_ = Callout::currentNetnsCookie();
-
-    std::string root = Callout::cgroup2Root();
-    originalCgroup_ = root + currentCgroup();
-    cgroup_ = root + "/redirect-test-" + std::to_string(::getpid());
-    if (::mkdir(cgroup_.c_str(), 0755) != 0 && errno != EEXIST)
-        fail("mkdir " + cgroup_, errno);
     writeFile(cgroup_ + "/cgroup.procs", std::to_string(::getpid()));
-}
-
-Sandbox::~Sandbox()
-{
-    // Leave the cgroup so it can be removed; the namespace goes with the process.
-    try {
-        writeFile(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
-    } catch (const std::exception&) {
-    }
-    std::error_code ec;
-    for (auto& entry : std::filesystem::directory_iterator(cgroup_, ec))
-        if (entry.is_directory())
-            ::rmdir(entry.path().c_str());
-    ::rmdir(cgroup_.c_str());
 }
 
 std::string Sandbox::makeChildCgroup(const std::string& name)

@@ -13,16 +13,17 @@ namespace redirect::test {
 
 /**
  * Moves the calling process into a fresh network namespace (loopback up,
- * IPv4 and IPv6) and a fresh child cgroup of the cgroup2 root, so a callout
- * attached there sees only this test's sockets and those of its children.
+ * IPv4 and IPv6) and into `cgroup`, an empty cgroup2 directory made for it,
+ * so a callout attached there sees only this test's sockets and those of its
+ * children. Whoever made the cgroup removes it (the supervisor, see
+ * supervisor.h): a process cannot clean up after its own crash.
  * Must be entered while the process has a single thread (netns is per thread).
  * Throws std::runtime_error with the reason when the sandbox cannot be built:
  * a kernel test fails with that reason, it never skips.
  */
 class Sandbox {
 public:
-    Sandbox();
-    ~Sandbox();
+    explicit Sandbox(std::string cgroup);
     Sandbox(const Sandbox&) = delete;
     Sandbox& operator=(const Sandbox&) = delete;
 
@@ -33,7 +34,6 @@ public:
 
 private:
     std::string cgroup_;
-    std::string originalCgroup_;
     uint64_t netnsCookie_ = 0;
 };
 
