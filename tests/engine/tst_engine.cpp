@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -300,27 +301,66 @@ void TestEngine::endReasons()
         ::close(backlog);
 }
 
+namespace {
+
+// One client (see runClient) on a thread pinned to `cpu`.
+bool clientOnCpu(int cpu, uint16_t port, std::mt19937& rng)
+{
+    bool ok = false;
+    std::thread([&] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        ok = ::sched_setaffinity(0, sizeof(set), &set) == 0 && runClient(port, 1000, false, rng).ok;
+    }).join();
+    return ok;
+}
+
+}  // namespace
+
 void TestEngine::liveToggleChangesRoute()
 {
-    EchoServer echo;
+    // Flow ids are socket cookies, which the kernel hands out from per-CPU batches: they do
+    // not follow connect order. So each client talks to its own server and its flow is
+    // known by its destination, and the clients run on different CPUs (the first and the
+    // last on one, the middle one on another) so that an order by flow id shows up wrong.
+    EchoServer first, second, third;
+    std::string ports = std::to_string(first.port()) + "," + std::to_string(second.port()) + "," +
+                        std::to_string(third.port());
     auto eng = startEngine();
-    QVERIFY(eng->applyRules(rulesFor(chainRules(echo.port()))).message.empty());
+    QVERIFY(eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],
+      "rules":[{"id":"ra","action":"redirect","redirector":"a","ports":")" + ports + R"("},
+               {"id":"rb","action":"redirect","redirector":"b","ports":")" + ports + R"("}]})"))
+                .message.empty());
+    cpu_set_t allowed;
+    QCOMPARE(::sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+    std::vector<int> cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &allowed))
+            cpus.push_back(c);
+    QVERIFY(!cpus.empty());
+    if (cpus.size() < 2)
+        qInfo("one CPU only: the clients cannot be split across CPUs");
+    int one = cpus.front(), other = cpus.back();
+
     std::mt19937 rng(5);
-    QVERIFY(runClient(echo.port(), 1000, false, rng).ok);
+    QVERIFY(clientOnCpu(one, first.port(), rng));
     QVERIFY(eng->setRuleEnabled("rb", false));
-    QVERIFY(runClient(echo.port(), 1000, false, rng).ok);
+    QVERIFY(clientOnCpu(other, second.port(), rng));
     QVERIFY(eng->setRuleEnabled("rb", true));
-    QVERIFY(runClient(echo.port(), 1000, false, rng).ok);
+    QVERIFY(clientOnCpu(one, third.port(), rng));
     QVERIFY(!eng->setRuleEnabled("no-such-rule", false));
 
     auto ended = waitEnded(*eng, 3);
     QCOMPARE(ended.size(), size_t(3));
-    std::vector<std::string> chains;  // flow ids are socket cookies: increasing in connect order
+    std::map<std::string, std::string> chainTo;  // destination -> chain
     for (auto& [id, f] : ended)
-        chains.push_back(f.chainText());
-    std::string dest = "127.0.0.1:" + std::to_string(echo.port());
-    QCOMPARE(chains, (std::vector<std::string>{"app -> A -> B -> " + dest, "app -> A -> " + dest,
-                                                "app -> A -> B -> " + dest}));
+        chainTo[f.destination] = f.chainText();
+    auto dest = [](const EchoServer& s) { return "127.0.0.1:" + std::to_string(s.port()); };
+    QCOMPARE(chainTo.size(), size_t(3));
+    QCOMPARE(chainTo[dest(first)], "app -> A -> B -> " + dest(first));
+    QCOMPARE(chainTo[dest(second)], "app -> A -> " + dest(second));  // rb was off for this connect only
+    QCOMPARE(chainTo[dest(third)], "app -> A -> B -> " + dest(third));
     auto hits = eng->ruleHits();
     QCOMPARE(hits["ra"].redirected, uint64_t(3));
 }
