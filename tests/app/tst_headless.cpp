@@ -1,6 +1,8 @@
 // The headless console as a user runs it: command line errors, --check-rules,
 // the administrator check, and the --demo sandbox with JSON lines and reports.
 // The console makes its own sandbox with --demo, so this test does not enter one.
+// Each test checks only what its own console made (the demo's cgroup and callout
+// instance are named after its pid): other consoles may run on the machine.
 #include <csignal>
 
 #include <grp.h>
@@ -10,21 +12,22 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
-#include <QSet>
 #include <QTemporaryDir>
 #include <QThread>
 #include <QtTest>
 
+#include "callout_loader.h"
+#include "callout_paths.h"
 #include "kernel_test.h"
 
 namespace {
 
 const QString kConsole = QStringLiteral(REDIRECT_CONSOLE);
-const QString kCgroup2 = QStringLiteral("/sys/fs/cgroup/unified");
 const QString kWebChain = QStringLiteral("app -> Web inspector -> DLP agent -> 127.0.0.1:8080");
 const QString kEchoChain = QStringLiteral("app -> Vendor X proxy -> Web inspector -> 127.0.0.1:7007");
 
@@ -35,10 +38,58 @@ struct Result {
     QByteArray err;
     qint64 ms = 0;
     qint64 pid = 0;
+    QList<int> demoPrograms;  // callout programs seen attached to the demo's cgroup while it ran
 };
 
-// Run the console to completion, bounded by timeoutMs (killed after it).
-Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> modifier = {})
+// The cgroup a demo console names after its pid. Each test looks only at the demo it
+// started: other consoles and demos may run on this machine at the same time.
+QString demoCgroup(qint64 pid)
+{
+    return QString::fromStdString(redirect::Callout::cgroup2Root()) + "/redirect-demo-" + QString::number(pid);
+}
+
+// Ids of the callout_ programs attached to `cgroup`; an empty list when none or no cgroup.
+QList<int> calloutProgramsOn(const QString& cgroup)
+{
+    auto [code, out] = redirect::test::run({"bpftool", "-j", "cgroup", "show", cgroup.toStdString()}, 10000);
+    QList<int> ids;
+    if (code != 0)
+        return ids;
+    for (const QJsonValue& p : QJsonDocument::fromJson(QByteArray::fromStdString(out)).array())
+        if (p["name"].toString().startsWith("callout_"))
+            ids << p["id"].toInt();
+    return ids;
+}
+
+// Which of `ids` are still attached to some cgroup of the machine, as "cgroup: id" text.
+QStringList stillAttached(const QList<int>& ids)
+{
+    auto [code, out] = redirect::test::run({"bpftool", "-j", "cgroup", "tree"}, 10000);
+    if (code != 0)
+        return {QStringLiteral("bpftool cgroup tree failed with %1").arg(code)};
+    QStringList found;
+    for (const QJsonValue& cgroup : QJsonDocument::fromJson(QByteArray::fromStdString(out)).array())
+        for (const QJsonValue& p : cgroup["programs"].toArray())
+            if (ids.contains(p["id"].toInt()))
+                found << cgroup["cgroup"].toString() + ": " + QString::number(p["id"].toInt());
+    return found;
+}
+
+// Pin directory and lock file of the demo's callout instance (callout_paths.h).
+QStringList demoInstanceFiles(qint64 pid)
+{
+    const QString instance = "demo-" + QString::number(pid);
+    QStringList found;
+    for (const QString& path : {QString(CALLOUT_BPFFS_DIR "/") + instance, QString(CALLOUT_RUN_DIR "/") + instance + ".lock"})
+        if (QFileInfo::exists(path))
+            found << path;
+    return found;
+}
+
+// Run the console to completion, bounded by timeoutMs (killed after it). With watchDemo,
+// also wait (bounded) for the demo's callout to show up on its cgroup and record it.
+Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> modifier = {},
+                  bool watchDemo = false)
 {
     Result r;
     QProcess p;
@@ -52,7 +103,12 @@ Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> 
         return r;
     }
     r.pid = p.processId();
-    r.finished = p.waitForFinished(timeoutMs);
+    while (watchDemo && r.demoPrograms.isEmpty() && p.state() == QProcess::Running && t.elapsed() < timeoutMs) {
+        r.demoPrograms = calloutProgramsOn(demoCgroup(r.pid));
+        if (r.demoPrograms.isEmpty())
+            p.waitForFinished(100);
+    }
+    r.finished = p.waitForFinished(std::max<int>(0, timeoutMs - int(t.elapsed())));
     r.ms = t.elapsed();
     if (!r.finished) {
         p.kill();
@@ -62,33 +118,6 @@ Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> 
     r.out = p.readAllStandardOutput();
     r.err = p.readAllStandardError();
     return r;
-}
-
-QSet<QString> demoCgroups()
-{
-    const QStringList names = QDir(kCgroup2).entryList({"redirect-demo-*"}, QDir::Dirs | QDir::NoDotAndDotDot);
-    return QSet<QString>(names.begin(), names.end());
-}
-
-// callout_ programs attached to a demo cgroup (redirect-demo-*) or to the cgroup2 root,
-// as "cgroup: line" text. Other kernel tests' own cgroups (redirect-test-*, redirect-tp-*)
-// are left out: they may run at the same time.
-QStringList calloutPrograms()
-{
-    auto [code, out] = redirect::test::run({"bpftool", "cgroup", "tree"}, 10000);
-    QStringList found;
-    if (code != 0) {
-        found << QStringLiteral("bpftool cgroup tree failed with %1").arg(code);
-        return found;
-    }
-    QString cgroup;
-    for (const QString& line : QString::fromStdString(out).split('\n')) {
-        if (line.startsWith('/'))
-            cgroup = line.section(' ', 0, 0).trimmed();
-        if (line.contains("callout_") && (cgroup.contains("/redirect-demo-") || cgroup == kCgroup2))
-            found << cgroup + ": " + line.trimmed();
-    }
-    return found;
 }
 
 QStringList lines(const QByteArray& text)
@@ -145,7 +174,12 @@ private slots:
     void initTestCase()
     {
         QVERIFY2(QFile::exists(kConsole), qPrintable(kConsole));
-        QVERIFY2(QDir(kCgroup2).exists(), "cgroup2 is not mounted at /sys/fs/cgroup/unified");
+        try {
+            const QString root = QString::fromStdString(redirect::Callout::cgroup2Root());
+            QVERIFY2(QDir(root).exists(), qPrintable(root));
+        } catch (const std::exception& e) {
+            QFAIL(e.what());
+        }
     }
 
     void badFlags_data()
@@ -164,7 +198,6 @@ private slots:
     {
         QFETCH(QStringList, args);
         QFETCH(QString, message);
-        const QSet<QString> before = demoCgroups();
         Result r = runConsole(args, 10000);
         QVERIFY2(r.finished, "the console did not exit within 10 s");
         QCOMPARE(r.code, 2);
@@ -172,7 +205,7 @@ private slots:
         QStringList err = lines(r.err);
         QCOMPARE(err.size(), 1);
         QVERIFY2(err[0].contains(message), qPrintable(err[0]));
-        QCOMPARE(demoCgroups() - before, QSet<QString>());
+        QVERIFY(!QFileInfo::exists(demoCgroup(r.pid)));
     }
 
     void checkRules()
@@ -233,8 +266,6 @@ private slots:
 
     void notAdministrator()
     {
-        const QSet<QString> before = demoCgroups();
-        const QStringList programsBefore = calloutPrograms();
         Result r = runConsole({"--demo", "--duration", "1"}, 10000, [] {
             if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
                 ::_exit(126);
@@ -246,9 +277,9 @@ private slots:
         QStringList err = lines(r.err);
         QVERIFY2(err.size() == 1, r.err.constData());
         QVERIFY2(err[0].contains("administrator"), qPrintable(err[0]));
-        QCOMPARE(demoCgroups() - before, QSet<QString>());
-        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(r.pid)).exists());
-        QCOMPARE(calloutPrograms(), programsBefore);
+        // It made nothing: no cgroup, no pin, no lock (as nobody it cannot load a program).
+        QVERIFY(!QFileInfo::exists(demoCgroup(r.pid)));
+        QCOMPARE(demoInstanceFiles(r.pid), QStringList());
     }
 
     void demoDurationJsonlReport()
@@ -256,8 +287,7 @@ private slots:
         QTemporaryDir dir;
         QVERIFY(dir.isValid());
         const QString report = dir.filePath("r.csv");
-        const QSet<QString> before = demoCgroups();
-        Result r = runConsole({"--demo", "--duration", "4", "--jsonl", "-", "--report", report}, 30000);
+        Result r = runConsole({"--demo", "--duration", "4", "--jsonl", "-", "--report", report}, 30000, {}, true);
         QVERIFY2(r.finished, "the demo did not exit within 30 s");
         QVERIFY2(r.code == 0, qPrintable(QStringLiteral("exit %1: %2").arg(r.code).arg(QString::fromUtf8(r.err))));
 
@@ -309,9 +339,11 @@ private slots:
         QVERIFY2(records.size() - 1 >= flowEnds,
                  qPrintable(QStringLiteral("%1 CSV rows, %2 flow_end lines").arg(records.size() - 1).arg(flowEnds)));
 
-        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(r.pid)).exists());
-        QCOMPARE(demoCgroups() - before, QSet<QString>());
-        QCOMPARE(calloutPrograms(), QStringList());
+        // Its callout ran on its own cgroup, and everything went with the demo.
+        QVERIFY2(!r.demoPrograms.isEmpty(), "no callout program seen on the demo's cgroup");
+        QVERIFY(!QFileInfo::exists(demoCgroup(r.pid)));
+        QTRY_COMPARE_WITH_TIMEOUT(stillAttached(r.demoPrograms), QStringList(), 10000);  // links go asynchronously
+        QCOMPARE(demoInstanceFiles(r.pid), QStringList());
     }
 
     void sigtermWritesReport()
@@ -320,7 +352,6 @@ private slots:
         QVERIFY(dir.isValid());
         const QString live = dir.filePath("live.jsonl");
         const QString report = dir.filePath("r.json");
-        const QSet<QString> before = demoCgroups();
         QProcess p;
         p.start(kConsole, {"--demo", "--jsonl", live, "--report", report});
         QVERIFY(p.waitForStarted(5000));
@@ -340,6 +371,7 @@ private slots:
             p.waitForFinished(5000);
             QFAIL(qPrintable("no flow_end within 20 s: " + QString::fromUtf8(p.readAllStandardError())));
         }
+        const QList<int> programs = calloutProgramsOn(demoCgroup(pid));
         ::kill(pid_t(pid), SIGTERM);
         if (!p.waitForFinished(15000)) {
             p.kill();
@@ -365,9 +397,10 @@ private slots:
         QJsonDocument last = QJsonDocument::fromJson(all.last().toUtf8());
         QCOMPARE(last.object()["event"].toString(), QString("summary"));
 
-        QVERIFY(!QDir(kCgroup2 + "/redirect-demo-" + QString::number(pid)).exists());
-        QCOMPARE(demoCgroups() - before, QSet<QString>());
-        QCOMPARE(calloutPrograms(), QStringList());
+        QVERIFY2(!programs.isEmpty(), "no callout program seen on the demo's cgroup");
+        QVERIFY(!QFileInfo::exists(demoCgroup(pid)));
+        QTRY_COMPARE_WITH_TIMEOUT(stillAttached(programs), QStringList(), 10000);
+        QCOMPARE(demoInstanceFiles(pid), QStringList());
     }
 
     void jsonlToFile()
@@ -375,8 +408,8 @@ private slots:
         QTemporaryDir dir;
         QVERIFY(dir.isValid());
         const QString jsonl = dir.filePath("x.jsonl");
-        Result r = runConsole({"--demo", "--duration", "2", "--jsonl", jsonl}, 12000);
-        QVERIFY2(r.finished, "--duration 2 did not finish within 12 s");
+        Result r = runConsole({"--demo", "--duration", "2", "--jsonl", jsonl}, 30000);
+        QVERIFY2(r.finished, "--duration 2 did not finish within 30 s");
         QVERIFY2(r.code == 0, r.err.constData());
         QVERIFY2(r.ms >= 2000, qPrintable(QStringLiteral("exited after %1 ms").arg(r.ms)));
         QCOMPARE(r.out, QByteArray());
