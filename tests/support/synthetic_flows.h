@@ -1,0 +1,45 @@
+// Flows as an engine publishes them, made up from an id: the load test of the
+// flow table (tests/app/tst_flow_model_load) and its benchmark
+// (tests/bench/bench_flow_model) feed the same rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flow.h"
+
+namespace redirect::test {
+
+/// Flow `id` through one redirector; with `ended`, closed (every 17th reset) with byte counts.
+inline engine::Flow syntheticFlow(uint64_t id, bool ended)
+{
+    engine::Flow f;
+    f.flowId = id;
+    f.startNs = 1'700'000'000'000'000'000 + static_cast<int64_t>(id) * 500'000;
+    f.pid = 2000 + static_cast<uint32_t>(id % 5000);
+    f.uid = 1000 + static_cast<uint32_t>(id % 3);
+    f.comm = id % 4 ? "curl" : "firefox";
+    f.user = "user" + std::to_string(id % 3);
+    f.destination = "10." + std::to_string(id % 200) + ".0.1:443";
+    f.host = "host" + std::to_string(id % 1000) + ".example.com";
+    f.rule = "web";
+    f.verdict = "redirect";
+    engine::Hop proxy;
+    proxy.redirectorId = 11;
+    proxy.redirector = id % 2 ? "dlp" : "audit";
+    proxy.state = 1;
+    proxy.recordsSize = 96;
+    proxy.contextSize = 24;
+    proxy.records.assign(96, 0x5a);
+    proxy.context.assign(24, 0xa5);
+    f.hops = {proxy, engine::Hop{}};
+    if (ended) {
+        f.endNs = f.startNs + static_cast<int64_t>(id % 997) * 1'000'000;
+        f.reason = id % 17 ? engine::EndReason::Closed : engine::EndReason::Reset;
+        f.bytesUp = id * 13 % 100000;
+        f.bytesDown = id * 101 % 10000000;
+    }
+    return f;
+}
+
+}  // namespace redirect::test
