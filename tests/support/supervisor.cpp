@@ -1,5 +1,6 @@
 #include "supervisor.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -94,6 +95,36 @@ void reapAny(pid_t test, int* testStatus, bool* testDone)
     }
 }
 
+// Our children now: the test's orphans (we are their subreaper) once the test is gone.
+std::vector<pid_t> childrenOfSelf()
+{
+    std::vector<pid_t> pids;
+    std::ifstream in("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+    for (pid_t pid; in >> pid;)
+        pids.push_back(pid);
+    return pids;
+}
+
+// Processes the test moved out of its cgroup end up as our orphans when their parents
+// die: SIGKILL every child until none is left (their own children come to us in turn).
+size_t killOrphans(pid_t test, int* testStatus, bool* testDone)
+{
+    std::vector<pid_t> seen;
+    auto deadline = Clock::now() + kDrainBound;
+    for (;;) {
+        reapAny(test, testStatus, testDone);
+        std::vector<pid_t> now = childrenOfSelf();
+        if (now.empty() || Clock::now() > deadline)
+            return seen.size();
+        for (pid_t pid : now) {
+            ::kill(pid, SIGKILL);
+            if (std::find(seen.begin(), seen.end(), pid) == seen.end())
+                seen.push_back(pid);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
 // cgroup.kill (kernel 5.14+) kills the whole subtree at once, including processes
 // forking right now; before it, SIGKILL each pid until none is left.
 void killTree(const fs::path& root, pid_t test, int* testStatus, bool* testDone)
@@ -182,9 +213,11 @@ std::string removeInstances(const std::string& instance)
         reapAny(test, &status, &done);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    reapAny(test, &status, &done);
+    size_t escaped = killOrphans(test, &status, &done);
     if (left)
         std::fprintf(stderr, "%s: killed %zu process(es) the test left in %s\n", name, left, made.cgroup.c_str());
+    if (escaped)
+        std::fprintf(stderr, "%s: killed %zu process(es) the test left outside its cgroup\n", name, escaped);
 
     std::vector<std::string> errors;
     if (auto e = removeTree(made.cgroup); !e.empty())

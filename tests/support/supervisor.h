@@ -19,7 +19,8 @@ struct SupervisedTest {
  * parent (whose pid names everything above) stays outside the sandbox: it
  * waits for the child, forwarding SIGINT, SIGTERM and SIGHUP to it, then kills
  * every process left in the cgroup tree (cgroup.kill, or SIGKILL to each pid
- * on kernels before 5.14), removes that tree, the temp directory and the pins
+ * on kernels before 5.14) and every descendant that left the tree (they come
+ * to it as orphans: it is their child subreaper), removes that tree, the temp directory and the pins
  * and locks of instances "test-<pid>" and "test-<pid>-*", and exits with the
  * child's status: its exit code, or 128+signal with the signal named on
  * stderr when it crashed. Cleanup that fails turns a pass into exit code 1.

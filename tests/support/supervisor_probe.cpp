@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include <QTemporaryDir>
 
+#include "callout_loader.h"
 #include "callout_paths.h"
 #include "kernel_test.h"
 
@@ -68,6 +70,18 @@ private slots:
         FILE* procs = std::fopen((nested + "/cgroup.procs").c_str(), "w");
         QVERIFY(inNested > 0 && procs && std::fprintf(procs, "%d", inNested) > 0 && std::fclose(procs) == 0);
         leakHelper();
+        // One more that leaves the sandbox cgroup for the supervisor's own.
+        int escaped = leakHelper();
+        std::string outside;
+        {
+            std::ifstream in("/proc/" + std::to_string(::getppid()) + "/cgroup");
+            for (std::string line; std::getline(in, line);)
+                if (line.rfind("0::", 0) == 0)
+                    outside = redirect::Callout::cgroup2Root() + line.substr(3);
+        }
+        QVERIFY2(!outside.empty(), "no cgroup2 line in the supervisor's /proc/PID/cgroup");
+        procs = std::fopen((outside + "/cgroup.procs").c_str(), "w");
+        QVERIFY(escaped > 0 && procs && std::fprintf(procs, "%d", escaped) > 0 && std::fclose(procs) == 0);
         std::abort();
     }
 

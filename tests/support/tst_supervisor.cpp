@@ -112,7 +112,8 @@ private slots:
         QTest::addColumn<int>("exitCode");
         QTest::addColumn<QStringList>("says");
         QTest::newRow("crash") << "crashLeavingEverything" << 0 << 128 + SIGABRT
-                               << QStringList{"killed by signal 6 (SIGABRT", "killed 2 process(es) the test left in"};
+                               << QStringList{"killed by signal 6 (SIGABRT", "killed 2 process(es) the test left in",
+                                              "killed 1 process(es) the test left outside its cgroup"};
         QTest::newRow("pass, helper left running") << "passLeavingHelper" << 0 << 0
                                                    << QStringList{"killed 1 process(es) the test left in"};
         QTest::newRow("fail") << "failPlainly" << 0 << 1 << QStringList{"failing on purpose"};
