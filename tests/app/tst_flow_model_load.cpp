@@ -5,7 +5,6 @@
 // stays filtered and sorted, the model stays consistent, memory per flow stays
 // bounded. How fast this goes is tests/bench/bench_flow_model's business.
 #include <QAbstractItemModelTester>
-#include <QHeaderView>
 #include <QSignalSpy>
 #include <QTableView>
 #include <QTest>
@@ -14,13 +13,15 @@
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
 #include "report.h"
-#include "synthetic_flows.h"
+#include "flow_table_load.h"
 
 using redirect::engine::Flow;
 using redirect::engine::FlowFilter;
 using redirect::gui::EngineBridge;
 using redirect::gui::FlowFilterProxy;
 using redirect::gui::FlowModel;
+using redirect::test::fillTable;
+using redirect::test::showTable;
 using redirect::test::syntheticFlow;
 
 namespace {
@@ -97,19 +98,11 @@ void TestFlowModelLoad::steadyLoad()
     if (modelTester)
         tester = std::make_unique<QAbstractItemModelTester>(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
 
-    std::vector<Flow> fill;
-    for (int i = 1; i <= kRows; ++i)
-        fill.push_back(syntheticFlow(static_cast<uint64_t>(i), true));
-    model.applyBatch(std::move(fill));
+    fillTable(model, kRows);
     QCOMPARE(model.rowCount(), kRows);
 
     QTableView view;
-    view.setModel(&proxy);
-    view.setSortingEnabled(true);
-    view.sortByColumn(sortColumn, Qt::AscendingOrder);
-    view.verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
-    view.resize(1200, 800);
-    view.show();
+    showTable(view, &proxy, sortColumn);
     QVERIFY(QTest::qWaitForWindowExposed(&view));
 
     const uint64_t firstNew = static_cast<uint64_t>(kRows) + 1;

@@ -8,7 +8,6 @@
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
-#include <QHeaderView>
 #include <QTableView>
 #include <QTimer>
 
@@ -21,12 +20,14 @@
 #include "engine_bridge.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
-#include "synthetic_flows.h"
+#include "flow_table_load.h"
 
 using redirect::engine::Flow;
 using redirect::gui::EngineBridge;
 using redirect::gui::FlowFilterProxy;
 using redirect::gui::FlowModel;
+using redirect::test::fillTable;
+using redirect::test::showTable;
 using redirect::test::syntheticFlow;
 
 namespace {
@@ -105,18 +106,9 @@ void runCase(const char* name, int sortColumn, const QString& filter, int second
     FlowFilterProxy proxy;
     proxy.setSourceModel(&model);
     proxy.setFilterText(filter);
-    std::vector<Flow> fill;
-    for (int i = 1; i <= kRows; ++i)
-        fill.push_back(syntheticFlow(static_cast<uint64_t>(i), true));
-    model.applyBatch(std::move(fill));
-
+    fillTable(model, kRows);
     QTableView view;
-    view.setModel(&proxy);
-    view.setSortingEnabled(true);
-    view.sortByColumn(sortColumn, Qt::AscendingOrder);
-    view.verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
-    view.resize(1200, 800);
-    view.show();
+    showTable(view, &proxy, sortColumn);
     QCoreApplication::processEvents();
 
     // Baseline: the same table and view, ticking with nothing new.

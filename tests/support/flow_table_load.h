@@ -1,12 +1,18 @@
-// Flows as an engine publishes them, made up from an id: the load test of the
-// flow table (tests/app/tst_flow_model_load) and its benchmark
-// (tests/bench/bench_flow_model) feed the same rows.
+// The flow table under load, as its load test (tests/app/tst_flow_model_load)
+// and its benchmark (tests/bench/bench_flow_model) both build it: made-up
+// flows as an engine publishes them, a full table, and the view on it.
 #pragma once
+
+#include <QAbstractItemModel>
+#include <QHeaderView>
+#include <QTableView>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flow.h"
+#include "flow_model.h"
 
 namespace redirect::test {
 
@@ -40,6 +46,26 @@ inline engine::Flow syntheticFlow(uint64_t id, bool ended)
         f.bytesDown = id * 101 % 10000000;
     }
     return f;
+}
+
+/// Flows 1..rows, all ended, in one batch.
+inline void fillTable(gui::FlowModel& model, int rows)
+{
+    std::vector<engine::Flow> fill;
+    for (int i = 1; i <= rows; ++i)
+        fill.push_back(syntheticFlow(static_cast<uint64_t>(i), true));
+    model.applyBatch(std::move(fill));
+}
+
+/// The console's table on `model` (the sort/filter proxy): sorted by `column`, shown.
+inline void showTable(QTableView& view, QAbstractItemModel* model, int column)
+{
+    view.setModel(model);
+    view.setSortingEnabled(true);
+    view.sortByColumn(column, Qt::AscendingOrder);
+    view.verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
+    view.resize(1200, 800);
+    view.show();
 }
 
 }  // namespace redirect::test
