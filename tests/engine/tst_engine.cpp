@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -65,13 +64,13 @@ engine::RuleSet rulesFor(const std::string& text)
     return r.rules;
 }
 
-std::string chainRules(uint16_t port)
+std::string chainRules(const std::string& ports)  // "80" or "80,443"
 {
     return R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],
-      "rules":[{"id":"ra","action":"redirect","redirector":"a","ports":)" +
-           std::to_string(port) + R"(},{"id":"rb","action":"redirect","redirector":"b","ports":)" +
-           std::to_string(port) + "}]}";
+      "rules":[{"id":"ra","action":"redirect","redirector":"a","ports":")" +
+           ports + R"("},{"id":"rb","action":"redirect","redirector":"b","ports":")" + ports + R"("}]})";
 }
+std::string chainRules(uint16_t port) { return chainRules(std::to_string(port)); }
 
 std::unique_ptr<engine::Engine> startEngine(int connectTimeoutMs = 5000)
 {
@@ -301,68 +300,33 @@ void TestEngine::endReasons()
         ::close(backlog);
 }
 
-namespace {
-
-// One client (see runClient) on a thread pinned to `cpu`.
-bool clientOnCpu(int cpu, uint16_t port, std::mt19937& rng)
-{
-    bool ok = false;
-    std::thread([&] {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        ok = ::sched_setaffinity(0, sizeof(set), &set) == 0 && runClient(port, 1000, false, rng).ok;
-    }).join();
-    return ok;
-}
-
-}  // namespace
-
 void TestEngine::liveToggleChangesRoute()
 {
-    // Flow ids are socket cookies, which the kernel hands out from per-CPU batches: they do
-    // not follow connect order. So each client talks to its own server and its flow is
-    // known by its destination, and the clients run on different CPUs (the first and the
-    // last on one, the middle one on another) so that an order by flow id shows up wrong.
+    // Flow ids (socket cookies, from per-CPU batches) are not in connect order: each flow is known
+    // by its own server, and the middle client runs on another CPU so that an order by id fails.
     EchoServer first, second, third;
-    std::string ports = std::to_string(first.port()) + "," + std::to_string(second.port()) + "," +
-                        std::to_string(third.port());
+    auto port = [](const EchoServer& s) { return std::to_string(s.port()); };
+    auto dest = [&](const EchoServer& s) { return "127.0.0.1:" + port(s); };
     auto eng = startEngine();
-    QVERIFY(eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],
-      "rules":[{"id":"ra","action":"redirect","redirector":"a","ports":")" + ports + R"("},
-               {"id":"rb","action":"redirect","redirector":"b","ports":")" + ports + R"("}]})"))
-                .message.empty());
-    cpu_set_t allowed;
-    QCOMPARE(::sched_getaffinity(0, sizeof(allowed), &allowed), 0);
-    std::vector<int> cpus;
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-        if (CPU_ISSET(c, &allowed))
-            cpus.push_back(c);
-    QVERIFY(!cpus.empty());
-    if (cpus.size() < 2)
-        qInfo("one CPU only: the clients cannot be split across CPUs");
-    int one = cpus.front(), other = cpus.back();
-
+    QVERIFY(eng->applyRules(rulesFor(chainRules(port(first) + "," + port(second) + "," + port(third)))).message.empty());
+    std::vector<int> cpus = allowedCpus();  // with one CPU, front and back are the same
     std::mt19937 rng(5);
-    QVERIFY(clientOnCpu(one, first.port(), rng));
+    auto client = [&](int cpu, const EchoServer& s) {
+        return runOnCpu(cpu, [&] { return runClient(s.port(), 1000, false, rng).ok; });
+    };
+    QVERIFY(client(cpus.front(), first));
     QVERIFY(eng->setRuleEnabled("rb", false));
-    QVERIFY(clientOnCpu(other, second.port(), rng));
+    QVERIFY(client(cpus.back(), second));
     QVERIFY(eng->setRuleEnabled("rb", true));
-    QVERIFY(clientOnCpu(one, third.port(), rng));
+    QVERIFY(client(cpus.front(), third));
     QVERIFY(!eng->setRuleEnabled("no-such-rule", false));
-
-    auto ended = waitEnded(*eng, 3);
-    QCOMPARE(ended.size(), size_t(3));
     std::map<std::string, std::string> chainTo;  // destination -> chain
-    for (auto& [id, f] : ended)
+    for (auto& [id, f] : waitEnded(*eng, 3))
         chainTo[f.destination] = f.chainText();
-    auto dest = [](const EchoServer& s) { return "127.0.0.1:" + std::to_string(s.port()); };
-    QCOMPARE(chainTo.size(), size_t(3));
     QCOMPARE(chainTo[dest(first)], "app -> A -> B -> " + dest(first));
     QCOMPARE(chainTo[dest(second)], "app -> A -> " + dest(second));  // rb was off for this connect only
     QCOMPARE(chainTo[dest(third)], "app -> A -> B -> " + dest(third));
-    auto hits = eng->ruleHits();
-    QCOMPARE(hits["ra"].redirected, uint64_t(3));
+    QCOMPARE(eng->ruleHits()["ra"].redirected, uint64_t(3));
 }
 
 void TestEngine::clientResetDuringBulkDownload()
@@ -413,10 +377,7 @@ void TestEngine::realClientsCurlAndIperf3()
 
     auto eng = startEngine();
     std::string ports = std::to_string(httpPort) + "," + std::to_string(iperfPort);
-    QVERIFY(eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],
-      "rules":[{"id":"ra","action":"redirect","redirector":"a","ports":")" + ports + R"("},
-               {"id":"rb","action":"redirect","redirector":"b","ports":")" + ports + R"("}]})"))
-                .message.empty());
+    QVERIFY(eng->applyRules(rulesFor(chainRules(ports))).message.empty());
     std::string out = dir.filePath("got.bin").toStdString();
     auto [curlCode, curlText] = run({"curl", "-sS", "--max-time", "20", "-o", out,
                                      "http://127.0.0.1:" + std::to_string(httpPort) + "/page.bin"});

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -223,6 +224,31 @@ void Child::kill(int signal)
 {
     if (!reaped_)
         ::kill(pid_, signal);
+}
+
+std::vector<int> allowedCpus()
+{
+    cpu_set_t allowed;
+    std::vector<int> cpus;
+    if (::sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            if (CPU_ISSET(cpu, &allowed))
+                cpus.push_back(cpu);
+    if (cpus.empty())
+        cpus.push_back(std::max(::sched_getcpu(), 0));
+    return cpus;
+}
+
+bool runOnCpu(int cpu, const std::function<bool()>& work)
+{
+    bool result = false;
+    std::thread([&] {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        result = ::sched_setaffinity(0, sizeof(set), &set) == 0 && work();  // 0: this thread only
+    }).join();
+    return result;
 }
 
 std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs)

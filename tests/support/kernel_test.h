@@ -91,6 +91,12 @@ private:
     bool reaped_ = false;
 };
 
+/// CPUs this process may run on, ascending; never empty (the current one if unknown).
+std::vector<int> allowedCpus();
+/// Runs `work` on a thread pinned to `cpu` and returns its result; false (not run) if the
+/// pin fails. Socket cookies come from per-CPU batches: pinning makes their disorder certain.
+bool runOnCpu(int cpu, const std::function<bool()>& work);
+
 /// Run a command to completion (bounded); returns {exit code, stdout}.
 std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs = 20000);
 
