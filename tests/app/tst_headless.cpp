@@ -21,6 +21,7 @@
 #include <QThread>
 #include <QtTest>
 
+#include "other_user.h"
 #include "callout_loader.h"
 #include "callout_paths.h"
 #include "kernel_test.h"
@@ -88,16 +89,20 @@ QStringList demoInstanceFiles(qint64 pid)
 
 // Run the console to completion, bounded by timeoutMs (killed after it). With watchDemo,
 // also wait (bounded) for the demo's callout to show up on its cgroup and record it.
+// Runs the console (or a staged copy of it, see other_user.h) to its end.
 Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> modifier = {},
-                  bool watchDemo = false)
+                  bool watchDemo = false, const QString& program = kConsole)
 {
     Result r;
     QProcess p;
     if (modifier)
         p.setChildProcessModifier(modifier);
+    if (program != kConsole)
+        p.setProcessEnvironment(redirect::test::stagedEnvironment(QProcessEnvironment::systemEnvironment(),
+                                                                  QFileInfo(program).absolutePath()));
     QElapsedTimer t;
     t.start();
-    p.start(kConsole, args);
+    p.start(program, args);
     if (!p.waitForStarted(5000)) {
         r.err = p.errorString().toUtf8();
         return r;
@@ -266,10 +271,15 @@ private slots:
 
     void notAdministrator()
     {
+        // As nobody, from a copy nobody can reach (the checkout may sit in root's 0700 home).
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString console = redirect::test::stageForOtherUser(kConsole, dir.path());
+        QVERIFY(!console.isEmpty());
         Result r = runConsole({"--demo", "--duration", "1"}, 10000, [] {
             if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
                 ::_exit(126);
-        });
+        }, false, console);
         QVERIFY2(r.finished, "the console did not exit within 10 s");
         QVERIFY2(r.code != 126, "could not drop to nobody");
         QCOMPARE(r.code, 3);

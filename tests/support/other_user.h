@@ -12,7 +12,8 @@
 namespace redirect::test {
 
 /// Copies `program` and the build's shared libraries (../lib/libredirect_*.so*, next to bin/)
-/// into `dir`, readable and runnable by all; returns the copy, or "" when a step fails.
+/// into `dir` (made, or opened up, to mode 0755: its parents must let the user through, as /tmp
+/// does), readable and runnable by all; returns the copy, or "" when a step fails.
 inline QString stageForOtherUser(const QString& program, const QString& dir)
 {
     const auto rx = QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup | QFile::ExeGroup |
