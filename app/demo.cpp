@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "callout_loader.h"
+#include "cgroup2.h"
 #include "output_file.h"
 
 namespace redirect::app {
@@ -78,15 +79,6 @@ void writeNew(const std::string& path, const std::string& text)
     std::string error;
     if (!engine::writeWholeFile(path, [&](std::ostream& out) { return bool(out << text); }, &error))
         throw std::runtime_error(error);
-}
-
-std::string ownCgroup()
-{
-    std::ifstream in("/proc/self/cgroup");
-    for (std::string line; std::getline(in, line);)
-        if (line.rfind("0::", 0) == 0)
-            return line.substr(3);
-    return "/";
 }
 
 // A network namespace with loopback up, kept alive by the returned descriptor.
@@ -156,7 +148,7 @@ DemoSandbox::DemoSandbox()
     for (auto& entry : std::filesystem::directory_iterator(root, ec))
         if (entry.path().filename().string().rfind("redirect-demo-", 0) == 0)
             ::rmdir(entry.path().c_str());
-    originalCgroup_ = root + ownCgroup();
+    originalCgroup_ = cgroup2::ofProcess(0, root);
     cgroup_ = root + "/redirect-demo-" + std::to_string(::getpid());
     if (::mkdir(cgroup_.c_str(), 0755) != 0 && errno != EEXIST)
         fail("create " + cgroup_, errno);
