@@ -61,19 +61,26 @@ std::vector<DiagListener> dumpListeners(int family)
         }
         if (n == 0)
             break;
-        int left = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        // NLMSG_OK/NLMSG_NEXT mix signed and unsigned lengths (clang's -Wsign-compare): walk by hand.
+        size_t left = static_cast<size_t>(n);
+        for (const char* at = buffer; left >= sizeof(nlmsghdr);) {
+            auto* h = reinterpret_cast<const nlmsghdr*>(at);
+            if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > left)
+                break;
+            size_t step = std::min<size_t>(NLMSG_ALIGN(h->nlmsg_len), left);
+            at += step;
+            left -= step;
             if (h->nlmsg_type == NLMSG_DONE) {
                 done = true;
                 break;
             }
             if (h->nlmsg_type == NLMSG_ERROR) {
-                auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+                auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
                 error = std::string("sock_diag: ") + std::strerror(-e->error);
                 done = true;
                 break;
             }
-            auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
+            auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
             DiagListener l;
             l.family = m->idiag_family;
             std::memcpy(l.addr, m->id.idiag_src, l.family == AF_INET ? 4 : 16);
