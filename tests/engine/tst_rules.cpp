@@ -336,6 +336,9 @@ void TestRules::malformed_data()
     QTest::newRow("udp protocol") << inRule(R"("id": "r", "action": "bypass", "protocol": "udp")") << 3 << 56 << QString("udp is not supported yet");
     QTest::newRow("unknown protocol") << inRule(R"("id": "r", "action": "bypass", "protocol": "icmp")") << 3 << 56 << QString("unknown protocol \"icmp\"");
     QTest::newRow("enabled not a bool") << inRule(R"("id": "r", "enabled": "yes", "action": "bypass")") << 3 << 35 << QString("expected a boolean for \"enabled\", got a string");
+    QTest::newRow("owner on our own redirector") << inRedirector(R"("id": "p", "owner": "root")") << 2 << 39 << QString("\"owner\" applies only to an \"external\" redirector");
+    QTest::newRow("owner unknown user") << inRedirector(R"("id": "x", "external": true, "listen": "127.0.0.1:1", "owner": "no-such-user-here")") << 2 << 82 << QString("unknown user \"no-such-user-here\"");
+    QTest::newRow("owner_process too long") << inRedirector(R"("id": "x", "external": true, "listen": "127.0.0.1:1", "owner_process": "a-very-long-process-name")") << 2 << 90 << QString("\"owner_process\" must be a command name (comm) of 1 to 15 bytes, got 24");
     QTest::newRow("external without listen") << inRedirector(R"("id": "x", "name": "X", "external": true)") << 2 << 55 << QString("external redirector \"x\" needs at least one \"listen\" endpoint");
     QTest::newRow("non-loopback listen") << inRedirector(R"("id": "p", "listen": ["127.0.0.1:8080", "[::2]:8080"])") << 2 << 59 << QString("listen endpoint [::2]:8080 is not loopback");
     QTest::newRow("non-loopback IPv4 listen") << inRedirector(R"("id": "p", "listen": "192.168.1.10:3128")") << 2 << 40 << QString("listen endpoint 192.168.1.10:3128 is not loopback (127.0.0.0/8 or ::1)");
@@ -415,7 +418,8 @@ void TestRules::roundTrip()
 
     RuleSet full = parseOk(R"({"version": 1,
       "redirectors": [{"id": "p", "name": "Proxy \"P\" \u00e9", "listen": "[::1]:9001", "data": "a\u0001b"},
-                      {"id": "ext", "external": true, "listen": ["10.0.0.1:3128", "[2001:db8::1]:3128"]}],
+                      {"id": "ext", "external": true, "listen": ["10.0.0.1:3128", "[2001:db8::1]:3128"],
+                       "owner": "nobody", "owner_process": "vendorx-proxy"}],
       "rules": [
         {"id": "off", "enabled": false, "action": "redirect", "redirector": "p", "destination": "10.0.0.0/8",
          "ports": "1-1024,8080", "process": "wget", "uid": "root", "cgroup": "/system.slice",
@@ -428,6 +432,8 @@ void TestRules::roundTrip()
     QVERIFY2(back.ok(), (back.error.str() + "\n" + text).c_str());
     QVERIFY(back.rules == full);
     QCOMPARE(back.rules.rules[0].user, std::string("root"));
+    QCOMPARE(back.rules.redirectors[1].ownerUid, uint32_t(65534));
+    QCOMPARE(back.rules.redirectors[1].ownerProcess, std::string("vendorx-proxy"));
     QCOMPARE(back.rules.redirectors[0].name, std::string("Proxy \"P\" \xC3\xA9"));
 
     // Equality sees every field but the source positions, so the round trip could fail.
@@ -438,6 +444,8 @@ void TestRules::roundTrip()
         [](RuleSet& s) { s.redirectors[0].external = true; },
         [](RuleSet& s) { s.redirectors[0].listen[0].port = 9002; },
         [](RuleSet& s) { s.redirectors[0].numericId = 1; },
+        [](RuleSet& s) { s.redirectors[1].ownerUid = 0; },
+        [](RuleSet& s) { s.redirectors[1].ownerProcess = "other"; },
         [](RuleSet& s) { s.redirectors[0].data = "x"; },
         [](RuleSet& s) { s.redirectors.pop_back(); },
         [](RuleSet& s) { s.rules[0].id = "on"; },
