@@ -118,7 +118,11 @@ void sweepStaleInstances()
             continue;
         std::string lock = std::string(CALLOUT_RUN_DIR "/") + name + ".lock";
         int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        // No lock file here: the instance may live in another mount namespace that shares this
+        // bpffs (a chroot, a container) with its own /run. Only an unlocked lock file proves death.
+        if (fd < 0)
+            continue;
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             ::close(fd);  // alive
             continue;
         }

@@ -105,7 +105,9 @@ public:
         pid_ = ::fork();
         if (pid_ == 0) {
             ::dup2(out[1], 1);
-            if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
+            // From "/": the test's working directory may be out of nobody's reach (a 0700 home).
+            if (::chdir("/") != 0 || ::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 ||
+                ::setuid(kNobody) != 0)
                 ::_exit(126);
             ::execl("/usr/bin/python3", "python3", "-c", script.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
@@ -217,7 +219,11 @@ void TestTrust::externalEndpointHeldByNobodyGetsNothing()
     QVERIFY(proxy.readLine().rfind("PORTS " + std::to_string(proxyPort), 0) == 0);
     QTRY_VERIFY_WITH_TIMEOUT(statusOf(eng->redirectors(), "vendor").available, 10000);
     QCOMPARE(statusOf(eng->redirectors(), "vendor").ownerPid, uint32_t(proxy.pid()));
-    Exchange back = exchange(server, server.port());
+    Exchange back = exchange(server, server.port(), 10000);
+    if (!back.answered)
+        qWarning("proxy said: %s; status: %s; unverified %llu", proxy.readLine(2000).c_str(),
+                 statusOf(eng->redirectors(), "vendor").availability.c_str(),
+                 (unsigned long long)eng->stats().callout[CALLOUT_STAT_UNVERIFIED]);
     QVERIFY(back.answered);
     QVERIFY(!back.direct);
     QVERIFY(proxy.readLine().rfind("HOP ", 0) == 0);
@@ -256,34 +262,25 @@ void TestTrust::stoppedEngineFailsOpen()
     const QString log = dir.filePath("flows.jsonl");
     Child engine({binaryPath("redirect-console"), "--headless", "--rules", rules.toStdString(), "--cgroup",
                   sandbox().cgroup(), "--instance", instanceName() + "-stall", "--jsonl", log.toStdString()});
+    // A connection answered the way we want within a bounded number of tries.
+    auto eventually = [&](bool wantDirect, int tries, int answerMs) {
+        for (int i = 0; i < tries; ++i) {
+            Exchange x = exchange(server, server.port(), answerMs);
+            if (x.answered && x.direct == wantDirect)
+                return true;
+            QThread::msleep(50);
+        }
+        return false;
+    };
     // Running: a connection goes through the engine.
-    bool through = false;
-    for (int i = 0; i < 100 && !through; ++i) {
-        Exchange x = exchange(server, server.port(), 1000);
-        through = x.answered && !x.direct;
-        if (!through)
-            QThread::msleep(100);
-    }
-    QVERIFY2(through, "the engine never took a connection");
-
+    QVERIFY2(eventually(false, 100, 1000), "the engine never took a connection");
     // Stopped (SIGSTOP): past the deadline, new connections go direct instead of hanging.
     engine.kill(SIGSTOP);
-    bool direct = false;
-    for (int i = 0; i < 20 && !direct; ++i) {
-        Exchange x = exchange(server, server.port(), 500);
-        direct = x.answered && x.direct;
-    }
-    // Resumed: the engine takes connections again.
+    const bool direct = eventually(true, 20, 500);
     engine.kill(SIGCONT);
     QVERIFY2(direct, "no connection went direct while the engine was stopped");
-    through = false;
-    for (int i = 0; i < 100 && !through; ++i) {
-        Exchange x = exchange(server, server.port(), 1000);
-        through = x.answered && !x.direct;
-        if (!through)
-            QThread::msleep(100);
-    }
-    QVERIFY2(through, "the engine did not take connections again after SIGCONT");
+    // Resumed: the engine takes connections again.
+    QVERIFY2(eventually(false, 100, 1000), "the engine did not take connections again after SIGCONT");
     engine.kill(SIGTERM);
     QVERIFY(engine.wait(20000) == 0);
     // The summary counts what went direct, and why.
