@@ -386,7 +386,9 @@ void TestEngine::realClientsCurlAndIperf3()
     QVERIFY(std::string((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>()) == body);
     // iperf3's server takes one test at a time and answers "busy" until the last one is wound
     // down: its own refusal, so ask again (bounded).
-    auto iperfClient = [&] { return run({"iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperfPort), "-t", "1"}, 30000); };
+    auto iperfClient = [&] {
+        return run({"iperf3", "-c", "127.0.0.1", "-p", std::to_string(iperfPort), "-t", "1"}, 30000);
+    };
     for (int i = 0; i < 3; ++i) {
         auto [code, text] = iperfClient();
         for (int n = 0; code && text.find("server is busy") != std::string::npos && n < 50; ++n) {
