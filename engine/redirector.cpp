@@ -100,6 +100,26 @@ bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
     return true;
 }
 
+bool describeAccepted(int fd, HopReport& hop)
+{
+    // QUERY on the accepted socket: where the application wanted to go.
+    if (!queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
+        !queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context))
+        return false;
+    redirect_records_info info{};
+    if (redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0)
+        hop.flowId = info.flow_id;
+    socklen_t len = 0;
+    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
+    pid_t pid = 0;
+    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
+    hop.clientPid = pid;
+    char comm[16] = {};
+    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
+    hop.clientComm = comm;
+    return true;
+}
+
 EndReason endReasonForErrno(int error)
 {
     switch (error) {
@@ -244,22 +264,13 @@ void Redirector::serve(int client)
     hop.redirectorId = config_.id;
     hop.startNs = wallNowNs();
     // QUERY on the accepted socket, never the listening one.
-    if (!queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
-        !queryBlob(client, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context)) {
+    if (!describeAccepted(client, hop)) {
         hop.reason = EndReason::NoRecords;
         resetAndClose(client);
         if (onHop_)
             onHop_(hop);
         return;
     }
-    socklen_t len = 0;
-    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
-    pid_t pid = 0;
-    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
-    hop.clientPid = pid;
-    char comm[16] = {};
-    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
-    hop.clientComm = comm;
 
     int upstream = ::socket(hop.destination.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
     int error = upstream < 0 ? errno : 0;

@@ -57,6 +57,9 @@ int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, 
                    const uint8_t* addr = nullptr);
 /// Wall clock now, ns since the epoch.
 int64_t wallNowNs();
+/// QUERY records and context on an accepted socket and fill the hop's flow id, destination and
+/// client from them; false when the socket carries none (it was not redirected to us).
+bool describeAccepted(int fd, HopReport& hop);
 /// QUERY a blob, growing the buffer to the size the SDK asks for.
 bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out);
 /// Map an errno value to a hop end reason.

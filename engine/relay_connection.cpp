@@ -21,26 +21,6 @@ bool isDescriptorLimit(int error) { return error == EMFILE || error == ENFILE; }
 
 }  // namespace
 
-bool describeAccepted(int fd, HopReport& hop)
-{
-    // QUERY on the accepted socket: where the application wanted to go.
-    if (!queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
-        !queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context))
-        return false;
-    redirect_records_info info{};
-    if (redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0)
-        hop.flowId = info.flow_id;
-    socklen_t len = 0;
-    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
-    pid_t pid = 0;
-    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
-    hop.clientPid = pid;
-    char comm[16] = {};
-    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
-    hop.clientComm = comm;
-    return true;
-}
-
 void Relay::Worker::Side::onEvents(uint32_t events) { conn->worker->onConnection(*conn, events, upstream); }
 
 int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runtime)

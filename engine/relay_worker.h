@@ -46,9 +46,6 @@ private:
     std::atomic<int64_t> lastLogNs_{0};
 };
 
-/// QUERY records and context on an accepted socket into `hop`; false when it carries none.
-bool describeAccepted(int fd, HopReport& hop);
-
 class Relay::Worker {
 public:
     Worker(const RelayOptions& options, const HopSink& sink, ShedReport& shed);
