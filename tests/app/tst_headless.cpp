@@ -276,6 +276,8 @@ private slots:
         QVERIFY(dir.isValid());
         const QString console = redirect::test::stageForOtherUser(kConsole, dir.path());
         QVERIFY(!console.isEmpty());
+        const QString why = redirect::test::whyOtherUsersCannotReach(console);
+        QVERIFY2(why.isEmpty(), qPrintable(why));
         Result r = runConsole({"--demo", "--duration", "1"}, 10000, [] {
             if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
                 ::_exit(126);

@@ -26,6 +26,7 @@
 
 #include "callout_paths.h"
 #include "kernel_test.h"
+#include "other_user.h"
 #include "output_file.h"
 
 namespace {
@@ -162,6 +163,9 @@ private slots:
         QVERIFY2(modeOf(lock) == -1, qPrintable(lock + " exists before the test"));
         {
             redirect::test::LoadedCallout callout;
+            // Refused for the file's own mode, not because nobody cannot reach its directory.
+            const QString why = redirect::test::whyOtherUsersCannotReach(lock);
+            QVERIFY2(why.isEmpty(), qPrintable(why));
             QCOMPARE(modeOf(lock), 0600);
             QCOMPARE(openErrnoAsNobody(lock, O_RDONLY), EACCES);
         }
@@ -178,6 +182,8 @@ private slots:
                 ::rmdir(CALLOUT_RUN_DIR);
         });
         QVERIFY(writeAll(lock, {}, 0644));  // as versions before the fix left it
+        const QString why = redirect::test::whyOtherUsersCannotReach(lock);
+        QVERIFY2(why.isEmpty(), qPrintable(why));
         QCOMPARE(openErrnoAsNobody(lock, O_RDONLY), 0);  // the attack: anyone could open and flock it
         redirect::test::LoadedCallout callout;
         QCOMPARE(modeOf(lock), 0600);

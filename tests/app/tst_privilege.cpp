@@ -381,6 +381,8 @@ void TestPrivilege::probeAsNobodyOffersRelaunchAndStartsNothing()
         QSKIP("needs root to become nobody");
     const QString probe = probeCopy();
     QVERIFY2(!probe.isEmpty(), "could not copy the probe to a world-readable directory");
+    const QString why = redirect::test::whyOtherUsersCannotReach(probe);
+    QVERIFY2(why.isEmpty(), qPrintable(why));
     const QStringList args{QStringLiteral("--headless"), QStringLiteral("--rules"), QStringLiteral("/etc/redirect-console/rules.json")};
     const Run r = runProbe(probe, args, kNobody, answer, probeDir_.path());
     QVERIFY2(r.finished, r.err.constData());

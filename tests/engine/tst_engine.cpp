@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fd_handle.h"
 #include "kernel_test.h"
 
 using namespace redirect;
 using namespace redirect::test;
+using engine::FdHandle;
 
 namespace {
 
@@ -250,9 +252,12 @@ void TestEngine::endReasons()
     uint16_t port = 0;
     int backlog = -1, filler = -1;
     std::string dest = "127.0.0.1";
+    FdHandle reserved;
     if (kind == "refused") {
-        int l = listenLoopback(AF_INET, &port);
-        ::close(l);  // nobody listens there now
+        // Bound, never listening: the redirectors applied below cannot take this port (a closed
+        // listener's port could become redirector B's own, and B would connect to itself).
+        reserved = FdHandle(reservePort(AF_INET, &port));
+        QVERIFY(reserved.valid());
     } else if (kind == "timeout") {
         // A listener that never accepts and whose queue is full drops further SYNs.
         backlog = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

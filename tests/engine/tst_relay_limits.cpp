@@ -358,6 +358,9 @@ void TestRelayLimits::forkWhileRelaying()
     // peers close, which the relay must no longer hear about.
     echo.kill(SIGKILL);
     QVERIFY(echo.wait() != -1);
+    uint16_t gone = port;  // held bound, so no connect picks it as its own source port
+    FdHandle reserved(reservePort(AF_INET, &gone));
+    QVERIFY(reserved.valid());
     FdHandle after(connectLoopback(AF_INET, port));  // nobody listens now: refused through the chain
     QVERIFY(after.valid());
     QCOMPARE(answer(after.fd(), 5000), std::string("reset"));

@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "kernel_test.h"
+#include "other_user.h"
 
 using namespace redirect;
 using namespace redirect::test;
@@ -82,6 +83,8 @@ Exchange exchange(TcpServer& server, uint16_t port, int answerTimeoutMs = 3000)
     return x;
 }
 
+const QString kPython = QStringLiteral("/usr/bin/python3");
+
 // A process of user nobody (no groups) running a Python listener on `address`:`port`:
 // prints "LISTENING" or "BIND <errno name>", then "ACCEPTED" for every connection it gets.
 class NobodyListener {
@@ -99,6 +102,7 @@ public:
             "print('LISTENING', flush=True)\n"
             "while True:\n"
             "  c,a=s.accept(); print('ACCEPTED', flush=True); c.close()\n";
+        const QByteArray python = QFile::encodeName(kPython);
         int out[2];
         if (::pipe2(out, O_CLOEXEC) != 0)
             qFatal("pipe");
@@ -109,7 +113,7 @@ public:
             if (::chdir("/") != 0 || ::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 ||
                 ::setuid(kNobody) != 0)
                 ::_exit(126);
-            ::execl("/usr/bin/python3", "python3", "-c", script.c_str(), static_cast<char*>(nullptr));
+            ::execl(python.constData(), "python3", "-c", script.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         ::close(out[1]);
@@ -199,6 +203,8 @@ void TestTrust::externalEndpointHeldByNobodyGetsNothing()
     QVERIFY(!statusOf(eng->redirectors(), "vendor").available);
 
     // A local user binds the vendor's endpoint while it is down: it gets nothing.
+    const QString why = whyOtherUsersCannotReach(kPython);  // else the child's exec fails unexplained
+    QVERIFY2(why.isEmpty(), qPrintable(why));
     NobodyListener thief("127.0.0.1", proxyPort);
     QCOMPARE(QString::fromStdString(thief.line()), QStringLiteral("LISTENING"));
     QTRY_VERIFY_WITH_TIMEOUT(statusOf(eng->redirectors(), "vendor").availability.find("uid 65534") != std::string::npos,
@@ -239,6 +245,8 @@ void TestTrust::listenerOnAnotherLoopbackAddressIsOurs()
       "redirector":"two","ports":)" + std::to_string(server.port()) + "}]}"))
                 .message.empty());
     // The engine holds what the rules name, so another user cannot bind it...
+    const QString why = whyOtherUsersCannotReach(kPython);  // else the child's exec fails unexplained
+    QVERIFY2(why.isEmpty(), qPrintable(why));
     NobodyListener thief("127.0.0.2", port);
     QCOMPARE(QString::fromStdString(thief.line()), QStringLiteral("BIND EADDRINUSE"));
     // ...and the connection goes through our redirector there.

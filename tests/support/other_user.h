@@ -9,7 +9,27 @@
 #include <QProcessEnvironment>
 #include <QString>
 
+#include <sys/stat.h>
+
 namespace redirect::test {
+
+/// Why another user cannot reach `path`: the first directory on the way from "/" that others may
+/// not pass (no o+x), as "user nobody cannot reach PATH: DIR is mode 0700 ..."; "" when every
+/// directory lets them through. Tests that run something as nobody check this first, so that a
+/// machine whose "/" or /tmp is closed fails with the reason instead of an exec error in a child.
+inline QString whyOtherUsersCannotReach(const QString& path)
+{
+    const QStringList parts = QFileInfo(path).absoluteFilePath().split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    QString dir = QStringLiteral("/");
+    for (qsizetype i = 0; i < parts.size(); ++i) {
+        struct stat st {};
+        if (::stat(QFile::encodeName(dir).constData(), &st) == 0 && !(st.st_mode & S_IXOTH))
+            return QStringLiteral("user nobody cannot reach %1: %2 is mode %3 (others may not pass)")
+                .arg(path, dir, QString::number(st.st_mode & 07777, 8).rightJustified(4, QLatin1Char('0')));
+        dir = QDir(dir).filePath(parts[i]);
+    }
+    return {};
+}
 
 /// Copies `program` and the build's shared libraries (../lib/libredirect_*.so*, next to bin/)
 /// into `dir` (made, or opened up, to mode 0755: its parents must let the user through, as /tmp

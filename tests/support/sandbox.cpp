@@ -127,6 +127,29 @@ int listenLoopback(int family, uint16_t* port)
     return fd;
 }
 
+int reservePort(int family, uint16_t* port)
+{
+    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;  // the port may still have TIME_WAIT connections of an earlier listener
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (family == AF_INET6)
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    socklen_t len = 0;
+    sockaddr_storage ss = loopbackAddress(family, *port, &len);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        int e = errno;
+        ::close(fd);
+        return -e;
+    }
+    len = sizeof(ss);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    *port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                    : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return fd;
+}
+
 int connectLoopback(int family, uint16_t port, bool mapped)
 {
     int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);

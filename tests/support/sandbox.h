@@ -39,6 +39,11 @@ private:
 
 /// Listening TCP socket on the loopback of `family`, port picked by the OS.
 int listenLoopback(int family, uint16_t* port);
+/// Socket bound to loopback:port of `family` (0: the OS picks) that never listens: connects to the
+/// port are refused, and while it is open neither bind(port 0) nor a connect's source port picks it
+/// (a closed listener's port is free for the next redirector listener or a self-connect). The port
+/// bound is written to *port; fd or -errno.
+int reservePort(int family, uint16_t* port);
 /// Blocking connect to loopback:port of `family` (v4-mapped when mapped=true); fd or -errno.
 int connectLoopback(int family, uint16_t port, bool mapped = false);
 /// sockaddr for loopback of a family.
