@@ -131,6 +131,27 @@ void childSetup(int netnsFd)
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
+// Waits for `pid` until `deadline`, then kills it (SIGKILL) and waits for that.
+void reapBy(pid_t pid, std::chrono::steady_clock::time_point deadline)
+{
+    while (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+// Set by SIGTERM in the traffic process: finish the exchange under way, then end.
+volatile sig_atomic_t trafficStop = 0;
+
+void onTrafficStop(int)
+{
+    trafficStop = 1;
+}
+
 std::string selfDir()
 {
     return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
@@ -205,16 +226,8 @@ DemoSandbox::~DemoSandbox()
     for (int pid : children_)
         ::kill(pid, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    for (int pid : children_) {
-        while (::waitpid(pid, nullptr, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid, SIGKILL);
-                ::waitpid(pid, nullptr, 0);
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-    }
+    for (int pid : children_)
+        reapBy(pid, deadline);
     // Leave the cgroup so it can go; our children are gone with it.
     try {
         writeControl(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
@@ -304,27 +317,34 @@ void DemoSandbox::startTraffic(engine::Engine&)
     if (trafficPid_ == 0) {
         childSetup(netnsFd_);
         ::prctl(PR_SET_NAME, "demo-client");  // how its flows show up in the table
+        struct sigaction stop {};
+        stop.sa_handler = onTrafficStop;
+        stop.sa_flags = SA_RESTART;  // an exchange under way reads on to its end
+        ::sigaction(SIGTERM, &stop, nullptr);
         children_.clear();
         generator();
         ::_exit(0);
     }
 }
 
+// The traffic process finishes what it started (its last echo, its curls) so that the demo's
+// last flows end as they would have, not cut by the stop; bounded, then it is killed.
 void DemoSandbox::stopTraffic()
 {
     if (trafficPid_ <= 0)
         return;
     ::kill(trafficPid_, SIGTERM);
-    ::waitpid(trafficPid_, nullptr, 0);
+    reapBy(trafficPid_, std::chrono::steady_clock::now() + std::chrono::seconds(5));
     trafficPid_ = -1;
 }
 
-// Runs in the traffic process until SIGTERM; no threads, no logging (forked from a threaded parent).
+// Runs in the traffic process until SIGTERM, then waits for its curls (they die with it:
+// PR_SET_PDEATHSIG); no threads, no logging (forked from a threaded parent).
 void DemoSandbox::generator()
 {
     std::mt19937 rng(std::random_device{}());
     std::vector<pid_t> curls;
-    for (unsigned round = 0; !stopping_; ++round) {
+    for (unsigned round = 0; !trafficStop; ++round) {
         switch (round % 6) {
         case 0:
             curls.push_back(spawn({"curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8080/"}, nullptr));
@@ -373,6 +393,8 @@ void DemoSandbox::generator()
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 200));
     }
+    for (pid_t pid : curls)
+        ::waitpid(pid, nullptr, 0);
 }
 
 }  // namespace redirect::app
