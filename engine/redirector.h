@@ -1,13 +1,10 @@
-// One redirector: a local proxy that takes part in a chain through the SDK.
+// What a redirector does with an accepted socket, shared by the relay and the tests' proxies:
+// the hop it reports, its listeners' settings, QUERY of records and context, end reasons.
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstdint>
-#include <functional>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <sys/socket.h>
@@ -66,42 +63,5 @@ bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out);
 EndReason endReasonForErrno(int error);
 /// Close with RST instead of FIN, so the peer can tell a failure from an empty answer.
 void resetAndClose(int fd);
-
-/**
- * Minimal redirector: accepts on 127.0.0.1 and [::1], QUERYs records and
- * context on each accepted socket, opens the outbound socket, SETs the
- * records on it, connects to the original destination, and relays both ways
- * with half-close. One thread per connection; the full engine replaces this
- * with an event loop.
- */
-class Redirector {
-public:
-    using HopHandler = std::function<void(const HopReport&)>;
-    explicit Redirector(RedirectorConfig config, HopHandler onHop = {});
-    ~Redirector();
-    Redirector(const Redirector&) = delete;
-    Redirector& operator=(const Redirector&) = delete;
-
-    uint32_t id() const { return config_.id; }
-    uint16_t port4() const { return port4_; }
-    uint16_t port6() const { return port6_; }
-    void stop();
-
-private:
-    void acceptLoop();
-    void serve(int client);
-
-    RedirectorConfig config_;
-    HopHandler onHop_;
-    int listen4_ = -1;
-    int listen6_ = -1;
-    int wake_[2] = {-1, -1};
-    uint16_t port4_ = 0;
-    uint16_t port6_ = 0;
-    std::atomic<bool> stopping_{false};
-    std::thread acceptor_;
-    std::mutex workersMutex_;
-    std::vector<std::thread> workers_;
-};
 
 }  // namespace redirect::engine

@@ -6,13 +6,13 @@
 #include <mutex>
 #include <vector>
 
-#include "redirector.h"
+#include "thread_redirector.h"
 
 namespace redirect::test {
 
 class HopLog {
 public:
-    engine::Redirector::HopHandler handler()
+    ThreadRedirector::HopHandler handler()
     {
         return [this](const engine::HopReport& hop) {
             std::lock_guard lock(mutex_);

@@ -107,11 +107,11 @@ void TestChain::chainOfRedirectors()
     QFETCH(int, length);
     LoadedCallout callout;
     HopLog log;
-    std::vector<std::unique_ptr<engine::Redirector>> redirectors;
+    std::vector<std::unique_ptr<test::ThreadRedirector>> redirectors;
     std::vector<std::pair<uint32_t, std::pair<uint16_t, uint32_t>>> chain;
     for (int i = 0; i < length; ++i) {
         uint32_t id = kBaseId + static_cast<uint32_t>(i) + 1;
-        redirectors.push_back(std::make_unique<engine::Redirector>(engine::RedirectorConfig{.id = id}, log.handler()));
+        redirectors.push_back(std::make_unique<test::ThreadRedirector>(engine::RedirectorConfig{.id = id}, log.handler()));
         chain.push_back({id, {redirectors.back()->port4(), 0}});
     }
     TcpServer server(AF_INET, "pong", 4);
@@ -162,11 +162,11 @@ void TestChain::hopCapStopsTheNinth()
 {
     LoadedCallout callout;
     HopLog log;
-    std::vector<std::unique_ptr<engine::Redirector>> redirectors;
+    std::vector<std::unique_ptr<test::ThreadRedirector>> redirectors;
     std::vector<std::pair<uint32_t, std::pair<uint16_t, uint32_t>>> chain;
     for (int i = 0; i < 9; ++i) {
         uint32_t id = kBaseId + static_cast<uint32_t>(i) + 1;
-        redirectors.push_back(std::make_unique<engine::Redirector>(engine::RedirectorConfig{.id = id}, log.handler()));
+        redirectors.push_back(std::make_unique<test::ThreadRedirector>(engine::RedirectorConfig{.id = id}, log.handler()));
         chain.push_back({id, {redirectors.back()->port4(), 0}});
     }
     TcpServer server(AF_INET, "pong", 4);

@@ -56,7 +56,7 @@ void TestRedirect::curlGetsExactBodyThroughOneRedirector()
 {
     LoadedCallout callout;
     HopLog log;
-    engine::Redirector redirector({.id = 101}, log.handler());
+    test::ThreadRedirector redirector({.id = 101}, log.handler());
     callout->setRedirector(0, makeRedirector(101, redirector.port4(), redirector.port6(), 0,
                                              sandbox().netnsCookie()));
 
@@ -116,7 +116,7 @@ void TestRedirect::contextAndPeerName()
     QFETCH(bool, mapped);
     LoadedCallout callout;
     HopLog log;
-    engine::Redirector redirector({.id = 102}, log.handler());
+    test::ThreadRedirector redirector({.id = 102}, log.handler());
     callout->setRedirector(0, makeRedirector(102, redirector.port4(), redirector.port6(), 0,
                                              sandbox().netnsCookie()));
     TcpServer server(mapped ? AF_INET : family, "hello from the destination");
@@ -153,7 +153,7 @@ void TestRedirect::ruleToggleTakesEffectOnNextConnect()
 {
     LoadedCallout callout;
     HopLog log;
-    engine::Redirector redirector({.id = 103}, log.handler());
+    test::ThreadRedirector redirector({.id = 103}, log.handler());
     callout->setRedirector(0, makeRedirector(103, redirector.port4(), redirector.port6(), 0,
                                              sandbox().netnsCookie()));
     TcpServer server(AF_INET, "pong", 4);

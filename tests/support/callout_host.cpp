@@ -7,7 +7,7 @@
 #include <string>
 
 #include "callout_loader.h"
-#include "redirector.h"
+#include "thread_redirector.h"
 #include "sandbox.h"
 
 int main(int argc, char** argv)
@@ -34,7 +34,7 @@ int main(int argc, char** argv)
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     try {
         redirect::Callout callout({cgroup, instance});
-        redirect::engine::Redirector redirector({.id = 7});
+        redirect::test::ThreadRedirector redirector({.id = 7});
         callout.setRedirector(0, redirect::test::makeRedirector(7, redirector.port4(), redirector.port6(),
                                                                  static_cast<uint32_t>(getpid()),
                                                                  redirect::Callout::currentNetnsCookie()));

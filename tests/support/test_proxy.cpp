@@ -8,7 +8,7 @@
 #include <string>
 
 #include "redirect/sio.h"
-#include "redirector.h"
+#include "thread_redirector.h"
 
 int main(int argc, char** argv)
 {
@@ -32,7 +32,7 @@ int main(int argc, char** argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before threads start: they inherit the mask
 
-    redirect::engine::Redirector redirector(config, [](const redirect::engine::HopReport& hop) {
+    redirect::test::ThreadRedirector redirector(config, [](const redirect::engine::HopReport& hop) {
         std::printf("HOP records=%zu context=%zu set=%d reason=%s up=%llu down=%llu\n", hop.records.size(),
                     hop.context.size(), hop.setRecords ? 1 : 0, redirect::engine::endReasonName(hop.reason),
                     static_cast<unsigned long long>(hop.bytesUp), static_cast<unsigned long long>(hop.bytesDown));
