@@ -286,8 +286,11 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 {
 	struct callout_decision d = {};
 	struct callout_walk w = {};
-	struct callout_records *rec;
-	__u32 zero = 0, new_dst[4] = {};
+	/* On this program's own stack: a per-CPU scratch would be shared with a connect that
+	 * preempts this one on the same CPU (preempt=full kernels) and mix their chains. */
+	struct callout_records records = {};
+	struct callout_records *rec = &records;
+	__u32 new_dst[4] = {};
 	__u16 new_port = 0, context_size = 0;
 	__u8 flags;
 
@@ -295,9 +298,6 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 		return CALLOUT_HOOK_ALLOW;
 	callout_conn_fill(ctx, conn);
 	callout_count(CALLOUT_STAT_CLASSIFIED);
-	rec = bpf_map_lookup_elem(&callout_scratch, &zero);
-	if (!rec)
-		return CALLOUT_HOOK_ALLOW;
 	flags = callout_load_records(ctx, conn, rec);
 
 	w.ctx = ctx;

@@ -86,14 +86,6 @@ struct {
 	__uint(max_entries, CALLOUT_EVENTS_BYTES);
 } callout_events SEC(".maps");
 
-/* Scratch for building a socket's storage value off the 512-byte stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct callout_records);
-} callout_scratch SEC(".maps");
-
 /*
  * Engine liveness, written by user space through the mmapped .bss (no system call per beat).
  * A redirector hosted by an engine that has not beaten for callout_stall_deadline_ns is passed
@@ -107,7 +99,7 @@ static __always_inline void callout_count(__u32 stat)
 	__u64 *v = bpf_map_lookup_elem(&callout_stats, &stat);
 
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);  /* a preempting connect on this CPU counts too */
 }
 
 /* ::ffff:a.b.c.d — an IPv4 destination reached through an AF_INET6 socket. */
