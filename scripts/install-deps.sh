@@ -7,6 +7,8 @@ packages=(
   # build
   cmake ninja-build g++ clang pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
   qt6-base-dev libqt6opengl6-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
+  # the control API (gRPC + protobuf, as OpenSnitch), Prometheus metrics, systemd notify
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev libsystemd-dev
   # sanitizers and fuzzing: clang's runtimes with libFuzzer (only recommended by clang, so not
   # pulled in with --no-install-recommends) and llvm-symbolizer for file:line in clang's reports
   libclang-rt-dev llvm
@@ -14,6 +16,8 @@ packages=(
   iproute2 kmod policykit-1
   # tests and benchmarks: real clients and servers on loopback
   curl python3 iperf3 haproxy socat wrk bc chromium xvfb xauth libxml2-utils desktop-file-utils
+  # a third-party API client (Python, compiled from the schema), a real Prometheus server
+  python3-grpcio python3-grpc-tools prometheus
 )
 
 missing=()
