@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -36,7 +37,8 @@ bool optionTakesValue(const std::string& option)
 {
     static const char* const kWithValue[] = {"--rules",      "--check-rules", "--cgroup",   "--jsonl",  "--report",
                                              "--screenshot", "--instance",    "--duration", "--workers",
-                                             "--stall-deadline"};
+                                             "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
+                                             "--audit-log"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -68,6 +70,13 @@ live redirected connections. With a display it opens the window; without one
   --stall-deadline MS    new connections pass over our redirectors when the engine has shown
                          no life for this long (default 1000; 0 turns the check off)
   --help, --version
+
+The service (redirect-consoled) takes the same options, and serves the control API:
+  --api-socket PATH      Unix socket of the control API (default
+                         /run/redirect-console/api.sock; "none": no API)
+  --view-group NAME      members may view (default redirect-view)
+  --admin-group NAME     members may view and change (default redirect-admin)
+  --audit-log FILE       who changed what (default /var/log/redirect-console/audit.log)
 
 Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
 4 callout could not load.
@@ -110,6 +119,14 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                 cl.screenshot = *v;
             else if (a == "--instance")
                 cl.instance = *v;
+            else if (a == "--api-socket")
+                cl.apiSocket = *v;
+            else if (a == "--view-group")
+                cl.viewGroup = *v;
+            else if (a == "--admin-group")
+                cl.adminGroup = *v;
+            else if (a == "--audit-log")
+                cl.auditLog = *v;
             else if (a == "--report") {
                 if (!engine::reportFormatForPath(*v)) {
                     *error = "--report " + *v + ": unknown format (use .csv, .json or .html)";
@@ -152,6 +169,25 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
         return std::nullopt;
     }
     return cl;
+}
+
+std::optional<int> readCommandLine(int argc, char** argv, const char* program, std::optional<CommandLine>* out)
+{
+    std::string error;
+    *out = parseCommandLine(std::vector<std::string>(argv, argv + argc), &error);
+    if (!*out) {
+        std::fprintf(stderr, "%s: %s\n", program, error.c_str());
+        return ExitBadInput;
+    }
+    if ((*out)->help) {
+        std::fputs(usage().c_str(), stdout);
+        return ExitOk;
+    }
+    if ((*out)->version) {
+        std::printf("%s %s\n", program, REDIRECT_VERSION);
+        return ExitOk;
+    }
+    return std::nullopt;
 }
 
 bool isAdministrator()

@@ -31,10 +31,20 @@ struct CommandLine {
     std::string instance = "default";
     int workers = 0;
     int stallDeadlineMs = 1000; ///< --stall-deadline MS (0 = off)
+    // The service (redirect-consoled)
+    std::string apiSocket = "/run/redirect-console/api.sock";  ///< --api-socket PATH ("none": no API)
+    std::string viewGroup = "redirect-view";                   ///< --view-group NAME
+    std::string adminGroup = "redirect-admin";                 ///< --admin-group NAME
+    std::string auditLog = "/var/log/redirect-console/audit.log";  ///< --audit-log FILE
 };
 
 /// Parses argv; on error returns nullopt and sets `error` to one line for the user.
 std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args, std::string* error);
+
+/// main()'s first step: parses argv and answers --help and --version. Returns the exit code when
+/// the program is done (bad option: one line on stderr, prefixed with `program`), else nullopt with
+/// *out set.
+std::optional<int> readCommandLine(int argc, char** argv, const char* program, std::optional<CommandLine>* out);
 
 /// The --help text.
 std::string usage();

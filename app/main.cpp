@@ -1,34 +1,37 @@
 // redirect-console: the console with a display, the same engine headless without one.
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "command_line.h"
 #include "gui_main.h"
-#include "headless.h"
+
+namespace {
+
+// redirect-consoled next to this program (build/bin, or the install's bin).
+std::string serviceProgram()
+{
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return (ec ? std::filesystem::path("/usr/local/bin") : self.parent_path()) / "redirect-consoled";
+}
+
+}  // namespace
 
 int main(int argc, char** argv)
 {
     using namespace redirect::app;
-    std::vector<std::string> args(argv, argv + argc);
-    std::string error;
-    auto cl = parseCommandLine(args, &error);
-    if (!cl) {
-        std::fprintf(stderr, "redirect-console: %s\n", error.c_str());
-        return ExitBadInput;
-    }
-    if (cl->help) {
-        std::fputs(usage().c_str(), stdout);
-        return ExitOk;
-    }
-    if (cl->version) {
-        std::printf("redirect-console %s\n", REDIRECT_VERSION);
-        return ExitOk;
-    }
+    std::optional<CommandLine> cl;
+    if (auto exitNow = readCommandLine(argc, argv, "redirect-console", &cl))
+        return *exitNow;
     // SIGINT and SIGTERM are taken synchronously, by sigtimedwait() headless and through a signalfd in
     // the GUI. Blocked here, before QApplication or the engine starts a thread: threads inherit the
     // mask, and one started earlier (Qt's X11 event thread) would leave the kernel a thread to kill
@@ -47,7 +50,16 @@ int main(int argc, char** argv)
             std::fprintf(stderr, "redirect-console: --screenshot needs a display (try xvfb-run)\n");
             return ExitBadInput;
         }
-        return runHeadless(*cl);
+        // Headless is the service in the foreground, with the same arguments.
+        const std::string service = serviceProgram();
+        std::vector<char*> argvService{const_cast<char*>(service.c_str())};
+        for (int i = 1; i < argc; ++i)
+            argvService.push_back(argv[i]);
+        argvService.push_back(nullptr);
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nullptr);  // the service blocks them itself
+        ::execv(service.c_str(), argvService.data());
+        std::fprintf(stderr, "redirect-console: cannot run %s: %s\n", service.c_str(), std::strerror(errno));
+        return ExitRuntimeError;
     }
     return redirect::gui::runGui(argc, argv, *cl);
 }

@@ -276,6 +276,9 @@ private slots:
         QVERIFY(dir.isValid());
         const QString console = redirect::test::stageForOtherUser(kConsole, dir.path());
         QVERIFY(!console.isEmpty());
+        // Headless is the service in the foreground: the console runs the one next to it.
+        const QString service = QFileInfo(kConsole).dir().filePath(QStringLiteral("redirect-consoled"));
+        QVERIFY(!redirect::test::stageForOtherUser(service, dir.path()).isEmpty());
         const QString why = redirect::test::whyOtherUsersCannotReach(console);
         QVERIFY2(why.isEmpty(), qPrintable(why));
         Result r = runConsole({"--demo", "--duration", "1"}, 10000, [] {

@@ -86,7 +86,7 @@ rules() {  # n redirectors, each matching the given ports, in order
 console_start() {  # n -> starts the engine with n chained redirectors
   rules "$1" "$IPERF,$HTTP,$HOLD"
   "$bin/redirect-console" --headless --rules "$work/rules$1.json" --cgroup "$cg" \
-    --instance "bench-$$" 2> "$work/console.log" &
+    --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" 2> "$work/console.log" &
   console=$!
   for _ in $(seq 100); do grep -q "rules applied" "$work/console.log" && return 0; sleep 0.05; done
   echo "console did not start:"; cat "$work/console.log"; exit 1

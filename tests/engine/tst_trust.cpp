@@ -57,32 +57,6 @@ uint16_t freePort(int family = AF_INET)
 
 // One request/answer against `port`, as an application would make it. `direct` tells whether
 // the server saw this client's own socket (not a proxy's) as its peer.
-struct Exchange {
-    bool answered = false;
-    bool direct = false;
-};
-
-Exchange exchange(TcpServer& server, uint16_t port, int answerTimeoutMs = 3000)
-{
-    Exchange x;
-    int fd = connectLoopback(AF_INET, port);
-    if (fd < 0)
-        return x;
-    sockaddr_storage local{};
-    socklen_t len = sizeof(local);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-    [[maybe_unused]] ssize_t w = ::send(fd, "ping\n", 5, MSG_NOSIGNAL);
-    pollfd p{fd, POLLIN, 0};
-    char buf[64];
-    if (::poll(&p, 1, answerTimeoutMs) == 1 && ::recv(fd, buf, sizeof(buf), 0) > 0) {
-        x.answered = true;
-        auto peers = server.peers();
-        x.direct = std::find(peers.begin(), peers.end(), addressText(local)) != peers.end();
-    }
-    ::close(fd);
-    return x;
-}
-
 const QString kPython = QStringLiteral("/usr/bin/python3");
 
 // A process of user nobody (no groups) running a Python listener on `address`:`port`:
@@ -269,7 +243,9 @@ void TestTrust::stoppedEngineFailsOpen()
     }
     const QString log = dir.filePath("flows.jsonl");
     Child engine({binaryPath("redirect-console"), "--headless", "--rules", rules.toStdString(), "--cgroup",
-                  sandbox().cgroup(), "--instance", instanceName() + "-stall", "--jsonl", log.toStdString()});
+                  sandbox().cgroup(), "--instance", instanceName() + "-stall", "--jsonl", log.toStdString(),
+                  "--api-socket", dir.filePath("api.sock").toStdString(), "--audit-log",
+                  dir.filePath("audit.log").toStdString()});
     // A connection answered the way we want within a bounded number of tries.
     auto eventually = [&](bool wantDirect, int tries, int answerMs) {
         for (int i = 0; i < tries; ++i) {

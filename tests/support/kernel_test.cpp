@@ -1,5 +1,6 @@
 #include "kernel_test.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -7,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -128,7 +130,7 @@ std::vector<std::string> TcpServer::peers()
     return peers_;
 }
 
-Child::Child(const std::vector<std::string>& argv)
+Child::Child(const std::vector<std::string>& argv, std::optional<RunAs> as)
 {
     int pipefd[2], armed[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0)
@@ -149,6 +151,9 @@ Child::Child(const std::vector<std::string>& argv)
             ::_exit(127);
         ::close(armed[1]);
         ::dup2(pipefd[1], 1);
+        if (as && (::chdir("/") != 0 || ::setgroups(0, nullptr) != 0 || ::setgid(as->gid) != 0 ||
+                   ::setuid(as->uid) != 0))
+            ::_exit(126);
         std::vector<char*> args;
         for (auto& a : argv)
             args.push_back(const_cast<char*>(a.c_str()));
@@ -251,9 +256,9 @@ bool runOnCpu(int cpu, const std::function<bool()>& work)
     return result;
 }
 
-std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs)
+std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs, std::optional<RunAs> as)
 {
-    Child child(argv);
+    Child child(argv, as);
     std::string out;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
@@ -270,6 +275,27 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeou
     if (status == -1)
         return {-1, out};
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+Exchange exchange(TcpServer& server, uint16_t port, int answerTimeoutMs)
+{
+    Exchange x;
+    int fd = connectLoopback(AF_INET, port);
+    if (fd < 0)
+        return x;
+    sockaddr_storage local{};
+    socklen_t len = sizeof(local);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+    [[maybe_unused]] ssize_t w = ::send(fd, "ping\n", 5, MSG_NOSIGNAL);
+    pollfd p{fd, POLLIN, 0};
+    char buf[64];
+    if (::poll(&p, 1, answerTimeoutMs) == 1 && ::recv(fd, buf, sizeof(buf), 0) > 0) {
+        x.answered = true;
+        auto peers = server.peers();
+        x.direct = std::find(peers.begin(), peers.end(), addressText(local)) != peers.end();
+    }
+    ::close(fd);
+    return x;
 }
 
 std::string addressText(const sockaddr_storage& ss)

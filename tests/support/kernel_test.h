@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,10 +70,16 @@ private:
 /// A real external process (the HTTP server, a test proxy, curl...). It gets
 /// SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG follows the
 /// thread), so start it from the thread that outlives it.
+/// Another user to run a child as: no supplementary groups, working directory "/".
+struct RunAs {
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
 class Child {
 public:
-    /// Start argv; stdout is captured line by line.
-    explicit Child(const std::vector<std::string>& argv);
+    /// Start argv (as `as`, when given; exit 126 when the switch fails); stdout is captured line by line.
+    explicit Child(const std::vector<std::string>& argv, std::optional<RunAs> as = std::nullopt);
     ~Child();
     int pid() const { return pid_; }
     /// Read one line of stdout (bounded wait); empty on EOF or timeout.
@@ -98,7 +105,16 @@ std::vector<int> allowedCpus();
 bool runOnCpu(int cpu, const std::function<bool()>& work);
 
 /// Run a command to completion (bounded); returns {exit code, stdout}.
-std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs = 20000);
+std::pair<int, std::string> run(const std::vector<std::string>& argv, int timeoutMs = 20000,
+                                std::optional<RunAs> as = std::nullopt);
+
+/// One "ping" to a TcpServer through whatever the callout decides: answered at all, and whether the
+/// server saw this client's own address (direct) rather than a redirector's.
+struct Exchange {
+    bool answered = false;
+    bool direct = false;
+};
+Exchange exchange(TcpServer& server, uint16_t port, int answerTimeoutMs = 3000);
 
 /// Text of a sockaddr ("127.0.0.1:80", "[::1]:80").
 std::string addressText(const sockaddr_storage& ss);

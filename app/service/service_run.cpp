@@ -1,4 +1,4 @@
-#include "headless.h"
+#include "service_run.h"
 
 #include <chrono>
 #include <deque>
@@ -9,15 +9,19 @@
 
 #include <unistd.h>
 
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include "session.h"
 #include "engine.h"
 #include "output_file.h"
 #include "report.h"
 #include "rules.h"
+#include "service_api.h"
 
 namespace redirect::app {
 
@@ -141,9 +145,34 @@ bool writeReportFile(engine::Engine& eng, const CommandLine& cl)
     return true;
 }
 
+// SIGHUP: the rules file again (a file that fails changes nothing and says why), and the flow log
+// reopened at its path (logrotate moved the old one away).
+void reload(const CommandLine& cl, engine::Engine& eng, service::ServiceApi& api, engine::AppendFile& flowLog)
+{
+    spdlog::info("SIGHUP: reloading");
+    if (!cl.rules.empty()) {
+        engine::RulesResult r = engine::loadRulesFile(cl.rules);
+        engine::RuleError error = r.ok() ? eng.applyRules(r.rules) : r.error;
+        if (error.message.empty())
+            spdlog::info("rules file {} applied: {} redirectors, {} rules", cl.rules, r.rules.redirectors.size(),
+                         r.rules.rules.size());
+        else
+            spdlog::error("rules file {}:{}; nothing changed", cl.rules, error.str());
+        api.audit("SIGHUP", "reload_rules", cl.rules, error.message.empty() ? "applied" : "rejected: " + error.str());
+    }
+    if (flowLog.isOpen()) {
+        engine::AppendFile reopened;
+        std::string error;
+        if (reopened.open(cl.jsonl, &error))
+            flowLog = std::move(reopened);
+        else
+            spdlog::error("flow log {} not reopened: {}; writing on to the old file", cl.jsonl, error);
+    }
+}
+
 }  // namespace
 
-int runHeadless(const CommandLine& cl)
+int runService(const CommandLine& cl)
 {
     // Logs go to stderr: stdout may carry the JSON lines.
     spdlog::set_default_logger(spdlog::stderr_color_mt("redirect"));
@@ -180,11 +209,27 @@ int runHeadless(const CommandLine& cl)
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    // The API's socket and audit log before the callout: if they fail, nothing was touched.
+    std::unique_ptr<service::ServiceApi> api;
+    try {
+        api = std::make_unique<service::ServiceApi>(cl);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "redirect-consoled: %s\n", e.what());
+        return ExitBadInput;
+    }
     if (int code = session.start(cl))
         return code;
     engine::Engine* eng = session.engine.get();
+    try {
+        api->start(*eng, cl.instance);
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return ExitRuntimeError;
+    }
+    sd_notify(0, "READY=1");
 
     JsonLines lines(flowLog.isOpen() ? &flowLog : nullptr, cl.jsonl == "-");
     auto start = std::chrono::steady_clock::now();
@@ -195,6 +240,11 @@ int runHeadless(const CommandLine& cl)
         batch.clear();
         eng->drainFlows(batch);
         lines.write(batch);
+        api->publish(batch);
+        if (sig == SIGHUP) {
+            reload(cl, *eng, *api, flowLog);
+            continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             spdlog::info("stopping on {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
             break;
@@ -203,10 +253,13 @@ int runHeadless(const CommandLine& cl)
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= cl.duration)
             break;
     }
+    sd_notify(0, "STOPPING=1");
     session.stop();
     batch.clear();
     eng->drainFlows(batch);
     lines.write(batch);
+    api->publish(batch);
+    api->stop();
     lines.summary(eng->stats());
     int code = lines.ok() ? ExitOk : ExitRuntimeError;
     if (!cl.report.empty() && !writeReportFile(*eng, cl))

@@ -1,0 +1,140 @@
+#include "service_api.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <random>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include "access.h"
+#include "audit_log.h"
+#include "callout_paths.h"
+#include "flow_journal.h"
+#include "log_ring.h"
+#include "node_service.h"
+#include "redirector.h"
+
+namespace redirect::service {
+
+namespace {
+
+constexpr size_t kJournalUpdates = 16384;  // about 4 s of updates at 2,000 new flows/s
+constexpr size_t kLogLines = 2000;
+
+std::string hostName()
+{
+    char name[256] = {};
+    ::gethostname(name, sizeof(name) - 1);
+    return name;
+}
+
+// The socket's and the audit log's directory, made when missing (0755: clients must reach the
+// socket in it; the files in it carry their own modes).
+void makeParent(const std::string& path)
+{
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0)
+        return;
+    const std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        throw std::runtime_error("cannot make " + dir + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+std::string apiSocketPath(const app::CommandLine& cl)
+{
+    if (cl.apiSocket == "none")
+        return {};
+    if (cl.demo && cl.apiSocket == app::CommandLine{}.apiSocket)
+        return std::string(CALLOUT_RUN_DIR "/demo-") + std::to_string(::getpid()) + ".sock";
+    return cl.apiSocket;
+}
+
+ServiceApi::ServiceApi(const app::CommandLine& cl) : socketPath_(apiSocketPath(cl))
+{
+    journal_ = std::make_unique<FlowJournal>(kJournalUpdates);
+    log_ = std::make_unique<LogRing>(kLogLines);
+    audit_ = std::make_unique<AuditLog>();
+    // The demo's changes are audited in its log only: it is a sandbox that leaves nothing behind.
+    const std::string auditPath = cl.demo && cl.auditLog == app::CommandLine{}.auditLog ? "" : cl.auditLog;
+    std::string error;
+    if (!auditPath.empty())
+        makeParent(auditPath);
+    if (!audit_->open(auditPath, &error))
+        throw std::runtime_error("cannot write the audit log: " + error);
+    if (socketPath_.empty())
+        return;
+    makeParent(socketPath_);
+    acceptor_ = std::make_unique<UnixAcceptor>(socketPath_, AccessGroups{cl.viewGroup, cl.adminGroup});
+    groupsText_ = "view: group " + cl.viewGroup + ", change: group " + cl.adminGroup + " or root";
+    auto sink = log_->sink();
+    spdlog::default_logger()->sinks().push_back(sink);
+    sinkHandle_ = sink;
+}
+
+ServiceApi::~ServiceApi()
+{
+    stop();
+}
+
+void ServiceApi::start(engine::Engine& engine, const std::string& instance)
+{
+    if (!acceptor_)
+        return;
+    NodeInfo info;
+    info.version = REDIRECT_VERSION;
+    info.hostname = hostName();
+    info.instance = instance;
+    info.startedNs = engine::wallNowNs();
+    info.epoch = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
+    UnixAcceptor* acceptor = acceptor_.get();
+    service_ = std::make_unique<NodeService>(engine, *journal_, *log_, *audit_, info,
+                                             [acceptor](const grpc::ServerContext& c) { return acceptor->callerOf(c); });
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    if (!server_)
+        throw std::runtime_error("the API server did not start");
+    acceptor_->serve(server_.get());
+    spdlog::info("control API on {} ({})", socketPath_, groupsText_);
+}
+
+void ServiceApi::publish(const std::vector<engine::Flow>& flows)
+{
+    if (server_)
+        journal_->append(flows);
+}
+
+void ServiceApi::audit(const std::string& who, const std::string& action, const std::string& what,
+                       const std::string& outcome)
+{
+    audit_->record(who, -1, action, what, outcome);
+}
+
+void ServiceApi::stop()
+{
+    if (acceptor_)
+        acceptor_->stop();  // no new clients
+    journal_->close();      // streams end
+    log_->close();
+    if (server_) {
+        server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        server_->Wait();
+        server_.reset();
+    }
+    if (sinkHandle_) {
+        auto& sinks = spdlog::default_logger()->sinks();
+        std::erase_if(sinks, [&](const auto& sink) { return sink.get() == sinkHandle_.get(); });
+        sinkHandle_.reset();
+    }
+}
+
+}  // namespace redirect::service
