@@ -112,6 +112,16 @@ grpc::Status NodeService::WatchFlows(grpc::ServerContext* context, const v1::Wat
                request->after_sequence() + 1 >= journal_.oldest()) {
         last = request->after_sequence();  // resume without a gap
     } else {
+        last = 0;  // below: the whole table
+    }
+    if (request->live_only() || last > 0) {
+        // An empty batch at once: the client knows it is connected, and to which run of the node.
+        v1::FlowBatch hello;
+        hello.set_last_sequence(last);
+        hello.set_epoch(info_.epoch);
+        if (!writer->Write(hello))
+            return grpc::Status::OK;
+    } else {
         // Fell behind the ring (say how far), or a first or other-epoch start: the whole table.
         uint64_t missed = 0;
         if (sameEpoch && request->after_sequence() + 1 < journal_.oldest())

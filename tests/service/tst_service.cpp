@@ -14,104 +14,9 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include "kernel_test.h"
-#include "other_user.h"
+#include "service_fixture.h"
 
 using namespace redirect::test;
-
-namespace {
-
-const QString kPython = QStringLiteral("/usr/bin/python3");
-constexpr uid_t kNobody = 65534;
-
-gid_t groupIdOf(const char* name)
-{
-    group* g = ::getgrnam(name);
-    return g ? g->gr_gid : static_cast<gid_t>(-1);
-}
-
-std::string readAll(const QString& path)
-{
-    std::ifstream in(path.toStdString());
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// One service with its own socket, audit log and rules, in a directory other users can reach.
-class Service {
-public:
-    explicit Service(uint16_t port)
-    {
-        dir_.setAutoRemove(true);
-        QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
-                                               QFile::ExeGroup | QFile::ReadOther | QFile::ExeOther);
-        for (const QString& name : {QStringLiteral("api_client.py")})
-            QFile::copy(QStringLiteral(SERVICE_TEST_DIR "/") + name, path(name));
-        QFile::copy(QStringLiteral(API_PROTO), path("redirect_console.proto"));
-        for (const QString& name : {QStringLiteral("api_client.py"), QStringLiteral("redirect_console.proto")})
-            QFile::setPermissions(path(name), QFile::ReadOwner | QFile::ReadGroup | QFile::ReadOther);
-        writeRules(port, true);
-        child_ = std::make_unique<Child>(std::vector<std::string>{
-            binaryPath("redirect-consoled"), "--rules", path("rules.json").toStdString(), "--cgroup",
-            sandbox().cgroup(), "--instance", instanceName() + "-svc", "--api-socket", socket(), "--audit-log",
-            path("audit.log").toStdString(), "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group",
-            "--jsonl", "-"});
-    }
-    ~Service()
-    {
-        if (child_) {
-            child_->kill(SIGTERM);
-            if (child_->wait(20000) == -1)
-                child_->kill(SIGKILL);
-        }
-    }
-    QString path(const QString& name) const { return dir_.filePath(name); }
-    std::string socket() const { return path("api.sock").toStdString(); }
-    void writeRules(uint16_t port, bool enabled, const std::string& extra = {})
-    {
-        std::ofstream out(path("rules.json").toStdString());
-        out << R"({"version":1,"redirectors":[{"id":"inspector","name":"Inspector"}],"rules":[{"id":"r",)"
-            << R"("enabled":)" << (enabled ? "true" : "false") << R"(,"action":"redirect","redirector":"inspector",)"
-            << R"("ports":)" << port << "}]" << extra << "}";
-    }
-    std::vector<std::string> client(const std::vector<std::string>& args) const
-    {
-        std::vector<std::string> argv{kPython.toStdString(), path("api_client.py").toStdString(), "--proto",
-                                      path("redirect_console.proto").toStdString(), "--socket", socket()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return argv;
-    }
-    /// Waits (bounded) until the API answers root.
-    bool ready()
-    {
-        for (int i = 0; i < 100; ++i) {
-            if (QFileInfo::exists(path("api.sock")) && run(client({"status"}), 30000).first == 0)
-                return true;
-            QThread::msleep(100);
-        }
-        return false;
-    }
-    void hangUp() { child_->kill(SIGHUP); }
-
-private:
-    QTemporaryDir dir_;
-    std::unique_ptr<Child> child_;
-};
-
-// Tries (bounded) until a connection to the server answers with the wanted route.
-bool eventually(TcpServer& server, bool wantDirect)
-{
-    for (int i = 0; i < 100; ++i) {
-        Exchange x = exchange(server, server.port(), 1000);
-        if (x.answered && x.direct == wantDirect)
-            return true;
-        QThread::msleep(50);
-    }
-    return false;
-}
-
-}  // namespace
 
 class TestService : public QObject {
     Q_OBJECT
@@ -134,7 +39,7 @@ void TestService::initTestCase()
 void TestService::rootWatchesFlowsAndTogglesARule()
 {
     TcpServer server(AF_INET, "pong\n", 1);
-    Service service(server.port());
+    ServiceUnderTest service(server.port());
     QVERIFY2(service.ready(), "the service's API never answered");
     auto [code, status] = run(service.client({"status"}), 30000);
     QCOMPARE(code, 0);
@@ -164,7 +69,7 @@ void TestService::rootWatchesFlowsAndTogglesARule()
 void TestService::viewerSeesButCannotChange()
 {
     TcpServer server(AF_INET, "pong\n", 1);
-    Service service(server.port());
+    ServiceUnderTest service(server.port());
     QVERIFY2(service.ready(), "the service's API never answered");
     const RunAs viewer{kNobody, 65534};  // group nogroup: the view group of this service
     auto [code, status] = run(service.client({"status"}), 30000, viewer);
@@ -186,7 +91,7 @@ void TestService::viewerSeesButCannotChange()
 void TestService::strangerIsRefusedWithTheWayIn()
 {
     TcpServer server(AF_INET, "pong\n", 1);
-    Service service(server.port());
+    ServiceUnderTest service(server.port());
     QVERIFY2(service.ready(), "the service's API never answered");
     const RunAs stranger{kNobody, 4242};  // in neither group
     auto [code, text] = run(service.client({"status"}), 30000, stranger);
@@ -200,7 +105,7 @@ void TestService::strangerIsRefusedWithTheWayIn()
 void TestService::sighupReloadsRulesAndABadFileChangesNothing()
 {
     TcpServer server(AF_INET, "pong\n", 1);
-    Service service(server.port());
+    ServiceUnderTest service(server.port());
     QVERIFY2(service.ready(), "the service's API never answered");
     QVERIFY(eventually(server, false));
     // The file now turns the rule off: after SIGHUP, connections go direct.

@@ -1,0 +1,314 @@
+#include "node_client.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include "flow_proto.h"
+
+namespace redirect::client {
+
+namespace {
+
+constexpr int kStatusEveryMs = 1000;
+constexpr int kRetryMs = 250;          // a node that went away is asked again this often
+constexpr int kRefusedRetryMs = 5000;  // a node that refused us: rights change rarely
+constexpr auto kCallDeadline = std::chrono::seconds(10);
+
+std::string readFile(const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e)
+{
+    grpc::ChannelArguments args;
+    // gRPC's default backoff grows to two minutes; a console must notice a restarted node at once.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kRetryMs);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kRetryMs);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    if (e.caCert.empty()) {
+        credentials = grpc::InsecureChannelCredentials();
+    } else {
+        grpc::SslCredentialsOptions tls;
+        tls.pem_root_certs = readFile(e.caCert);
+        tls.pem_cert_chain = readFile(e.clientCert);
+        tls.pem_private_key = readFile(e.clientKey);
+        credentials = grpc::SslCredentials(tls);
+    }
+    return grpc::CreateCustomChannel(e.target, credentials, args);
+}
+
+void deadline(grpc::ClientContext& context)
+{
+    context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+}
+
+}  // namespace
+
+const char* nodeStateName(NodeState state)
+{
+    switch (state) {
+    case NodeState::Connected: return "connected";
+    case NodeState::Reconnecting: return "reconnecting";
+    case NodeState::Refused: return "refused";
+    default: return "connecting";
+    }
+}
+
+NodeClient::NodeClient(NodeEndpoint endpoint, size_t bufferLimit)
+    : endpoint_(std::move(endpoint)), bufferLimit_(bufferLimit), channel_(makeChannel(endpoint_)),
+      stub_(v1::Node::NewStub(channel_))
+{
+}
+
+NodeClient::~NodeClient()
+{
+    stop();
+}
+
+void NodeClient::start()
+{
+    threads_.emplace_back([this] { flowLoop(); });
+    threads_.emplace_back([this] { statusLoop(); });
+    threads_.emplace_back([this] { logLoop(); });
+}
+
+void NodeClient::stop()
+{
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        for (grpc::ClientContext* c : {flowContext_, logContext_})
+            if (c)
+                c->TryCancel();
+    }
+    wake_.notify_all();
+    for (auto& t : threads_)
+        t.join();
+    threads_.clear();
+}
+
+bool NodeClient::pause(int ms)
+{
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
+    return !stopping_;
+}
+
+void NodeClient::setState(NodeState state, const std::string& reason)
+{
+    std::lock_guard lock(mutex_);
+    view_.state = state;
+    view_.reason = reason;
+}
+
+void NodeClient::setContext(grpc::ClientContext** slot, grpc::ClientContext* context)
+{
+    std::lock_guard lock(mutex_);
+    *slot = context;
+    if (context && stopping_)
+        context->TryCancel();
+}
+
+void NodeClient::flowLoop()
+{
+    uint64_t last = 0, epoch = 0;
+    bool opened = false;
+    for (;;) {
+        grpc::ClientContext context;
+        setContext(&flowContext_, &context);
+        v1::WatchFlowsRequest request;
+        request.set_after_sequence(last);
+        request.set_epoch(epoch);
+        auto stream = stub_->WatchFlows(&context, request);
+        v1::FlowBatch batch;
+        bool first = true;
+        while (stream->Read(&batch)) {
+            if (first) {
+                std::lock_guard lock(mutex_);
+                view_.state = NodeState::Connected;
+                view_.reason.clear();
+                if (opened)
+                    ++view_.reconnects;
+                if (epoch != 0 && batch.epoch() != epoch)
+                    ++view_.epochChanges;
+                first = false;
+                opened = true;
+            }
+            epoch = batch.epoch();
+            last = batch.last_sequence();
+            std::lock_guard lock(mutex_);
+            view_.missed += batch.missed();
+            for (const v1::Flow& f : batch.flows()) {
+                if (flows_.size() >= bufferLimit_) {
+                    flows_.pop_front();  // the oldest update: a newer one of the same flow may follow
+                    ++view_.dropped;
+                }
+                flows_.push_back(service::fromProto(f));
+            }
+        }
+        grpc::Status status = stream->Finish();
+        setContext(&flowContext_, nullptr);
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_)
+                return;
+        }
+        if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+            setState(NodeState::Refused, status.error_message());
+            if (!pause(kRefusedRetryMs))
+                return;
+            continue;
+        }
+        setState(opened ? NodeState::Reconnecting : NodeState::Connecting,
+                 status.ok() ? "the node ended the stream" : status.error_message());
+        if (!pause(kRetryMs))
+            return;
+    }
+}
+
+void NodeClient::statusLoop()
+{
+    uint64_t lastClassified = 0;
+    auto lastAt = std::chrono::steady_clock::now();
+    bool haveLast = false;
+    do {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(kStatusEveryMs));
+        v1::NodeStatus status;
+        grpc::Status s = stub_->GetStatus(&context, v1::GetStatusRequest(), &status);
+        if (!s.ok())
+            continue;  // the flow stream says how the connection is; this only refreshes numbers
+        const auto now = std::chrono::steady_clock::now();
+        std::lock_guard lock(mutex_);
+        if (haveLast && status.classified() >= lastClassified) {
+            const double seconds = std::chrono::duration<double>(now - lastAt).count();
+            view_.flowsPerSecond = seconds > 0 ? double(status.classified() - lastClassified) / seconds : 0;
+        }
+        lastClassified = status.classified();
+        lastAt = now;
+        haveLast = true;
+        view_.status = std::move(status);
+        view_.haveStatus = true;
+    } while (pause(kStatusEveryMs));
+}
+
+void NodeClient::logLoop()
+{
+    uint64_t last = 0;
+    for (;;) {
+        grpc::ClientContext context;
+        setContext(&logContext_, &context);
+        v1::WatchLogRequest request;
+        request.set_after_sequence(last);
+        auto stream = stub_->WatchLog(&context, request);
+        v1::LogBatch batch;
+        while (stream->Read(&batch)) {
+            std::lock_guard lock(mutex_);
+            for (const v1::LogLine& line : batch.lines()) {
+                last = line.sequence();
+                if (log_.size() < 10000)
+                    log_.push_back(line);
+            }
+        }
+        stream->Finish();
+        setContext(&logContext_, nullptr);
+        if (!pause(kRetryMs))
+            return;
+    }
+}
+
+size_t NodeClient::takeFlows(std::vector<engine::Flow>& out, size_t max)
+{
+    std::lock_guard lock(mutex_);
+    size_t n = 0;
+    while (!flows_.empty() && n < max) {
+        out.push_back(std::move(flows_.front()));
+        flows_.pop_front();
+        ++n;
+    }
+    return n;
+}
+
+std::vector<v1::LogLine> NodeClient::takeLog()
+{
+    std::lock_guard lock(mutex_);
+    std::vector<v1::LogLine> out;
+    out.swap(log_);
+    return out;
+}
+
+NodeView NodeClient::view() const
+{
+    std::lock_guard lock(mutex_);
+    return view_;
+}
+
+NodeClient::Result NodeClient::setRuleEnabled(const std::string& ruleId, bool enabled)
+{
+    grpc::ClientContext context;
+    deadline(context);
+    v1::SetRuleEnabledRequest request;
+    request.set_rule_id(ruleId);
+    request.set_enabled(enabled);
+    v1::ChangeReply reply;
+    grpc::Status s = stub_->SetRuleEnabled(&context, request, &reply);
+    if (!s.ok())
+        return {false, s.error_message()};
+    return {reply.applied(), reply.error()};
+}
+
+NodeClient::Result NodeClient::applyRules(const std::string& json)
+{
+    grpc::ClientContext context;
+    deadline(context);
+    v1::ApplyRulesRequest request;
+    request.set_json(json);
+    v1::ApplyRulesReply reply;
+    grpc::Status s = stub_->ApplyRules(&context, request, &reply);
+    if (!s.ok())
+        return {false, s.error_message()};
+    return {reply.applied(), reply.error().message(), reply.error().line(), reply.error().column()};
+}
+
+NodeClient::Result NodeClient::reorderRules(const std::vector<std::string>& ruleIds)
+{
+    grpc::ClientContext context;
+    deadline(context);
+    v1::ReorderRulesRequest request;
+    for (const std::string& id : ruleIds)
+        request.add_rule_ids(id);
+    v1::ChangeReply reply;
+    grpc::Status s = stub_->ReorderRules(&context, request, &reply);
+    if (!s.ok())
+        return {false, s.error_message()};
+    return {reply.applied(), reply.error()};
+}
+
+std::optional<v1::RuleSet> NodeClient::rules(std::string* error)
+{
+    grpc::ClientContext context;
+    deadline(context);
+    v1::RuleSet reply;
+    grpc::Status s = stub_->GetRules(&context, v1::GetRulesRequest(), &reply);
+    if (!s.ok()) {
+        if (error)
+            *error = s.error_message();
+        return std::nullopt;
+    }
+    return reply;
+}
+
+}  // namespace redirect::client
