@@ -38,7 +38,7 @@ bool optionTakesValue(const std::string& option)
     static const char* const kWithValue[] = {"--rules",      "--check-rules", "--cgroup",   "--jsonl",  "--report",
                                              "--screenshot", "--instance",    "--duration", "--workers",
                                              "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
-                                             "--audit-log"};
+                                             "--audit-log", "--metrics"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -77,6 +77,8 @@ The service (redirect-consoled) takes the same options, and serves the control A
   --view-group NAME      members may view (default redirect-view)
   --admin-group NAME     members may view and change (default redirect-admin)
   --audit-log FILE       who changed what (default /var/log/redirect-console/audit.log)
+  --metrics ADDR:PORT    serve Prometheus text metrics at http://ADDR:PORT/metrics
+                         (IPv4; off by default)
 
 Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
 4 callout could not load.
@@ -127,6 +129,8 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                 cl.adminGroup = *v;
             else if (a == "--audit-log")
                 cl.auditLog = *v;
+            else if (a == "--metrics")
+                cl.metrics = *v;
             else if (a == "--report") {
                 if (!engine::reportFormatForPath(*v)) {
                     *error = "--report " + *v + ": unknown format (use .csv, .json or .html)";

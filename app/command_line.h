@@ -36,6 +36,7 @@ struct CommandLine {
     std::string viewGroup = "redirect-view";                   ///< --view-group NAME
     std::string adminGroup = "redirect-admin";                 ///< --admin-group NAME
     std::string auditLog = "/var/log/redirect-console/audit.log";  ///< --audit-log FILE
+    std::string metrics;        ///< --metrics ADDRESS:PORT (Prometheus text; "" = off)
 };
 
 /// Parses argv; on error returns nullopt and sets `error` to one line for the user.

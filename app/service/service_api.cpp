@@ -119,6 +119,11 @@ void ServiceApi::audit(const std::string& who, const std::string& action, const 
     audit_->record(who, -1, action, what, outcome);
 }
 
+uint64_t ServiceApi::journalDrops() const
+{
+    return journal_->missedTotal();
+}
+
 void ServiceApi::stop()
 {
     if (acceptor_)

@@ -40,6 +40,8 @@ public:
     /// Ends every stream and closes the socket; the engine may stop after this.
     void stop();
     const std::string& socketPath() const { return socketPath_; }
+    /// Flow updates that left the journal before a client read them.
+    uint64_t journalDrops() const;
 
 private:
     std::string socketPath_;

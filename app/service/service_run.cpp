@@ -21,6 +21,7 @@
 #include "output_file.h"
 #include "report.h"
 #include "rules.h"
+#include "metrics.h"
 #include "service_api.h"
 
 namespace redirect::app {
@@ -220,9 +221,23 @@ int runService(const CommandLine& cl)
         std::fprintf(stderr, "redirect-consoled: %s\n", e.what());
         return ExitBadInput;
     }
+    std::unique_ptr<service::Metrics> metrics;
+    if (!cl.metrics.empty()) {
+        try {
+            metrics = std::make_unique<service::Metrics>(cl.metrics);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "redirect-consoled: --metrics: %s\n", e.what());
+            return ExitBadInput;
+        }
+        spdlog::info("Prometheus metrics on http://{}/metrics", cl.metrics);
+    }
     if (int code = session.start(cl))
         return code;
     engine::Engine* eng = session.engine.get();
+    auto refreshMetrics = [&] {
+        if (metrics)
+            metrics->refresh(eng->stats(), eng->redirectors(), eng->ruleHits(), api->journalDrops());
+    };
     try {
         api->start(*eng, cl.instance);
     } catch (const std::exception& e) {
@@ -234,6 +249,7 @@ int runService(const CommandLine& cl)
     JsonLines lines(flowLog.isOpen() ? &flowLog : nullptr, cl.jsonl == "-");
     auto start = std::chrono::steady_clock::now();
     std::vector<engine::Flow> batch;
+    uint64_t ticks = 0;
     for (;;) {
         timespec wait{0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&signals, nullptr, &wait);
@@ -241,6 +257,11 @@ int runService(const CommandLine& cl)
         eng->drainFlows(batch);
         lines.write(batch);
         api->publish(batch);
+        if (metrics) {
+            metrics->observe(batch);
+            if (++ticks % 10 == 0)  // the engine's counters about once a second
+                refreshMetrics();
+        }
         if (sig == SIGHUP) {
             reload(cl, *eng, *api, flowLog);
             continue;
@@ -259,6 +280,10 @@ int runService(const CommandLine& cl)
     eng->drainFlows(batch);
     lines.write(batch);
     api->publish(batch);
+    if (metrics) {
+        metrics->observe(batch);
+        refreshMetrics();
+    }
     api->stop();
     lines.summary(eng->stats());
     int code = lines.ok() ? ExitOk : ExitRuntimeError;

@@ -41,7 +41,7 @@ inline std::string readAll(const QString& path)
 // One service with its own socket, audit log and rules, in a directory other users can reach.
 class ServiceUnderTest {
 public:
-    explicit ServiceUnderTest(uint16_t port)
+    explicit ServiceUnderTest(uint16_t port, std::vector<std::string> extraArgs = {}) : extra_(std::move(extraArgs))
     {
         dir_.setAutoRemove(true);
         QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
@@ -65,10 +65,12 @@ public:
     /// Starts the service (again, after kill()): same socket, rules, audit log and instance.
     void start()
     {
-        child_ = std::make_unique<Child>(std::vector<std::string>{
+        std::vector<std::string> argv{
             binaryPath("redirect-consoled"), "--rules", path("rules.json").toStdString(), "--cgroup",
             sandbox().cgroup(), "--instance", instanceName() + "-svc", "--api-socket", socket(), "--audit-log",
-            path("audit.log").toStdString(), "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group"});
+            path("audit.log").toStdString(), "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group"};
+        argv.insert(argv.end(), extra_.begin(), extra_.end());
+        child_ = std::make_unique<Child>(argv);
     }
     /// Ends it with SIGKILL: no clean-up of its own, as a crash.
     void kill()
@@ -106,6 +108,7 @@ public:
     void hangUp() { child_->kill(SIGHUP); }
 
 private:
+    std::vector<std::string> extra_;
     QTemporaryDir dir_;
     std::unique_ptr<Child> child_;
 };

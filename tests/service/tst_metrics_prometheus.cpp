@@ -20,6 +20,7 @@
 #include "kernel_test.h"
 #include "metrics.h"
 #include "metrics_scrape.h"
+#include "service_fixture.h"
 
 using namespace redirect;
 using namespace redirect::test;
@@ -147,6 +148,7 @@ class TestMetricsPrometheus : public QObject {
 
 private slots:
     void prometheusScrapesFlowsAndBytes();
+    void prometheusScrapesTheService();
 };
 
 void TestMetricsPrometheus::prometheusScrapesFlowsAndBytes()
@@ -235,6 +237,39 @@ void TestMetricsPrometheus::prometheusScrapesFlowsAndBytes()
     QCOMPARE(value(R"(redirect_rule_hits_total{rule="ra",action="redirected"})"), double(kFlows));
     QCOMPARE(value("redirect_engine_queue_drops_total"), 0.0);
     QCOMPARE(sent, uint64_t(kFlows * kRequest));
+}
+
+// The same through the service's own flag: redirect-consoled --metrics, scraped by a real Prometheus.
+void TestMetricsPrometheus::prometheusScrapesTheService()
+{
+    constexpr int kFlows = 5;
+    TcpServer server(AF_INET, "pong\n", 1);
+    uint16_t metricsPort = 0;
+    {
+        FdHandle reserved(reservePort(AF_INET, &metricsPort));  // a free port, let go just before
+        QVERIFY(reserved.valid());
+    }
+    ServiceUnderTest service(server.port(), {"--metrics", "127.0.0.1:" + std::to_string(metricsPort)});
+    QVERIFY2(service.ready(), "the service's API never answered");
+    for (int i = 0; i < kFlows; ++i) {
+        Exchange x = exchange(server, server.port());
+        QVERIFY(x.answered && !x.direct);
+    }
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    PrometheusServer prometheus(dir, metricsPort);
+    QVERIFY2(prometheus.ready(), prometheus.log().c_str());
+    const std::string flowsQuery = R"(redirect_flows_total{verdict="redirect",redirector="Inspector"})";
+    std::optional<double> flows;
+    std::string error;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (flows != double(kFlows) && std::chrono::steady_clock::now() < deadline) {
+        flows = prometheus.query(flowsQuery, &error);
+        if (flows != double(kFlows))
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    QVERIFY2(flows.has_value(), (error + "\n" + prometheus.log()).c_str());
+    QCOMPARE(*flows, double(kFlows));
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestMetricsPrometheus)
