@@ -80,6 +80,20 @@ public:
         return result[0].toObject()["value"].toArray()[1].toString().toDouble();
     }
 
+    /// Queries until `expr` has the value `expected` (Prometheus scrapes every second), bounded by
+    /// 30 s; the last value seen, nothing when there was none.
+    std::optional<double> waitFor(const std::string& expr, double expected, std::string* error) const
+    {
+        std::optional<double> v;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (v != expected && std::chrono::steady_clock::now() < deadline) {
+            v = query(expr, error);
+            if (v != expected)
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        return v;
+    }
+
 private:
     static uint16_t freePort()
     {
@@ -211,15 +225,9 @@ void TestMetricsPrometheus::prometheusScrapesFlowsAndBytes()
     PrometheusServer prometheus(dir, metrics.port());
     QVERIFY2(prometheus.ready(), prometheus.log().c_str());
     // Prometheus scrapes every second: wait (bounded) for a scrape that has our flows.
-    const std::string flowsQuery = R"(redirect_flows_total{verdict="redirect",redirector="A"})";
-    std::optional<double> flows;
     std::string error;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (flows != double(kFlows) && std::chrono::steady_clock::now() < deadline) {
-        flows = prometheus.query(flowsQuery, &error);
-        if (flows != double(kFlows))
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    std::optional<double> flows =
+        prometheus.waitFor(R"(redirect_flows_total{verdict="redirect",redirector="A"})", kFlows, &error);
     QVERIFY2(flows.has_value(), (error + "\n" + prometheus.log()).c_str());
     QCOMPARE(*flows, double(kFlows));
     // The same scrape holds everything else; each query must return exactly one series.
@@ -259,15 +267,9 @@ void TestMetricsPrometheus::prometheusScrapesTheService()
     QVERIFY(dir.isValid());
     PrometheusServer prometheus(dir, metricsPort);
     QVERIFY2(prometheus.ready(), prometheus.log().c_str());
-    const std::string flowsQuery = R"(redirect_flows_total{verdict="redirect",redirector="Inspector"})";
-    std::optional<double> flows;
     std::string error;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (flows != double(kFlows) && std::chrono::steady_clock::now() < deadline) {
-        flows = prometheus.query(flowsQuery, &error);
-        if (flows != double(kFlows))
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    std::optional<double> flows =
+        prometheus.waitFor(R"(redirect_flows_total{verdict="redirect",redirector="Inspector"})", kFlows, &error);
     QVERIFY2(flows.has_value(), (error + "\n" + prometheus.log()).c_str());
     QCOMPARE(*flows, double(kFlows));
 }
