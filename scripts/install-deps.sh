@@ -17,7 +17,8 @@ packages=(
   # tests and benchmarks: real clients and servers on loopback
   curl python3 iperf3 haproxy socat wrk bc chromium xvfb xauth libxml2-utils desktop-file-utils
   # a third-party API client (Python, compiled from the schema), a real Prometheus server
-  python3-grpcio python3-grpc-tools prometheus
+  # (grpc_tools.protoc imports pkg_resources, which the package does not pull in)
+  python3-grpcio python3-grpc-tools python3-pkg-resources prometheus
 )
 
 missing=()

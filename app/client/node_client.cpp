@@ -191,6 +191,10 @@ void NodeClient::statusLoop()
         grpc::Status s = stub_->GetStatus(&context, v1::GetStatusRequest(), &status);
         if (!s.ok())
             continue;  // the flow stream says how the connection is; this only refreshes numbers
+        grpc::ClientContext rulesContext;
+        rulesContext.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(kStatusEveryMs));
+        v1::RuleSet rules;
+        const bool haveRules = stub_->GetRules(&rulesContext, v1::GetRulesRequest(), &rules).ok();
         const auto now = std::chrono::steady_clock::now();
         std::lock_guard lock(mutex_);
         if (haveLast && status.classified() >= lastClassified) {
@@ -202,6 +206,10 @@ void NodeClient::statusLoop()
         haveLast = true;
         view_.status = std::move(status);
         view_.haveStatus = true;
+        if (haveRules) {
+            view_.rules = std::move(rules);
+            view_.haveRules = true;
+        }
     } while (pause(kStatusEveryMs));
 }
 
@@ -267,6 +275,7 @@ NodeClient::Result NodeClient::setRuleEnabled(const std::string& ruleId, bool en
     grpc::Status s = stub_->SetRuleEnabled(&context, request, &reply);
     if (!s.ok())
         return {false, s.error_message()};
+    refreshRules();
     return {reply.applied(), reply.error()};
 }
 
@@ -280,6 +289,7 @@ NodeClient::Result NodeClient::applyRules(const std::string& json)
     grpc::Status s = stub_->ApplyRules(&context, request, &reply);
     if (!s.ok())
         return {false, s.error_message()};
+    refreshRules();
     return {reply.applied(), reply.error().message(), reply.error().line(), reply.error().column()};
 }
 
@@ -294,7 +304,18 @@ NodeClient::Result NodeClient::reorderRules(const std::vector<std::string>& rule
     grpc::Status s = stub_->ReorderRules(&context, request, &reply);
     if (!s.ok())
         return {false, s.error_message()};
+    refreshRules();
     return {reply.applied(), reply.error()};
+}
+
+void NodeClient::refreshRules()
+{
+    std::string error;
+    if (auto r = rules(&error)) {
+        std::lock_guard lock(mutex_);
+        view_.rules = std::move(*r);
+        view_.haveRules = true;
+    }
 }
 
 std::optional<v1::RuleSet> NodeClient::rules(std::string* error)

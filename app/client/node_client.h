@@ -45,6 +45,8 @@ struct NodeView {
     uint64_t epochChanges = 0;    ///< times the node was a new run (it restarted)
     uint64_t missed = 0;          ///< flow updates the node no longer held when this client asked
     uint64_t dropped = 0;         ///< updates this client dropped because nobody took them in time
+    bool haveRules = false;
+    v1::RuleSet rules;            ///< the node's rules and their hits, refreshed with the status
 };
 
 class NodeClient {
@@ -83,6 +85,8 @@ private:
     /// Sleeps up to `ms` unless stop() comes first; false when stopping.
     bool pause(int ms);
     void setState(NodeState state, const std::string& reason);
+    /// After a change of ours: the node's rules now, so that a caller never sees the old ones.
+    void refreshRules();
     void setContext(grpc::ClientContext** slot, grpc::ClientContext* context);
 
     NodeEndpoint endpoint_;

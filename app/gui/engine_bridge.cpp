@@ -1,6 +1,6 @@
 #include "engine_bridge.h"
 
-#include "engine.h"
+#include "node_client.h"
 #include "flow_model.h"
 #include "log_sink.h"
 #include "rules_model.h"
@@ -9,40 +9,101 @@ namespace redirect::gui {
 
 namespace {
 
-BridgeStats engineStats(const engine::Engine& engine)
+BridgeStats nodeStats(const client::NodeClient& node)
 {
+    const client::NodeView v = node.view();
+    const v1::NodeStatus& s = v.status;
     BridgeStats stats;
-    const engine::EngineStats s = engine.stats();
-    stats.calloutAttached = true;   // an Engine exists only with its callout loaded and attached
-    stats.scope = QString::fromStdString(engine.scope());
-    stats.eventDrops = s.callout[CALLOUT_STAT_EVENT_DROPS];
-    stats.queueDrops = s.queueDrops;
-    stats.stalled = s.callout[CALLOUT_STAT_STALLED];
-    stats.unverified = s.callout[CALLOUT_STAT_UNVERIFIED];
-    stats.evicted = s.evicted;
-    stats.flows = s.flows;
-    stats.openFlows = s.openFlows;
-    for (const engine::RedirectorStatus& r : engine.redirectors())
-        stats.redirectors.append({QString::fromStdString(r.name), r.port4, r.port6, r.external, r.enabled, r.active,
-                                  r.available, QString::fromStdString(r.availability)});
+    stats.node = QString::fromStdString(node.endpoint().name) + QStringLiteral(": ") +
+                 QString::fromUtf8(client::nodeStateName(v.state));
+    stats.calloutAttached = v.state == client::NodeState::Connected && v.haveStatus;
+    stats.canChange = v.haveStatus && s.rights() == "change";
+    stats.notice = QString::fromStdString(v.reason);
+    if (!v.haveStatus)
+        return stats;
+    stats.scope = QString::fromStdString(s.scope());
+    stats.eventDrops = s.callout_event_drops();
+    stats.queueDrops = s.queue_drops() + s.journal_drops() + v.dropped;
+    stats.stalled = s.stalled();
+    stats.unverified = s.unverified();
+    stats.evicted = s.evicted();
+    stats.flows = s.flows();
+    stats.openFlows = s.open_flows();
+    for (const v1::Redirector& r : s.redirectors()) {
+        BridgeStats::Redirector red;
+        red.name = QString::fromStdString(r.name());
+        red.port4 = static_cast<quint16>(r.port4());
+        red.port6 = static_cast<quint16>(r.port6());
+        red.external = r.external();
+        red.enabled = r.enabled();
+        red.active = r.active();
+        red.bytesUp = r.bytes_up();
+        red.bytesDown = r.bytes_down();
+        red.available = r.available();
+        red.availability = QString::fromStdString(r.availability());
+        stats.redirectors.append(red);
+    }
     return stats;
 }
 
 }  // namespace
 
-EngineBridge::EngineBridge(engine::Engine& engine, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
+EngineBridge::EngineBridge(client::NodeClient& node, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
                            QObject* parent)
     : EngineBridge(FlowSource{}, flows, rules, std::move(log), parent)
 {
-    engine::Engine* e = &engine;
-    source_ = [this, e](std::vector<engine::Flow>& out) { return e->drainFlows(out, maxPerTick_); };
-    hits_ = [e] { return e->ruleHits(); };
-    stats_ = [e] { return engineStats(*e); };
+    node_ = &node;
+    client::NodeClient* n = &node;
+    source_ = [this, n](std::vector<engine::Flow>& out) { return n->takeFlows(out, maxPerTick_); };
+    hits_ = [n] {
+        std::map<std::string, engine::RuleHits> hits;
+        const client::NodeView v = n->view();  // a copy: the loop must not outlive a temporary
+        for (const v1::RuleState& r : v.rules.rules())
+            hits[r.id()] = {r.redirected(), r.bypassed()};
+        return hits;
+    };
+    stats_ = [n] { return nodeStats(*n); };
     if (rules_) {
-        rules_->setToggler([e](const std::string& id, bool enabled) { return e->setRuleEnabled(id, enabled); });
-        rules_->setApplier([e](const engine::RuleSet& set) { return e->applyRules(set).message.empty(); });
-        rules_->setRules(e->rules());
+        rules_->setToggler([n](const std::string& id, bool enabled) { return n->setRuleEnabled(id, enabled).ok; });
+        rules_->setApplier([this](const engine::RuleSet& set) {
+            QString error;
+            return applyRules(set, &error);
+        });
     }
+}
+
+bool EngineBridge::applyRules(const engine::RuleSet& rules, QString* error)
+{
+    if (!node_) {
+        *error = tr("not connected to a node");
+        return false;
+    }
+    client::NodeClient::Result r = node_->applyRules(engine::rulesToJson(rules));
+    if (!r.ok) {
+        *error = r.line > 0 ? QStringLiteral("%1:%2: %3").arg(r.line).arg(r.column).arg(QString::fromStdString(r.error))
+                            : QString::fromStdString(r.error);
+        return false;
+    }
+    refreshRules();
+    return true;
+}
+
+// The node's rules into the rules model when they changed (here or by another administrator).
+void EngineBridge::refreshRules()
+{
+    if (!node_)
+        return;
+    const client::NodeView v = node_->view();
+    if (!v.haveRules || v.rules.json() == rulesJson_)
+        return;
+    engine::RulesResult parsed = engine::parseRules(v.rules.json());
+    if (!parsed.ok())
+        return;  // a newer node's keys this console does not know: keep what it shows
+    rulesJson_ = v.rules.json();
+    rulesSet_ = parsed.rules;
+    // Our own change is in the model already: a reset would only lose the user's place in it.
+    if (rules_ && !(rules_->rules() == rulesSet_))
+        rules_->setRules(rulesSet_);
 }
 
 EngineBridge::EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
@@ -79,8 +140,18 @@ void EngineBridge::tick()
             flows_->applyBatch(std::move(batch_));
         batch_ = {};
     }
+    refreshRules();
     if (hits_ && rules_)
         rules_->setHits(hits_());
+    if (node_) {
+        std::vector<v1::LogLine> lines = node_->takeLog();
+        if (!lines.empty()) {
+            QStringList text;
+            for (const v1::LogLine& line : lines)
+                text << QStringLiteral("[%1] %2").arg(QString::fromStdString(line.level()), QString::fromStdString(line.text()));
+            emit logLines(text, 0);
+        }
+    }
     if (log_) {
         uint64_t dropped = 0;
         std::vector<std::string> lines = log_->take(&dropped);

@@ -1,6 +1,7 @@
-// The GUI's one way to the engine: a 10 Hz timer in the GUI thread drains flow
-// updates into the flow model, refreshes rule hits, drains the log sink and
-// reports the status bar's numbers. The engine never waits for the GUI.
+// The GUI's one way to a node (the service, through its control API): a 10 Hz timer in the GUI
+// thread takes the flow updates the node client received into the flow model, refreshes rules and
+// their hits, takes log lines and reports the status bar's numbers. Rule changes go back through it.
+// No other GUI code talks to a node.
 #pragma once
 
 #include <QElapsedTimer>
@@ -19,8 +20,10 @@
 #include "flow.h"
 #include "flow_table.h"
 
-namespace redirect::engine {
-class Engine;
+#include "rules.h"
+
+namespace redirect::client {
+class NodeClient;
 }
 
 namespace redirect::gui {
@@ -38,11 +41,16 @@ struct BridgeStats {
         bool external = false;
         bool enabled = true;
         quint64 active = 0;
+        quint64 bytesUp = 0;
+        quint64 bytesDown = 0;
         bool available = true;         ///< the callout can send connections there now
         QString availability;          ///< who listens, or why connections go direct
         bool operator==(const Redirector&) const = default;
     };
     bool calloutAttached = false;
+    QString node;                      ///< the node's name and state ("local: connected")
+    bool canChange = false;            ///< this user may change the node's rules
+    QString notice;                    ///< why not connected, or why changes are refused
     QString scope;                     ///< cgroup path the callout is attached to
     QList<Redirector> redirectors;
     quint64 eventDrops = 0;            ///< callout events lost in the ring buffer
@@ -62,8 +70,8 @@ public:
     using HitsSource = std::function<std::map<std::string, engine::RuleHits>()>;
     using StatsSource = std::function<BridgeStats()>;
 
-    /// Drives a live engine; wires `rules` to Engine::setRuleEnabled / applyRules and loads its rules.
-    EngineBridge(engine::Engine& engine, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
+    /// Drives a node through its client (started already); wires `rules` to the node's rules.
+    EngineBridge(client::NodeClient& node, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
                  QObject* parent = nullptr);
     /// Drives a plain flow source (tests, replays); hits and stats come from the optional setters.
     EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules = nullptr,
@@ -83,6 +91,11 @@ public:
     quint64 tickCount() const { return ticks_; }
     const BridgeStats& lastStats() const { return lastStats_; }
 
+    /// The node's rules as last seen (empty without a node).
+    engine::RuleSet rules() const { return rulesSet_; }
+    /// Replaces the node's rules, all or nothing; false with the reason (line:column) in *error.
+    bool applyRules(const engine::RuleSet& rules, QString* error);
+
 public slots:
     /// One drain; the timer calls it, tests may too.
     void tick();
@@ -96,6 +109,11 @@ signals:
     void logLines(const QStringList& lines, quint64 dropped);
 
 private:
+    void refreshRules();
+
+    client::NodeClient* node_ = nullptr;
+    std::string rulesJson_;            // the node's rules text last loaded into rules_
+    engine::RuleSet rulesSet_;
     FlowSource source_;
     HitsSource hits_;
     StatsSource stats_;

@@ -5,17 +5,24 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <QCoreApplication>
 #include <QDir>
+#include <QFileInfo>
+#include <QProcess>
+#include <QThread>
 #include <QPixmap>
 #include <QTimer>
 
 #include <spdlog/spdlog.h>
 
-#include "session.h"
+#include "callout_paths.h"
+#include "node_client.h"
 #include "engine_bridge.h"
 #include "flow_model.h"
 #include "log_sink.h"
@@ -57,6 +64,54 @@ void quitOnSignals(QObject* parent)
 
 }  // namespace
 
+// The demo's private service (redirect-consoled --demo), started by this console and attached to
+// like any node. It dies with the console (PR_SET_PDEATHSIG), and is stopped (SIGTERM, bounded)
+// when the window closes, so its sandbox is torn down in order.
+class DemoService {
+public:
+    explicit DemoService(const app::CommandLine& cl)
+        : socket_(QStringLiteral(CALLOUT_RUN_DIR "/demo-console-%1.sock").arg(QCoreApplication::applicationPid()))
+    {
+        QStringList args{QStringLiteral("--demo"), QStringLiteral("--api-socket"), socket_};
+        if (!cl.rules.empty())
+            args << QStringLiteral("--rules") << QString::fromStdString(cl.rules);
+        if (cl.workers > 0)
+            args << QStringLiteral("--workers") << QString::number(cl.workers);
+        process_.setChildProcessModifier([] { ::prctl(PR_SET_PDEATHSIG, SIGTERM); });
+        process_.setProcessChannelMode(QProcess::ForwardedChannels);
+        process_.start(QCoreApplication::applicationDirPath() + QStringLiteral("/redirect-consoled"), args);
+    }
+    ~DemoService()
+    {
+        if (process_.state() == QProcess::NotRunning)
+            return;
+        process_.terminate();
+        if (!process_.waitForFinished(15000))
+            process_.kill();
+        process_.waitForFinished(5000);
+    }
+    /// Waits (bounded) for its socket; false with the reason.
+    bool waitReady(QString* why)
+    {
+        for (int i = 0; i < 300; ++i) {
+            if (QFileInfo::exists(socket_))
+                return true;
+            if (process_.state() == QProcess::NotRunning) {
+                *why = QStringLiteral("the demo service ended (exit %1)").arg(process_.exitCode());
+                return false;
+            }
+            QThread::msleep(100);
+        }
+        *why = QStringLiteral("the demo service did not open %1 within 30 s").arg(socket_);
+        return false;
+    }
+    QString socket() const { return socket_; }
+
+private:
+    QString socket_;
+    QProcess process_;
+};
+
 int runGui(int argc, char** argv, const app::CommandLine& cl)
 {
     QApplication application(argc, argv);
@@ -64,24 +119,40 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
     QApplication::setApplicationName("redirect-console");
     QApplication::setOrganizationName("Redirect Console");
     QApplication::setApplicationDisplayName("Redirect Console");
-    // Before anything exists: no engine, no callout, no sandbox without administrator rights.
-    if (!ensureAdministrator(QApplication::arguments().mid(1)))
-        return app::ExitNotAdministrator;
 
     auto logSink = std::make_shared<LogSink>(5000);
     spdlog::default_logger()->sinks().push_back(logSink);
 
-    app::Session session;
-    if (int code = session.start(cl))
-        return code;
-    engine::Engine* raw = session.engine.get();
+    // The console is a client: it attaches to the local service, or to the demo's private one,
+    // which needs administrator rights to load its callout.
+    std::unique_ptr<DemoService> demo;
+    std::string socket = cl.apiSocket;
+    if (cl.demo) {
+        if (!ensureAdministrator(QApplication::arguments().mid(1)))
+            return app::ExitNotAdministrator;
+        demo = std::make_unique<DemoService>(cl);
+        QString why;
+        if (!demo->waitReady(&why)) {
+            std::fprintf(stderr, "redirect-console: %s\n", qPrintable(why));
+            return app::ExitRuntimeError;
+        }
+        socket = demo->socket().toStdString();
+    }
 
     int code = cl.screenshot.empty() ? app::ExitOk : app::ExitRuntimeError;  // until the screenshot is saved
     {
+        client::NodeClient node({cl.demo ? "demo" : "local", "unix:" + socket, {}, {}, {}});
+        node.start();
         FlowModel flows;
         RulesModel rulesModel;
-        EngineBridge bridge(*raw, &flows, &rulesModel, logSink);
-        MainWindow window(&flows, &rulesModel, &bridge, [raw] { return raw->snapshot(); }, raw);
+        EngineBridge bridge(node, &flows, &rulesModel, logSink);
+        MainWindow window(&flows, &rulesModel, &bridge, [&flows] {
+            std::vector<engine::Flow> out;
+            for (int r = 0; r < flows.rowCount(); ++r)
+                if (auto f = flows.flowSummary(r))
+                    out.push_back(*f);
+            return out;
+        });
         window.show();
         bridge.start(100);
         if (!cl.screenshot.empty()) {
@@ -106,8 +177,9 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
         if (cl.screenshot.empty())
             code = rc == 0 ? app::ExitOk : app::ExitRuntimeError;
         bridge.stop();
+        node.stop();
     }
-    session.stop();
+    demo.reset();
     spdlog::default_logger()->sinks().pop_back();
     return code;
 }

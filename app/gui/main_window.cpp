@@ -74,8 +74,8 @@ QPlainTextEdit* monospaceView()
 }  // namespace
 
 MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge, ExportDialog::Snapshot snapshot,
-                       engine::Engine* engine, QWidget* parent)
-    : QMainWindow(parent), flows_(flows), rules_(rules), bridge_(bridge), snapshot_(std::move(snapshot)), engine_(engine)
+                       QWidget* parent)
+    : QMainWindow(parent), flows_(flows), rules_(rules), bridge_(bridge), snapshot_(std::move(snapshot))
 {
     setWindowTitle(tr("Redirect Console"));
     setWindowIcon(QIcon(":/icons/redirect-console.svg"));
@@ -243,7 +243,8 @@ QWidget* MainWindow::buildRules()
     auto add = [&](const QString& text, const char* name, auto slot) {
         auto* b = new QPushButton(text);
         b->setObjectName(name);
-        b->setEnabled(engine_ != nullptr);
+        b->setEnabled(false);  // until the node says this user may change it
+        ruleButtons_ << b;
         connect(b, &QPushButton::clicked, this, slot);
         buttons->addWidget(b);
     };
@@ -316,17 +317,18 @@ void MainWindow::onTick()
     quint64 fresh = total >= seenFlows_ ? total - seenFlows_ : 0;
     seenFlows_ = total;
     QMap<QString, quint64> bytes;
-    if (engine_)
-        for (auto& r : engine_->redirectors())
-            if (!r.external)
-                bytes[QString::fromStdString(r.name)] = r.bytesUp + r.bytesDown;
+    for (const auto& r : bridge_->lastStats().redirectors)
+        if (!r.external)
+            bytes[r.name] = r.bytesUp + r.bytesDown;
     charts_->addSample(static_cast<double>(ticks_) / 10.0, fresh, bridge_->lastStats().openFlows, bytes);
 }
 
 void MainWindow::onStats(const BridgeStats& stats)
 {
-    calloutLabel_->setText(stats.calloutAttached ? tr("Callout attached to %1").arg(stats.scope)
-                                                 : tr("Callout not attached"));
+    calloutLabel_->setText(stats.calloutAttached ? tr("%1, callout attached to %2").arg(stats.node, stats.scope)
+                                                 : tr("%1, callout not attached: %2").arg(stats.node, stats.notice));
+    for (QPushButton* b : ruleButtons_)
+        b->setEnabled(stats.canChange);
     QStringList reds, why;
     bool allAvailable = true;
     for (const auto& r : stats.redirectors) {
@@ -358,8 +360,9 @@ ExportDialog* MainWindow::exportDialog()
 {
     delete export_;
     export_ = new ExportDialog(snapshot_, filter_->text(),
-                               engine_ ? tr("callout scope %1").arg(QString::fromStdString(engine_->scope()))
-                                       : tr("console"),
+                               bridge_->lastStats().scope.isEmpty()
+                                   ? tr("console")
+                                   : tr("callout scope %1").arg(bridge_->lastStats().scope),
                                this);
     return export_;
 }
@@ -394,28 +397,18 @@ QString MainWindow::selectedRowsCsv() const
 
 bool MainWindow::applyRuleSet(const engine::RuleSet& rules, QString* error)
 {
-    if (!engine_)
-        return false;
-    engine::RuleError e = engine_->applyRules(rules);
-    if (!e.message.empty()) {
-        *error = QString::fromStdString(e.str());
-        return false;
-    }
-    rules_->setRules(engine_->rules());
-    return true;
+    return bridge_->applyRules(rules, error);
 }
 
 void MainWindow::editRules()
 {
-    if (!engine_)
-        return;
     QDialog dialog(this);
     dialog.setWindowTitle(tr("Edit rules"));
     auto* layout = new QVBoxLayout(&dialog);
     auto* help = new QLabel(tr("Rules apply in order; the first match decides. \"expires\" (RFC 3339) makes a "
                                "temporary rule. Applying is all or nothing."));
     help->setWordWrap(true);
-    auto* text = new QPlainTextEdit(QString::fromStdString(engine::rulesToJson(engine_->rules())));
+    auto* text = new QPlainTextEdit(QString::fromStdString(engine::rulesToJson(bridge_->rules())));
     text->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
     auto* error = new QLabel;
     error->setStyleSheet("color: #b00020;");
@@ -460,12 +453,10 @@ void MainWindow::importRules()
 
 void MainWindow::exportRules()
 {
-    if (!engine_)
-        return;
     QString path = QFileDialog::getSaveFileName(this, tr("Export rules"), "rules.json", tr("Rules (*.json)"));
     if (path.isEmpty())
         return;
-    const std::string json = engine::rulesToJson(engine_->rules());
+    const std::string json = engine::rulesToJson(bridge_->rules());
     std::string error;
     if (!engine::writeWholeFile(
             path.toStdString(), [&](std::ostream& out) { return bool(out << json); }, &error))

@@ -33,10 +33,10 @@ class RulesModel;
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    /// `engine` may be null (tests with a synthetic flow source): rules editing and charts of
-    /// redirector bytes are then off. `snapshot` feeds exports (called off the GUI thread).
+    /// Everything about the node goes through `bridge`; rule changes are on while the node lets this
+    /// user change it. `snapshot` feeds exports (called off the GUI thread).
     MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge, ExportDialog::Snapshot snapshot,
-               engine::Engine* engine, QWidget* parent = nullptr);
+               QWidget* parent = nullptr);
     ~MainWindow() override;
 
     FlowFilterProxy* proxy() const { return proxy_; }
@@ -71,7 +71,7 @@ private:
     RulesModel* rules_;
     EngineBridge* bridge_;
     ExportDialog::Snapshot snapshot_;
-    engine::Engine* engine_;
+    QList<QPushButton*> ruleButtons_;  // on only while the node lets this user change its rules
     FlowFilterProxy* proxy_;
     QTableView* flowView_ = nullptr;
     QTableView* rulesView_ = nullptr;

@@ -15,5 +15,5 @@ add_library(redirect_gui_models STATIC
   table_csv.cpp
   table_csv.h)
 target_include_directories(redirect_gui_models PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(redirect_gui_models PUBLIC Qt6::Core Qt6::Gui Redirect::engine spdlog::spdlog)
+target_link_libraries(redirect_gui_models PUBLIC Qt6::Core Qt6::Gui Redirect::engine redirect_node_client spdlog::spdlog)
 redirect_warnings(redirect_gui_models)

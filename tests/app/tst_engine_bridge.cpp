@@ -86,7 +86,7 @@ void TestEngineBridge::drainsOnTick()
     QCOMPARE(logged.count(), 1);
     QCOMPARE(statsSpy.count(), 1);
     stats.calloutAttached = true;
-    stats.redirectors.append({QStringLiteral("dlp"), 15001, 0, false, true, 2, true, QStringLiteral("listening")});
+    stats.redirectors.append({QStringLiteral("dlp"), 15001, 0, false, true, 2, 10, 20, true, QStringLiteral("listening")});
     bridge.tick();
     QCOMPARE(statsSpy.count(), 2);
     QCOMPARE(statsSpy.at(1).at(0).value<BridgeStats>().redirectors.size(), 1);

@@ -1,6 +1,7 @@
 // The console with a window, stopped by SIGTERM or SIGINT (Ctrl+C in its terminal): it exits
-// normally, saves its window layout and takes its demo cgroup and web root with it. Runs the real
-// redirect-console binary with --demo, as a user would, and looks only at what that pid made.
+// normally, saves its window layout and takes its demo service, with that one's cgroup and web
+// root, with it. Runs the real redirect-console binary with --demo, as a user would, and looks only
+// at what that pid made (the demo's private redirect-consoled is its child).
 // Offscreen, and on X11 through a private Xvfb: there Qt's event thread starts inside the
 // QApplication constructor, the thread a stop signal used to land on and kill the process.
 #include <csignal>
@@ -24,13 +25,20 @@ namespace {
 
 const QString kConsole = QStringLiteral(REDIRECT_CONSOLE);
 
-// The web root (/tmp/redirect-demo-*) of the demo run by `pid`: its HTTP server child serves it.
-QString demoWebRoot(qint64 pid)
+// Children of `pid` as (pid, comm, command line).
+struct Proc {
+    qint64 pid = 0;
+    QByteArray comm;
+    QList<QByteArray> args;
+};
+
+QList<Proc> childrenOf(qint64 pid)
 {
+    QList<Proc> out;
     const QStringList procs = QDir(QStringLiteral("/proc")).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
     for (const QString& entry : procs) {
         bool isPid = false;
-        entry.toLongLong(&isPid);
+        const qint64 child = entry.toLongLong(&isPid);
         if (!isPid)
             continue;
         QFile stat(QStringLiteral("/proc/%1/stat").arg(entry));
@@ -44,10 +52,28 @@ QString demoWebRoot(qint64 pid)
         QFile cmdline(QStringLiteral("/proc/%1/cmdline").arg(entry));
         if (!cmdline.open(QIODevice::ReadOnly))
             continue;
-        const QList<QByteArray> args = cmdline.readAll().split('\0');
-        const qsizetype at = args.indexOf("--directory");
-        if (args.contains("http.server") && at >= 0 && at + 1 < args.size())
-            return QString::fromLocal8Bit(args[at + 1]);
+        out.append({child, text.mid(text.indexOf('(') + 1, text.lastIndexOf(')') - text.indexOf('(') - 1),
+                    cmdline.readAll().split('\0')});
+    }
+    return out;
+}
+
+// The demo service the console `pid` started, 0 while there is none.
+qint64 demoService(qint64 pid)
+{
+    for (const Proc& p : childrenOf(pid))
+        if (p.comm == "redirect-consol")  // comm is cut to 15 bytes: redirect-consoled
+            return p.pid;
+    return 0;
+}
+
+// The web root (/tmp/redirect-demo-*) of the demo run by `pid`: its HTTP server child serves it.
+QString demoWebRoot(qint64 pid)
+{
+    for (const Proc& p : childrenOf(pid)) {
+        const qsizetype at = p.args.indexOf("--directory");
+        if (p.args.contains("http.server") && at >= 0 && at + 1 < p.args.size())
+            return QString::fromLocal8Bit(p.args[at + 1]);
     }
     return {};
 }
@@ -137,8 +163,8 @@ private slots:
         console.start(kConsole, {QStringLiteral("--demo")});
         QVERIFY2(console.waitForStarted(5000), qPrintable(console.errorString()));
         const qint64 pid = console.processId();
-        const QString cgroup = QString::fromStdString(redirect::Callout::cgroup2Root()) +
-                               QStringLiteral("/redirect-demo-%1").arg(pid);
+        qint64 service = 0;
+        QString cgroup;
         QString webRoot;
         // Whatever happens below, nothing of this run stays: its process, cgroup and web root.
         auto cleanup = qScopeGuard([&] {
@@ -146,9 +172,12 @@ private slots:
                 console.kill();
                 console.waitForFinished(5000);
             }
+            if (service > 0)
+                ::kill(pid_t(service), SIGKILL);
             if (!webRoot.isEmpty())
                 QDir(webRoot).removeRecursively();
-            QDir().rmdir(cgroup);
+            if (!cgroup.isEmpty())
+                QDir().rmdir(cgroup);
         });
 
         // Up: the demo's servers run, the engine logged its redirectors (then the window opens).
@@ -159,8 +188,11 @@ private slots:
                (webRoot.isEmpty() || !output.contains("redirector vendor-x"))) {
             console.waitForReadyRead(100);
             output += console.readAllStandardOutput() + console.readAllStandardError();
-            if (webRoot.isEmpty())
-                webRoot = demoWebRoot(pid);
+            if (service == 0 && (service = demoService(pid)) > 0)
+                cgroup = QString::fromStdString(redirect::Callout::cgroup2Root()) +
+                         QStringLiteral("/redirect-demo-%1").arg(service);
+            if (webRoot.isEmpty() && service > 0)
+                webRoot = demoWebRoot(service);
         }
         QVERIFY2(!webRoot.isEmpty() && output.contains("redirector vendor-x"),
                  qPrintable("the console did not come up within 30 s: " + QString::fromUtf8(output)));
@@ -174,6 +206,7 @@ private slots:
                  qPrintable(QStringLiteral("killed by signal %1: %2").arg(console.exitCode()).arg(QString::fromUtf8(output))));
         QVERIFY2(console.exitCode() == 0, qPrintable(QString::fromUtf8(output)));
         QVERIFY2(!QDir(cgroup).exists(), qPrintable(cgroup + " was left behind"));
+        QVERIFY2(::kill(pid_t(service), 0) != 0, "the demo service outlived the console");
         QVERIFY2(!QDir(webRoot).exists(), qPrintable(webRoot + " was left behind"));
         QSettings layout(home.filePath(QStringLiteral("config/Redirect Console/redirect-console.conf")),
                          QSettings::IniFormat);

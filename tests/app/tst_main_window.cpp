@@ -1,6 +1,7 @@
-// The main window on a real engine in the sandbox (offscreen): a rule's
-// checkbox changes the callout's rule map and the route of the next real
-// connection; exporting the filtered view writes exactly the rows shown.
+// The main window attached to a real service in the sandbox over its Unix socket (offscreen), as
+// the console runs: flows appear, a rule's checkbox changes the node's rules and the route of the
+// next real connection, the audit log names who did it; exporting the filtered view writes exactly
+// the rows shown.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -15,15 +16,15 @@
 
 #include <unistd.h>
 
-#include "engine.h"
 #include "engine_bridge.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
-#include "kernel_test.h"
 #include "log_sink.h"
 #include "main_window.h"
+#include "node_client.h"
 #include "rules.h"
 #include "rules_model.h"
+#include "service_fixture.h"
 
 using namespace redirect;
 using namespace redirect::test;
@@ -44,29 +45,23 @@ std::string exchange(uint16_t port)
     return out;
 }
 
-// A real engine with its window, as runGui wires them.
+// A real service and the window attached to it, as runGui wires them.
 struct Console {
-    std::unique_ptr<engine::Engine> engine;
+    ServiceUnderTest service;
+    std::unique_ptr<client::NodeClient> node;
     gui::FlowModel flows;
     gui::RulesModel rules;
     std::unique_ptr<gui::EngineBridge> bridge;
     std::unique_ptr<gui::MainWindow> window;
 
-    explicit Console(const std::string& rulesJson)
+    explicit Console(const std::string& rulesJson) : service(rulesJson, {})
     {
-        engine::EngineOptions o;
-        o.cgroup = sandbox().cgroup();
-        o.instance = instanceName();
-        o.workers = 1;
-        o.repairOwnRecords = false;  // this process is also the application
-        engine = std::make_unique<engine::Engine>(o);
-        engine::RulesResult parsed = engine::parseRules(rulesJson);
-        if (!parsed.ok() || !engine->applyRules(parsed.rules).message.empty())
-            qFatal("rules do not apply");
-        bridge = std::make_unique<gui::EngineBridge>(*engine, &flows, &rules, std::make_shared<gui::LogSink>());
-        engine::Engine* raw = engine.get();
-        window = std::make_unique<gui::MainWindow>(&flows, &rules, bridge.get(), [raw] { return raw->snapshot(); },
-                                                   raw);
+        if (!service.ready())
+            qFatal("the service's API never answered");
+        node = std::make_unique<client::NodeClient>(client::NodeEndpoint{"local", "unix:" + service.socket(), {}, {}, {}});
+        node->start();
+        bridge = std::make_unique<gui::EngineBridge>(*node, &flows, &rules, std::make_shared<gui::LogSink>());
+        window = std::make_unique<gui::MainWindow>(&flows, &rules, bridge.get(), [this] { return allFlows(); });
         window->show();
         bridge->start(100);
     }
@@ -74,7 +69,15 @@ struct Console {
     {
         bridge->stop();
         window.reset();
-        engine->stop();
+        node->stop();
+    }
+    std::vector<engine::Flow> allFlows() const
+    {
+        std::vector<engine::Flow> out;
+        for (int r = 0; r < flows.rowCount(); ++r)
+            if (auto f = flows.flowSummary(r))
+                out.push_back(*f);
+        return out;
     }
     /// Chains of the ended flows the table shows, in row order (arrival, not connect order).
     QStringList endedChains()
@@ -94,11 +97,16 @@ struct Console {
                 return r;
         return -1;
     }
-    bool kernelRuleEnabled(const std::string& id)
+    /// The rule as the node runs it now (asked over the API, not the window's own model).
+    bool nodeRuleEnabled(const std::string& id)
     {
-        for (const callout_rule& r : engine->callout().rules())
-            if (r.id == engine::ruleNumericId(id))
-                return r.enabled;
+        std::string error;
+        auto set = node->rules(&error);
+        if (!set)
+            qFatal("GetRules: %s", error.c_str());
+        for (const v1::RuleState& r : set->rules())
+            if (r.id() == id)
+                return r.enabled();
         return false;
     }
 };
@@ -128,9 +136,10 @@ void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
     Console console(twoRedirectors(server.port(), 1));
     std::string dest = "127.0.0.1:" + std::to_string(server.port());
     QTableView* view = console.window->rulesView();
-    int row = console.ruleRow("rb");
-    QVERIFY(row >= 0);
-    QVERIFY(console.kernelRuleEnabled("rb"));
+    // The node's rules reach the window with its first status (the client asks once a second).
+    QTRY_VERIFY_WITH_TIMEOUT(console.ruleRow("rb") >= 0, 10000);
+    const int row = console.ruleRow("rb");
+    QVERIFY(console.nodeRuleEnabled("rb"));
 
     // Every connection goes to the same server, and the table's order is not connect order
     // (flow ids are socket cookies, handed out per CPU): compare the chains as sorted lists,
@@ -150,12 +159,17 @@ void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
     view->setCurrentIndex(console.rules.index(row, gui::RulesModel::Id));
     QTest::keyClick(view, Qt::Key_Space);
     QCOMPARE(console.rules.index(row, gui::RulesModel::Id).data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
-    QVERIFY(!console.kernelRuleEnabled("rb"));  // one map update, seen in the callout's table
+    QVERIFY(!console.nodeRuleEnabled("rb"));
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(sortedChains(), QStringList({viaA, viaAB}), 10000);
 
+    // The node's audit log says who did it: this test's uid.
+    const std::string audit = readAll(console.service.path("audit.log"));
+    QVERIFY2(audit.find("rule rb disabled") != std::string::npos, audit.c_str());
+    QVERIFY2(audit.find("\"uid\":" + std::to_string(::getuid()) + ",") != std::string::npos, audit.c_str());
+
     QTest::keyClick(view, Qt::Key_Space);
-    QVERIFY(console.kernelRuleEnabled("rb"));
+    QVERIFY(console.nodeRuleEnabled("rb"));
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(sortedChains(), QStringList({viaA, viaAB, viaAB}), 10000);
 

@@ -5,7 +5,5 @@ target_include_directories(redirect_test_metrics_scrape PUBLIC ${CMAKE_CURRENT_S
 redirect_warnings(redirect_test_metrics_scrape)
 redirect_test(tst_metrics SOURCES tst_metrics.cpp LIBS redirect_metrics redirect_test_metrics_scrape)
 redirect_test(tst_metrics_prometheus SOURCES tst_metrics_prometheus.cpp
-  LIBS redirect_metrics redirect_test_metrics_scrape redirect_kernel_test LABELS kernel)
-target_compile_definitions(tst_metrics_prometheus PRIVATE SERVICE_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}"
-  API_PROTO="${CMAKE_SOURCE_DIR}/app/api/redirect_console.proto")
+  LIBS redirect_metrics redirect_test_metrics_scrape redirect_test_service LABELS kernel)
 add_dependencies(tst_metrics_prometheus redirect-consoled)

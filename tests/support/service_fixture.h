@@ -41,7 +41,12 @@ inline std::string readAll(const QString& path)
 // One service with its own socket, audit log and rules, in a directory other users can reach.
 class ServiceUnderTest {
 public:
-    explicit ServiceUnderTest(uint16_t port, std::vector<std::string> extraArgs = {}) : extra_(std::move(extraArgs))
+    explicit ServiceUnderTest(uint16_t port, std::vector<std::string> extraArgs = {})
+        : ServiceUnderTest(rulesFor(port, true), std::move(extraArgs))
+    {
+    }
+    /// With these rules (the text of a rules file).
+    ServiceUnderTest(const std::string& rules, std::vector<std::string> extraArgs) : extra_(std::move(extraArgs))
     {
         dir_.setAutoRemove(true);
         QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
@@ -51,7 +56,7 @@ public:
         QFile::copy(QStringLiteral(API_PROTO), path("redirect_console.proto"));
         for (const QString& name : {QStringLiteral("api_client.py"), QStringLiteral("redirect_console.proto")})
             QFile::setPermissions(path(name), QFile::ReadOwner | QFile::ReadGroup | QFile::ReadOther);
-        writeRules(port, true);
+        std::ofstream(path("rules.json").toStdString()) << rules;
         start();
     }
     ~ServiceUnderTest()
@@ -81,12 +86,16 @@ public:
     }
     QString path(const QString& name) const { return dir_.filePath(name); }
     std::string socket() const { return path("api.sock").toStdString(); }
+    /// One redirector "inspector" (named Inspector) and one rule "r" sending `port` to it.
+    static std::string rulesFor(uint16_t port, bool enabled, const std::string& extra = {})
+    {
+        return R"({"version":1,"redirectors":[{"id":"inspector","name":"Inspector"}],"rules":[{"id":"r",)"
+               R"("enabled":)" + std::string(enabled ? "true" : "false") +
+               R"(,"action":"redirect","redirector":"inspector","ports":)" + std::to_string(port) + "}]" + extra + "}";
+    }
     void writeRules(uint16_t port, bool enabled, const std::string& extra = {})
     {
-        std::ofstream out(path("rules.json").toStdString());
-        out << R"({"version":1,"redirectors":[{"id":"inspector","name":"Inspector"}],"rules":[{"id":"r",)"
-            << R"("enabled":)" << (enabled ? "true" : "false") << R"(,"action":"redirect","redirector":"inspector",)"
-            << R"("ports":)" << port << "}]" << extra << "}";
+        std::ofstream(path("rules.json").toStdString()) << rulesFor(port, enabled, extra);
     }
     std::vector<std::string> client(const std::vector<std::string>& args) const
     {
