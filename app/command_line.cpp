@@ -38,7 +38,8 @@ bool optionTakesValue(const std::string& option)
     static const char* const kWithValue[] = {"--rules",      "--check-rules", "--cgroup",   "--jsonl",  "--report",
                                              "--screenshot", "--instance",    "--duration", "--workers",
                                              "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
-                                             "--audit-log", "--metrics"};
+                                             "--audit-log", "--metrics", "--listen", "--tls-cert", "--tls-key",
+                                             "--tls-ca"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -79,6 +80,10 @@ The service (redirect-consoled) takes the same options, and serves the control A
   --audit-log FILE       who changed what (default /var/log/redirect-console/audit.log)
   --metrics ADDR:PORT    serve Prometheus text metrics at http://ADDR:PORT/metrics
                          (IPv4; off by default)
+  --listen ADDR:PORT     the API for remote consoles, mutual TLS only (off by default),
+  --tls-cert FILE        with this node's certificate and key (PEM) and the CA whose
+  --tls-key FILE         client certificates may come in; their OU gives the right:
+  --tls-ca FILE          redirect-view or redirect-admin (see the README)
 
 Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
 4 callout could not load.
@@ -131,6 +136,14 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                 cl.auditLog = *v;
             else if (a == "--metrics")
                 cl.metrics = *v;
+            else if (a == "--listen")
+                cl.listen = *v;
+            else if (a == "--tls-cert")
+                cl.tlsCert = *v;
+            else if (a == "--tls-key")
+                cl.tlsKey = *v;
+            else if (a == "--tls-ca")
+                cl.tlsCa = *v;
             else if (a == "--report") {
                 if (!engine::reportFormatForPath(*v)) {
                     *error = "--report " + *v + ": unknown format (use .csv, .json or .html)";
@@ -166,6 +179,10 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
     }
     if (!cl.demo && !cl.rules.empty() && !cl.checkRules.empty()) {
         *error = "--rules and --check-rules do not go together";
+        return std::nullopt;
+    }
+    if (!cl.listen.empty() && (cl.tlsCert.empty() || cl.tlsKey.empty() || cl.tlsCa.empty())) {
+        *error = "--listen needs --tls-cert, --tls-key and --tls-ca: remote clients come in with mutual TLS only";
         return std::nullopt;
     }
     if (cl.demo && !cl.cgroup.empty()) {

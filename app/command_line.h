@@ -37,6 +37,10 @@ struct CommandLine {
     std::string adminGroup = "redirect-admin";                 ///< --admin-group NAME
     std::string auditLog = "/var/log/redirect-console/audit.log";  ///< --audit-log FILE
     std::string metrics;        ///< --metrics ADDRESS:PORT (Prometheus text; "" = off)
+    std::string listen;         ///< --listen ADDRESS:PORT: the API for remote consoles, mutual TLS only
+    std::string tlsCert;        ///< --tls-cert FILE (PEM): this node's certificate
+    std::string tlsKey;         ///< --tls-key FILE (PEM)
+    std::string tlsCa;          ///< --tls-ca FILE (PEM): the CA whose client certificates are let in
 };
 
 /// Parses argv; on error returns nullopt and sets `error` to one line for the user.

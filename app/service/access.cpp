@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/server_posix.h>
@@ -81,6 +83,46 @@ Caller localCaller(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const
                    access.admin + " (" + addCommand(access.view, user) + ")";
     }
     return c;
+}
+
+Caller certificateCaller(const std::string& subject, const AccessGroups& access)
+{
+    Caller c;
+    c.who = "certificate " + subject;
+    // RFC 2253: "CN=alice,OU=redirect-admin,O=Example"; an escaped comma ("\\,") is part of a value.
+    std::vector<std::string> units;
+    std::string part;
+    for (size_t i = 0; i <= subject.size(); ++i) {
+        if (i == subject.size() || (subject[i] == ',' && (i == 0 || subject[i - 1] != '\\'))) {
+            if (part.rfind("OU=", 0) == 0)
+                units.push_back(part.substr(3));
+            part.clear();
+        } else {
+            part += subject[i];
+        }
+    }
+    auto has = [&](const std::string& unit) { return std::find(units.begin(), units.end(), unit) != units.end(); };
+    if (has(access.admin)) {
+        c.right = Right::Change;
+    } else if (has(access.view)) {
+        c.right = Right::View;
+        c.reason = c.who + " may view this node but not change it: changes need a certificate with OU=" + access.admin;
+    } else {
+        c.reason = c.who + " may not use this node: its certificate needs OU=" + access.view + " (view) or OU=" +
+                   access.admin + " (change), signed by this node's --tls-ca";
+    }
+    return c;
+}
+
+Caller tlsCaller(const grpc::ServerContext& context, const AccessGroups& access)
+{
+    auto auth = context.auth_context();
+    if (!auth || !auth->IsPeerAuthenticated())
+        return {Right::None, static_cast<uid_t>(-1), "unauthenticated peer", "no verified client certificate"};
+    std::string subject;
+    for (const auto& v : auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME))
+        subject.assign(v.data(), v.size());
+    return certificateCaller(subject, access);
 }
 
 UnixAcceptor::UnixAcceptor(const std::string& path, AccessGroups access) : path_(path), access_(std::move(access))

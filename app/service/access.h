@@ -33,6 +33,8 @@ struct Caller {
     uid_t uid = static_cast<uid_t>(-1);
     std::string who;     ///< "uid 1000 (alice)" or "certificate CN=..,OU=.."
     std::string reason;  ///< when right < Change: what is missing and how to get it
+    /// The uid for the audit log: -1 for a remote (certificate) or unknown caller.
+    long auditUid() const { return uid == static_cast<uid_t>(-1) ? -1L : static_cast<long>(uid); }
 };
 
 struct AccessGroups {
@@ -43,6 +45,12 @@ struct AccessGroups {
 /// The right of a local process with these credentials: root has Change, the admin group Change,
 /// the view group View, anyone else None (with the documented message in caller.reason).
 Caller localCaller(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const AccessGroups& access);
+
+/// The right of a remote client, from its verified TLS certificate's subject (RFC 2253, as gRPC
+/// reports it): an OU equal to the admin group's name gives Change, the view group's View.
+Caller certificateCaller(const std::string& subject, const AccessGroups& access);
+/// The caller of a call over TLS (gRPC verified the certificate against --tls-ca already).
+Caller tlsCaller(const grpc::ServerContext& context, const AccessGroups& access);
 
 /**
  * Accepts on a Unix socket (mode 0666: every local user may ask; each call is then checked) and

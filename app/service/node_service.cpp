@@ -175,7 +175,7 @@ grpc::Status NodeService::ApplyRules(grpc::ServerContext* context, const v1::App
 {
     Caller caller;
     if (auto s = check(*context, Right::Change, &caller); !s.ok()) {
-        audit_.record(caller.who, caller.uid, "apply_rules", "a rule set", "refused: " + s.error_message());
+        audit_.record(caller.who, caller.auditUid(), "apply_rules", "a rule set", "refused: " + s.error_message());
         return s;
     }
     std::lock_guard lock(changeMutex_);
@@ -189,7 +189,7 @@ grpc::Status NodeService::ApplyRules(grpc::ServerContext* context, const v1::App
     }
     const std::string what = std::to_string(parsed.rules.redirectors.size()) + " redirectors, " +
                              std::to_string(parsed.rules.rules.size()) + " rules";
-    audit_.record(caller.who, caller.uid, "apply_rules", what, error.message.empty() ? "applied" : "rejected: " + error.str());
+    audit_.record(caller.who, caller.auditUid(), "apply_rules", what, error.message.empty() ? "applied" : "rejected: " + error.str());
     return grpc::Status::OK;
 }
 
@@ -199,7 +199,7 @@ grpc::Status NodeService::SetRuleEnabled(grpc::ServerContext* context, const v1:
     Caller caller;
     const std::string what = "rule " + request->rule_id() + " " + onOff(request->enabled());
     if (auto s = check(*context, Right::Change, &caller); !s.ok()) {
-        audit_.record(caller.who, caller.uid, "set_rule_enabled", what, "refused: " + s.error_message());
+        audit_.record(caller.who, caller.auditUid(), "set_rule_enabled", what, "refused: " + s.error_message());
         return s;
     }
     std::lock_guard lock(changeMutex_);
@@ -207,7 +207,7 @@ grpc::Status NodeService::SetRuleEnabled(grpc::ServerContext* context, const v1:
     bool ok = engine_.setRuleEnabled(request->rule_id(), request->enabled(), &error);
     reply->set_applied(ok);
     reply->set_error(error);
-    audit_.record(caller.who, caller.uid, "set_rule_enabled", what, ok ? "applied" : "failed: " + error);
+    audit_.record(caller.who, caller.auditUid(), "set_rule_enabled", what, ok ? "applied" : "failed: " + error);
     return grpc::Status::OK;
 }
 
@@ -219,7 +219,7 @@ grpc::Status NodeService::ReorderRules(grpc::ServerContext* context, const v1::R
     for (const std::string& id : request->rule_ids())
         what += " " + id;
     if (auto s = check(*context, Right::Change, &caller); !s.ok()) {
-        audit_.record(caller.who, caller.uid, "reorder_rules", what, "refused: " + s.error_message());
+        audit_.record(caller.who, caller.auditUid(), "reorder_rules", what, "refused: " + s.error_message());
         return s;
     }
     std::lock_guard lock(changeMutex_);
@@ -248,7 +248,7 @@ grpc::Status NodeService::ReorderRules(grpc::ServerContext* context, const v1::R
     }
     reply->set_applied(error.empty());
     reply->set_error(error);
-    audit_.record(caller.who, caller.uid, "reorder_rules", what, error.empty() ? "applied" : "failed: " + error);
+    audit_.record(caller.who, caller.auditUid(), "reorder_rules", what, error.empty() ? "applied" : "failed: " + error);
     return grpc::Status::OK;
 }
 

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstring>
 #include <stdexcept>
 #include <random>
@@ -9,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +30,17 @@ namespace {
 
 constexpr size_t kJournalUpdates = 16384;  // about 4 s of updates at 2,000 new flows/s
 constexpr size_t kLogLines = 2000;
+
+std::string readPem(const char* option, const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().find("-----BEGIN ") == std::string::npos)
+        throw std::runtime_error(std::string(option) + " " + path + ": " +
+                                 (in ? "not a PEM file" : std::strerror(errno)));
+    return text.str();
+}
 
 std::string hostName()
 {
@@ -58,8 +72,13 @@ std::string apiSocketPath(const app::CommandLine& cl)
     return cl.apiSocket;
 }
 
-ServiceApi::ServiceApi(const app::CommandLine& cl) : socketPath_(apiSocketPath(cl))
+ServiceApi::ServiceApi(const app::CommandLine& cl) : options_(cl), socketPath_(apiSocketPath(cl))
 {
+    if (!cl.listen.empty()) {
+        tlsCert_ = readPem("--tls-cert", cl.tlsCert);
+        tlsKey_ = readPem("--tls-key", cl.tlsKey);
+        tlsCa_ = readPem("--tls-ca", cl.tlsCa);
+    }
     journal_ = std::make_unique<FlowJournal>(kJournalUpdates);
     log_ = std::make_unique<LogRing>(kLogLines);
     audit_ = std::make_unique<AuditLog>();
@@ -71,7 +90,7 @@ ServiceApi::ServiceApi(const app::CommandLine& cl) : socketPath_(apiSocketPath(c
     if (!audit_->open(auditPath, &error))
         throw std::runtime_error("cannot write the audit log: " + error);
     if (socketPath_.empty())
-        return;
+        return;  // no local socket (remote clients only, or no API)
     makeParent(socketPath_);
     acceptor_ = std::make_unique<UnixAcceptor>(socketPath_, AccessGroups{cl.viewGroup, cl.adminGroup});
     groupsText_ = "view: group " + cl.viewGroup + ", change: group " + cl.adminGroup + " or root";
@@ -87,8 +106,13 @@ ServiceApi::~ServiceApi()
 
 void ServiceApi::start(engine::Engine& engine, const std::string& instance)
 {
-    if (!acceptor_)
+    if (!acceptor_ && options_.listen.empty())
         return;
+    if (!sinkHandle_) {  // remote only: the log stream still needs the lines
+        auto sink = log_->sink();
+        spdlog::default_logger()->sinks().push_back(sink);
+        sinkHandle_ = sink;
+    }
     NodeInfo info;
     info.version = REDIRECT_VERSION;
     info.hostname = hostName();
@@ -96,15 +120,34 @@ void ServiceApi::start(engine::Engine& engine, const std::string& instance)
     info.startedNs = engine::wallNowNs();
     info.epoch = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
     UnixAcceptor* acceptor = acceptor_.get();
+    const AccessGroups groups{options_.viewGroup, options_.adminGroup};
+    // Calls on a descriptor handed over by the acceptor are local; any other came over TLS.
     service_ = std::make_unique<NodeService>(engine, *journal_, *log_, *audit_, info,
-                                             [acceptor](const grpc::ServerContext& c) { return acceptor->callerOf(c); });
+                                             [acceptor, groups](const grpc::ServerContext& c) {
+                                                 if (acceptor && c.peer().rfind("fd:", 0) == 0)
+                                                     return acceptor->callerOf(c);
+                                                 return tlsCaller(c, groups);
+                                             });
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
+    int tlsPort = 0;
+    if (!options_.listen.empty()) {
+        grpc::SslServerCredentialsOptions tls(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+        tls.pem_root_certs = tlsCa_;
+        tls.pem_key_cert_pairs.push_back({tlsKey_, tlsCert_});
+        builder.AddListeningPort(options_.listen, grpc::SslServerCredentials(tls), &tlsPort);
+    }
     server_ = builder.BuildAndStart();
-    if (!server_)
-        throw std::runtime_error("the API server did not start");
-    acceptor_->serve(server_.get());
-    spdlog::info("control API on {} ({})", socketPath_, groupsText_);
+    if (!server_ || (!options_.listen.empty() && tlsPort == 0))
+        throw std::runtime_error(options_.listen.empty() ? "the API server did not start"
+                                                         : "the API cannot listen on " + options_.listen);
+    if (acceptor_) {
+        acceptor_->serve(server_.get());
+        spdlog::info("control API on {} ({})", socketPath_, groupsText_);
+    }
+    if (tlsPort)
+        spdlog::info("control API for remote consoles on {} (mutual TLS; client certificates of {}, OU {} views, "
+                     "OU {} changes)", options_.listen, options_.tlsCa, options_.viewGroup, options_.adminGroup);
 }
 
 void ServiceApi::publish(const std::vector<engine::Flow>& flows)

@@ -44,6 +44,8 @@ public:
     uint64_t journalDrops() const;
 
 private:
+    app::CommandLine options_;
+    std::string tlsCert_, tlsKey_, tlsCa_;  // PEM text, read before the engine starts
     std::string socketPath_;
     std::string groupsText_;
     std::shared_ptr<void> sinkHandle_;  // the log ring's spdlog sink, removed again on stop
