@@ -128,6 +128,7 @@ private slots:
     void ruleCheckboxChangesCalloutAndRoute();
     void exportFilteredViewReadsBack();
     void exportCancelLeavesNoFile();
+    void serviceCrashIsShownAndTheTableKept();
 };
 
 void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
@@ -265,6 +266,30 @@ void TestMainWindow::exportCancelLeavesNoFile()
     QCOMPARE(done.first().at(0).toBool(), false);
     QVERIFY(snapshotTaken);
     QVERIFY(!QFile::exists(path));
+}
+
+void TestMainWindow::serviceCrashIsShownAndTheTableKept()
+{
+    TcpServer server(AF_INET, "pong", 4);
+    Console console(twoRedirectors(server.port(), 1));
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 1, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(console.bridge->lastStats().calloutAttached, 10000);
+    auto shown = [&console] { return console.bridge->lastStats().node; };
+    QCOMPARE(shown(), QStringLiteral("local: connected"));
+
+    // SIGKILL: the window says so within a second (the bridge ticks at 10 Hz), the table stays.
+    console.service.kill();
+    QTRY_VERIFY_WITH_TIMEOUT(shown() == QStringLiteral("local: reconnecting"), 1000);
+    QVERIFY(!console.bridge->lastStats().calloutAttached);
+    QCOMPARE(console.endedChains().size(), 1);
+    QCOMPARE(exchange(server.port()), std::string("pong"));  // no hook left: direct, and not shown
+
+    // Back: connected again within 5 s, the old row still there and new flows added to it.
+    console.service.start();
+    QTRY_VERIFY_WITH_TIMEOUT(shown() == QStringLiteral("local: connected"), 5000);
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 2, 10000);
 }
 
 int main(int argc, char** argv)
