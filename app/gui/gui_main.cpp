@@ -127,6 +127,10 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
     // which needs administrator rights to load its callout.
     std::unique_ptr<DemoService> demo;
     std::string socket = cl.apiSocket;
+    if (!cl.demo && !cl.rules.empty())
+        spdlog::warn("--rules {} is not used: the console shows and edits the rules of the node it attaches to "
+                     "(give the file to redirect-consoled, or use Rules > Import)",
+                     cl.rules);
     if (cl.demo) {
         if (!ensureAdministrator(QApplication::arguments().mid(1)))
             return app::ExitNotAdministrator;
