@@ -54,6 +54,7 @@ struct Flow {
     uint64_t bytesUp = 0;          ///< as the application sent (first hop)
     uint64_t bytesDown = 0;
     EndReason reason = EndReason::Open;
+    std::string node;              ///< the node it was seen on (set by a console; "" in the engine)
 
     /// "app -> A -> B -> 1.2.3.4:443"
     std::string chainText() const;

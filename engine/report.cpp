@@ -160,7 +160,7 @@ nlohmann::json flowToJson(const Flow& flow)
         });
     }
     std::optional<double> duration = durationMs(flow);
-    return {
+    Json j = {
         {"flow_id", flow.flowId},
         {"start", timeOrNull(flow.startNs)},
         {"end", timeOrNull(flow.endNs)},
@@ -180,6 +180,9 @@ nlohmann::json flowToJson(const Flow& flow)
         {"bytes_down", flow.bytesDown},
         {"reason", endReasonName(flow.reason)},
     };
+    if (!flow.node.empty())  // a console's export of several nodes; the service's own lines have none
+        j["node"] = validUtf8(flow.node);
+    return j;
 }
 
 // ---- Writers ------------------------------------------------------------------------------------

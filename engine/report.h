@@ -48,7 +48,7 @@ public:
 
 private:
     enum class Field : uint8_t {
-        Any, Comm, Pid, Uid, User, Destination, Host, Rule, Verdict, Chain, Reason, Redirector, FlowId
+        Any, Comm, Pid, Uid, User, Destination, Host, Rule, Verdict, Chain, Reason, Redirector, FlowId, Node
     };
     struct Term {
         Field field = Field::Any;

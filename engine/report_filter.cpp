@@ -59,7 +59,7 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
         {"comm", Field::Comm}, {"pid", Field::Pid}, {"uid", Field::Uid}, {"user", Field::User},
         {"dest", Field::Destination}, {"destination", Field::Destination}, {"host", Field::Host},
         {"rule", Field::Rule}, {"verdict", Field::Verdict}, {"chain", Field::Chain},
-        {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}};
+        {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}, {"node", Field::Node}};
     auto fail = [&](std::string message) -> std::optional<FlowFilter> {
         if (error)
             *error = std::move(message);
@@ -107,7 +107,7 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
             if (it == std::end(fields))
                 return fail("unknown filter field '" + std::string(name) +
                             "' (fields: comm, pid, uid, user, dest, host, rule, verdict, chain, reason, "
-                            "redirector, flow; quote \"" + word + "\" to search for the text)");
+                            "redirector, flow, node; quote \"" + word + "\" to search for the text)");
             term.field = it->second;
         }
         term.text = lowerCopy(value);
@@ -148,7 +148,7 @@ bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& ch
                                        std::string_view(flow.destination), std::string_view(flow.host),
                                        std::string_view(flow.rule), std::string_view(flow.verdict),
                                        std::string_view(endReasonName(flow.reason)), decimal(flow.pid, pid),
-                                       decimal(flow.flowId, id)})
+                                       decimal(flow.flowId, id), std::string_view(flow.node)})
             if (containsNoCase(field, t))
                 return true;
         return containsNoCase(chain(), t);
@@ -164,6 +164,7 @@ bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& ch
     case Field::Chain: return containsNoCase(chain(), t);
     case Field::Reason: return containsNoCase(endReasonName(flow.reason), t);
     case Field::FlowId: return flow.flowId == *term.number;
+    case Field::Node: return containsNoCase(flow.node, t);
     case Field::Redirector:
         return std::any_of(flow.hops.begin(), flow.hops.end(), [&](const Hop& hop) {
             return hop.redirectorId != 0 &&

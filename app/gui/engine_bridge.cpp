@@ -48,13 +48,23 @@ BridgeStats nodeStats(const client::NodeClient& node)
 
 }  // namespace
 
-EngineBridge::EngineBridge(client::NodeClient& node, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
-                           QObject* parent)
+EngineBridge::EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* flows, RulesModel* rules,
+                           std::shared_ptr<LogSink> log, QObject* parent)
     : EngineBridge(FlowSource{}, flows, rules, std::move(log), parent)
 {
-    node_ = &node;
-    client::NodeClient* n = &node;
-    source_ = [this, n](std::vector<engine::Flow>& out) { return n->takeFlows(out, maxPerTick_); };
+    nodes_ = std::move(nodes);
+    node_ = nodes_.front();
+    client::NodeClient* n = node_;
+    source_ = [this](std::vector<engine::Flow>& out) {
+        size_t taken = 0;
+        for (client::NodeClient* node : nodes_) {
+            const size_t before = out.size();
+            taken += node->takeFlows(out, maxPerTick_);
+            for (size_t i = before; i < out.size(); ++i)
+                out[i].node = node->endpoint().name;
+        }
+        return taken;
+    };
     hits_ = [n] {
         std::map<std::string, engine::RuleHits> hits;
         const client::NodeView v = n->view();  // a copy: the loop must not outlive a temporary
@@ -62,7 +72,15 @@ EngineBridge::EngineBridge(client::NodeClient& node, FlowModel* flows, RulesMode
             hits[r.id()] = {r.redirected(), r.bypassed()};
         return hits;
     };
-    stats_ = [n] { return nodeStats(*n); };
+    stats_ = [this] {
+        BridgeStats stats = nodeStats(*node_);
+        for (size_t i = 1; i < nodes_.size(); ++i) {  // the others' state, after the first's
+            const client::NodeView v = nodes_[i]->view();
+            stats.node += QStringLiteral(", %1: %2").arg(QString::fromStdString(nodes_[i]->endpoint().name),
+                                                          QString::fromUtf8(client::nodeStateName(v.state)));
+        }
+        return stats;
+    };
     if (rules_) {
         rules_->setToggler([n](const std::string& id, bool enabled) { return n->setRuleEnabled(id, enabled).ok; });
         rules_->setApplier([this](const engine::RuleSet& set) {
@@ -143,15 +161,14 @@ void EngineBridge::tick()
     refreshRules();
     if (hits_ && rules_)
         rules_->setHits(hits_());
-    if (node_) {
-        std::vector<v1::LogLine> lines = node_->takeLog();
-        if (!lines.empty()) {
-            QStringList text;
-            for (const v1::LogLine& line : lines)
-                text << QStringLiteral("[%1] %2").arg(QString::fromStdString(line.level()), QString::fromStdString(line.text()));
-            emit logLines(text, 0);
-        }
-    }
+    QStringList nodeLines;
+    for (client::NodeClient* node : nodes_)
+        for (const v1::LogLine& line : node->takeLog())
+            nodeLines << QStringLiteral("%1 [%2] %3").arg(QString::fromStdString(node->endpoint().name),
+                                                       QString::fromStdString(line.level()),
+                                                       QString::fromStdString(line.text()));
+    if (!nodeLines.isEmpty())
+        emit logLines(nodeLines, 0);
     if (log_) {
         uint64_t dropped = 0;
         std::vector<std::string> lines = log_->take(&dropped);

@@ -70,9 +70,15 @@ public:
     using HitsSource = std::function<std::map<std::string, engine::RuleHits>()>;
     using StatsSource = std::function<BridgeStats()>;
 
-    /// Drives a node through its client (started already); wires `rules` to the node's rules.
+    /// Drives nodes through their clients (started already): every node's flows go into `flows`,
+    /// tagged with the node's name; `rules` and the status bar follow the first node.
+    EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* flows, RulesModel* rules,
+                 std::shared_ptr<LogSink> log, QObject* parent = nullptr);
     EngineBridge(client::NodeClient& node, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
-                 QObject* parent = nullptr);
+                 QObject* parent = nullptr)
+        : EngineBridge(std::vector<client::NodeClient*>{&node}, flows, rules, std::move(log), parent)
+    {
+    }
     /// Drives a plain flow source (tests, replays); hits and stats come from the optional setters.
     EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules = nullptr,
                  std::shared_ptr<LogSink> log = {}, QObject* parent = nullptr);
@@ -111,7 +117,8 @@ signals:
 private:
     void refreshRules();
 
-    client::NodeClient* node_ = nullptr;
+    client::NodeClient* node_ = nullptr;  // the first node: rules and status bar
+    std::vector<client::NodeClient*> nodes_;
     std::string rulesJson_;            // the node's rules text last loaded into rules_
     engine::RuleSet rulesSet_;
     FlowSource source_;

@@ -61,6 +61,7 @@ QVariant FlowModel::headerData(int section, Qt::Orientation orientation, int rol
     case BytesDown: return tr("Down");
     case Duration: return tr("Duration");
     case Reason: return tr("End reason");
+    case Node: return tr("Node");
     default: return {};
     }
 }
@@ -138,6 +139,7 @@ QVariant FlowModel::raw(const FlowRow& row, int column) const
     case BytesDown: return QVariant::fromValue<qulonglong>(row.bytesDown);
     case Duration: return QVariant::fromValue<qint64>(row.durationNs());
     case Reason: return QString::fromLatin1(engine::endReasonName(row.reason));
+    case Node: return qs(pooled(row.node));
     default: return {};
     }
 }
@@ -170,10 +172,33 @@ int FlowModel::rowOfSlot(uint32_t slot) const
     return it != order_.end() && *it == slot ? static_cast<int>(it - order_.begin()) : -1;
 }
 
-int FlowModel::rowForFlowId(uint64_t flowId) const
+uint64_t FlowModel::keyOf(const engine::Flow& flow) const
 {
-    auto it = slotOf_.find(flowId);
+    size_t n = 0;
+    while (n < nodes_.size() && nodes_[n] != flow.node)
+        ++n;
+    if (n == nodes_.size() && n < 256)
+        nodes_.push_back(flow.node);
+    return (flow.flowId & ((uint64_t(1) << 56) - 1)) | (uint64_t(std::min<size_t>(n, 255)) << 56);
+}
+
+int FlowModel::rowForFlowId(uint64_t flowId, const std::string& node) const
+{
+    engine::Flow probe;
+    probe.flowId = flowId;
+    probe.node = node;
+    return rowForKey(keyOf(probe));
+}
+
+int FlowModel::rowForKey(uint64_t key) const
+{
+    auto it = slotOf_.find(key);
     return it == slotOf_.end() ? -1 : rowOfSlot(it->second);
+}
+
+uint64_t FlowModel::keyAt(int row) const
+{
+    return row >= 0 && row < rowCount() ? rowAt(row).key : 0;
 }
 
 uint64_t FlowModel::flowIdAt(int row) const
@@ -185,7 +210,7 @@ std::optional<engine::Flow> FlowModel::fullFlow(int row) const
 {
     if (row < 0 || row >= rowCount())
         return std::nullopt;
-    auto it = detailIndex_.find(rowAt(row).flowId);
+    auto it = detailIndex_.find(rowAt(row).key);
     if (it == detailIndex_.end())
         return std::nullopt;
     return *it->second;
@@ -216,16 +241,17 @@ void FlowModel::cacheFull(engine::Flow&& flow)
 {
     if (detailCap_ == 0)
         return;
-    auto it = detailIndex_.find(flow.flowId);
+    const uint64_t key = keyOf(flow);
+    auto it = detailIndex_.find(key);
     if (it != detailIndex_.end()) {
         *it->second = std::move(flow);
         detail_.splice(detail_.begin(), detail_, it->second);
         return;
     }
     detail_.push_front(std::move(flow));
-    detailIndex_.emplace(detail_.front().flowId, detail_.begin());
+    detailIndex_.emplace(key, detail_.begin());
     while (detail_.size() > detailCap_) {
-        detailIndex_.erase(detail_.back().flowId);
+        detailIndex_.erase(keyOf(detail_.back()));
         detail_.pop_back();
     }
 }
@@ -234,7 +260,7 @@ void FlowModel::setDetailCacheSize(size_t flows)
 {
     detailCap_ = flows;
     while (detail_.size() > detailCap_) {
-        detailIndex_.erase(detail_.back().flowId);
+        detailIndex_.erase(keyOf(detail_.back()));
         detail_.pop_back();
     }
 }
@@ -247,7 +273,7 @@ void FlowModel::applyBatch(std::vector<engine::Flow>&& updates)
     }
     // A flow update carries the whole flow, so the latest one replaces what is queued.
     for (engine::Flow& flow : updates) {
-        auto [it, added] = pendingIndex_.try_emplace(flow.flowId, pending_.size());
+        auto [it, added] = pendingIndex_.try_emplace(keyOf(flow), pending_.size());
         if (added)
             pending_.push_back(std::move(flow));
         else
@@ -277,10 +303,11 @@ void FlowModel::applyNow(std::vector<engine::Flow>&& updates)
     std::unordered_map<uint64_t, size_t> freshIndex;
     for (size_t i = 0; i < updates.size(); ++i) {
         const engine::Flow& flow = updates[i];
-        if (auto it = slotOf_.find(flow.flowId); it != slotOf_.end()) {
+        const uint64_t key = keyOf(flow);
+        if (auto it = slotOf_.find(key); it != slotOf_.end()) {
             slab_[it->second].assign(flow, pool_);
             changed.push_back(rowOfSlot(it->second));
-        } else if (auto [f, added] = freshIndex.try_emplace(flow.flowId, fresh.size()); added) {
+        } else if (auto [f, added] = freshIndex.try_emplace(key, fresh.size()); added) {
             fresh.push_back(i);
         } else {
             fresh[f->second] = i;                    // a later update of a flow new in this batch
@@ -312,7 +339,8 @@ void FlowModel::applyNow(std::vector<engine::Flow>&& updates)
             }
             slab_[slot].assign(updates[i], pool_);
             slab_[slot].seq = nextSeq_++;
-            slotOf_[updates[i].flowId] = slot;
+            slab_[slot].key = keyOf(updates[i]);
+            slotOf_[slab_[slot].key] = slot;
             order_.push_back(slot);
         }
         endInsertRows();
@@ -351,8 +379,8 @@ void FlowModel::evict()
         for (int row = it->first; row <= it->second; ++row) {
             const uint32_t slot = order_[static_cast<size_t>(row)];
             FlowRow& gone = slab_[slot];
-            slotOf_.erase(gone.flowId);
-            if (auto d = detailIndex_.find(gone.flowId); d != detailIndex_.end()) {
+            slotOf_.erase(gone.key);
+            if (auto d = detailIndex_.find(gone.key); d != detailIndex_.end()) {
                 detail_.erase(d->second);
                 detailIndex_.erase(d);
             }

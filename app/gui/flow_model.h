@@ -23,7 +23,7 @@ class FlowModel : public QAbstractTableModel {
     Q_OBJECT
 public:
     enum Column { Time, Process, Destination, Chain, State, Records, Context, BytesUp, BytesDown, Duration, Reason,
-                  ColumnCount };
+                  Node, ColumnCount };
     enum Role { RawRole = Qt::UserRole, FlowIdRole };
 
     explicit FlowModel(QObject* parent = nullptr);
@@ -52,8 +52,13 @@ public:
     std::optional<engine::Flow> fullFlow(int row) const;
     /// The row as a Flow without blobs (hop sizes are there); nullopt for a bad row.
     std::optional<engine::Flow> flowSummary(int row) const;
-    int rowForFlowId(uint64_t flowId) const;
+    /// A flow of `node` ("" for the first node a console shows, and for single-node uses).
+    int rowForFlowId(uint64_t flowId, const std::string& node = {}) const;
     uint64_t flowIdAt(int row) const;
+    /// Rows are known by flow id and node together: flow ids (socket cookies) of two machines
+    /// may be equal. The key of a row, and the row of a key.
+    uint64_t keyAt(int row) const;
+    int rowForKey(uint64_t key) const;
 
     /// Whether a row passes `filter` and overlaps [fromNs, toNs] (0 bounds are open).
     bool rowMatches(int row, const engine::FlowFilter& filter, int64_t fromNs, int64_t toNs) const;
@@ -65,6 +70,9 @@ public:
     uint64_t evictedCount() const { return evicted_; }
 
 private:
+    /// Flow id with the node's number (order of first sight, up to 255 nodes) in its top byte;
+    /// flow ids are socket cookies, far below 2^56.
+    uint64_t keyOf(const engine::Flow& flow) const;
     const std::string& pooled(uint32_t id) const { return pool_.at(id); }
     const FlowRow& rowAt(int row) const;
     int rowOfSlot(uint32_t slot) const;
@@ -93,6 +101,7 @@ private:
     size_t retention_ = 100000;
     uint64_t evicted_ = 0;
     mutable engine::Flow scratch_;                        // reused by rowMatches()
+    mutable std::vector<std::string> nodes_{std::string()}; // node number -> name ("" is 0)
 };
 
 }  // namespace redirect::gui

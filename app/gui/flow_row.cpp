@@ -81,6 +81,7 @@ void FlowRow::assign(const engine::Flow& flow, StringPool& pool)
     user = pool.intern(flow.user);
     rule = pool.intern(flow.rule);
     verdict = pool.intern(flow.verdict);
+    node = pool.intern(flow.node);
     hops.resize(flow.hops.size());
     hops.shrink_to_fit();
     for (size_t i = 0; i < flow.hops.size(); ++i) {
@@ -96,6 +97,7 @@ void FlowRow::toFlow(const StringPool& pool, engine::Flow& out) const
     out.user = pool.at(user);
     out.rule = pool.at(rule);
     out.verdict = pool.at(verdict);
+    out.node = pool.at(node);
     out.hops.resize(hops.size());
     for (size_t i = 0; i < hops.size(); ++i) {
         copyHopFields(hops[i], out.hops[i]);

@@ -55,6 +55,7 @@ struct FlowHopRow {
 /// One flow without its blobs; comm, user, rule and verdict are pool ids.
 struct FlowRow {
     uint64_t seq = 0;  ///< arrival order, for the model's row lookup by slot
+    uint64_t key = 0;  ///< the model's key: flow id and node together (FlowModel::keyOf)
     uint64_t flowId = 0;
     int64_t startNs = 0;
     int64_t endNs = 0;
@@ -67,6 +68,7 @@ struct FlowRow {
     uint32_t user = 0;
     uint32_t rule = 0;
     uint32_t verdict = 0;
+    uint32_t node = 0;
     engine::EndReason reason = engine::EndReason::Open;
     std::string destination;
     std::string host;

@@ -279,7 +279,7 @@ void MainWindow::showDetails()
     if (!flow)
         flow = flows_->flowSummary(row);
     chain_->setFlow(flow);
-    shownFlow_ = flow ? flow->flowId : 0;
+    shownFlow_ = flow ? flows_->keyAt(row) : 0;
     std::vector<uint8_t> records, context;
     QString recordsText = tr("Redirect records"), contextText = tr("Redirect context");
     if (flow) {

@@ -87,6 +87,7 @@ private slots:
     void detailCache();
     void memoryPerRow();
     void copiedRowsAreGuardedCsv();
+    void sameFlowIdOnTwoNodes();
 };
 
 void TestFlowModel::batchAppend_data()
@@ -445,13 +446,45 @@ void TestFlowModel::copiedRowsAreGuardedCsv()
     const QStringList lines = rowsAsCsv(proxy, {1, 0}).split(QStringLiteral("\r\n"));
     QCOMPARE(lines.size(), 4);  // header, two rows, nothing after the last CRLF
     QCOMPARE(lines[0], QStringLiteral("Time,Process,Destination,Chain,Redirect state,Records,Context,Up,Down,"
-                                      "Duration,End reason"));
+                                      "Duration,End reason,Node"));
     QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,10.0.0.2:443,dlp → 10.0.0.2:443,"
-                                                "NOT_REDIRECTED,40 B,16 B,0 B,0 B,,open"));
+                                                "NOT_REDIRECTED,40 B,16 B,0 B,0 B,,open,"));
     QCOMPARE(lines[2], time(0) + QStringLiteral(",'=cmd|'/C calc'!A0 [1001] alice,\"'@SUM(1,2) (10.0.0.1:443)\","
-                                                "dlp → 10.0.0.1:443,NOT_REDIRECTED,40 B,16 B,1.5 KiB,0 B,2.00 s,closed"));
+                                                "dlp → 10.0.0.1:443,NOT_REDIRECTED,40 B,16 B,1.5 KiB,0 B,2.00 s,closed,"));
     QVERIFY(lines[3].isEmpty());
 }
 
 QTEST_GUILESS_MAIN(TestFlowModel)
+void TestFlowModel::sameFlowIdOnTwoNodes()
+{
+    // Socket cookies of two machines may be equal: rows are known by node and flow id together.
+    FlowModel model;
+    Flow a = makeFlow(5), b = makeFlow(5, true);
+    a.node = "node-a";
+    b.node = "node-b";
+    model.applyBatch({a, b});
+    QCOMPARE(model.rowCount(), 2);
+    const int rowA = model.rowForFlowId(5, "node-a"), rowB = model.rowForFlowId(5, "node-b");
+    QVERIFY(rowA >= 0 && rowB >= 0 && rowA != rowB);
+    QCOMPARE(model.rowForFlowId(5), -1);  // no node "" has it
+    QCOMPARE(model.index(rowA, FlowModel::Node).data().toString(), QStringLiteral("node-a"));
+    QCOMPARE(model.index(rowB, FlowModel::Node).data().toString(), QStringLiteral("node-b"));
+    QCOMPARE(model.flowIdAt(rowA), uint64_t(5));
+    QVERIFY(model.keyAt(rowA) != model.keyAt(rowB));
+    QCOMPARE(model.rowForKey(model.keyAt(rowB)), rowB);
+    // An update of b's flow changes b's row only.
+    b.bytesUp = 777;
+    model.applyBatch({b});
+    QCOMPARE(model.rowCount(), 2);
+    QCOMPARE(model.index(rowB, FlowModel::BytesUp).data(FlowModel::RawRole).toULongLong(), 777ull);
+    QCOMPARE(model.index(rowA, FlowModel::BytesUp).data(FlowModel::RawRole).toULongLong(), 0ull);
+    QCOMPARE(model.flowSummary(rowB)->node, std::string("node-b"));
+    // The filter's node: field.
+    std::string error;
+    auto filter = redirect::engine::FlowFilter::parse("node:node-b", &error);
+    QVERIFY2(filter.has_value(), error.c_str());
+    QVERIFY(model.rowMatches(rowB, *filter, 0, 0));
+    QVERIFY(!model.rowMatches(rowA, *filter, 0, 0));
+}
+
 #include "tst_flow_model.moc"

@@ -129,6 +129,7 @@ private slots:
     void exportFilteredViewReadsBack();
     void exportCancelLeavesNoFile();
     void serviceCrashIsShownAndTheTableKept();
+    void twoNodesInOneTable();
 };
 
 void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
@@ -290,6 +291,63 @@ void TestMainWindow::serviceCrashIsShownAndTheTableKept()
     QTRY_VERIFY_WITH_TIMEOUT(shown() == QStringLiteral("local: connected"), 5000);
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 2, 10000);
+}
+
+// A connection to 127.0.0.1:port made from inside `cgroup` (a process that joins it first): the
+// callout of that cgroup's service takes it. The server's answer, or "" when none came.
+std::string exchangeFrom(const std::string& cgroup, uint16_t port)
+{
+    auto [code, out] = run({"/bin/sh", "-c",
+                            "echo $$ > '" + cgroup + "/cgroup.procs' && exec /usr/bin/python3 -c \"import socket; "
+                            "s = socket.create_connection(('127.0.0.1', " + std::to_string(port) +
+                                ")); s.sendall(b'ping'); print(s.recv(16).decode())\""},
+                           20000);
+    return code == 0 ? out : std::string();
+}
+
+void TestMainWindow::twoNodesInOneTable()
+{
+    // Two services, each in a sandbox of its own (its cgroup, its callout instance), one console.
+    TcpServer server(AF_INET, "pong", 4);
+    const std::string port = std::to_string(server.port());
+    auto rulesOf = [&](const std::string& name) {
+        return R"({"version":1,"redirectors":[{"id":"inspector","name":")" + name +
+               R"("}],"rules":[{"id":"r","action":"redirect","redirector":"inspector","ports":)" + port + "}]}";
+    };
+    const std::string cgroupA = sandbox().makeChildCgroup("node-a"), cgroupB = sandbox().makeChildCgroup("node-b");
+    ServiceUnderTest a(rulesOf("Inspector A"), {}, cgroupA), b(rulesOf("Inspector B"), {}, cgroupB);
+    QVERIFY2(a.ready() && b.ready(), "a service's API never answered");
+    client::NodeClient nodeA({"node-a", "unix:" + a.socket(), {}, {}, {}}), nodeB({"node-b", "unix:" + b.socket(), {}, {}, {}});
+    nodeA.start();
+    nodeB.start();
+    gui::FlowModel flows;
+    gui::RulesModel rules;
+    gui::EngineBridge bridge({&nodeA, &nodeB}, &flows, &rules, std::make_shared<gui::LogSink>());
+    gui::MainWindow window(&flows, &rules, &bridge, [] { return std::vector<engine::Flow>{}; });
+    window.show();
+    bridge.start(100);
+
+    QCOMPARE(exchangeFrom(cgroupA, server.port()), std::string("pong\n"));
+    QCOMPARE(exchangeFrom(cgroupB, server.port()), std::string("pong\n"));
+    // Both flows in the one table, told apart by Node, each through its own node's inspector.
+    auto row = [&](const QString& node) {
+        for (int r = 0; r < flows.rowCount(); ++r)
+            if (flows.index(r, gui::FlowModel::Node).data().toString() == node && flows.flowSummary(r)->endNs)
+                return r;
+        return -1;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(row("node-a") >= 0 && row("node-b") >= 0, 10000);
+    const std::string dest = "127.0.0.1:" + port;
+    QCOMPARE(flows.flowSummary(row("node-a"))->chainText(), "app -> Inspector A -> " + dest);
+    QCOMPARE(flows.flowSummary(row("node-b"))->chainText(), "app -> Inspector B -> " + dest);
+    // The filter's node: field shows one node's rows.
+    window.filterEdit()->setText(QStringLiteral("node:node-b"));
+    QTRY_COMPARE_WITH_TIMEOUT(window.proxy()->rowCount(), 1, 3000);
+    QCOMPARE(window.proxy()->index(0, gui::FlowModel::Node).data().toString(), QStringLiteral("node-b"));
+    QVERIFY(bridge.lastStats().node.contains(QStringLiteral("node-b: connected")));
+    bridge.stop();
+    nodeA.stop();
+    nodeB.stop();
 }
 
 int main(int argc, char** argv)

@@ -45,8 +45,10 @@ public:
         : ServiceUnderTest(rulesFor(port, true), std::move(extraArgs))
     {
     }
-    /// With these rules (the text of a rules file).
-    ServiceUnderTest(const std::string& rules, std::vector<std::string> extraArgs) : extra_(std::move(extraArgs))
+    /// With these rules (the text of a rules file); with `cgroup` (a child of the sandbox's), the
+    /// service runs in that cgroup and its callout covers only it: a sandbox of its own.
+    ServiceUnderTest(const std::string& rules, std::vector<std::string> extraArgs, const std::string& cgroup = {})
+        : extra_(std::move(extraArgs)), cgroup_(cgroup)
     {
         dir_.setAutoRemove(true);
         QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
@@ -70,11 +72,15 @@ public:
     /// Starts the service (again, after kill()): same socket, rules, audit log and instance.
     void start()
     {
+        const std::string scope = cgroup_.empty() ? sandbox().cgroup() : cgroup_;
+        const std::string instance = instanceName() + "-svc" + (cgroup_.empty() ? "" : "-" + QFileInfo(QString::fromStdString(cgroup_)).fileName().toStdString());
         std::vector<std::string> argv{
-            binaryPath("redirect-consoled"), "--rules", path("rules.json").toStdString(), "--cgroup",
-            sandbox().cgroup(), "--instance", instanceName() + "-svc", "--api-socket", socket(), "--audit-log",
-            path("audit.log").toStdString(), "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group"};
+            binaryPath("redirect-consoled"), "--rules", path("rules.json").toStdString(), "--cgroup", scope,
+            "--instance", instance, "--api-socket", socket(), "--audit-log", path("audit.log").toStdString(),
+            "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group"};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
+        if (!cgroup_.empty())  // the service's own sockets must be in the scope it serves
+            argv.insert(argv.begin(), {"/bin/sh", "-c", "echo $$ > '" + cgroup_ + "/cgroup.procs' && exec \"$0\" \"$@\""});
         child_ = std::make_unique<Child>(argv);
     }
     /// Ends it with SIGKILL: no clean-up of its own, as a crash.
@@ -118,6 +124,7 @@ public:
 
 private:
     std::vector<std::string> extra_;
+    std::string cgroup_;
     QTemporaryDir dir_;
     std::unique_ptr<Child> child_;
 };
