@@ -316,6 +316,8 @@ void DemoSandbox::startTraffic(engine::Engine&)
     trafficPid_ = ::fork();
     if (trafficPid_ == 0) {
         childSetup(netnsFd_);
+        // Nothing of the service's: its API socket, relay sockets and maps stay with it.
+        ::close_range(3, ~0U, 0);
         ::prctl(PR_SET_NAME, "demo-client");  // how its flows show up in the table
         struct sigaction stop {};
         stop.sa_handler = onTrafficStop;

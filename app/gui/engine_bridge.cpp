@@ -1,5 +1,7 @@
 #include "engine_bridge.h"
 
+#include <cmath>
+
 #include "node_client.h"
 #include "flow_model.h"
 #include "log_sink.h"
@@ -74,6 +76,16 @@ EngineBridge::EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* fl
     };
     stats_ = [this] {
         BridgeStats stats = nodeStats(*node_);
+        for (client::NodeClient* node : nodes_) {
+            const client::NodeView v = node->view();
+            const v1::NodeStatus& s = v.status;
+            stats.nodes.append({QString::fromStdString(node->endpoint().name),
+                                QString::fromUtf8(client::nodeStateName(v.state)), QString::fromStdString(v.reason),
+                                QString::fromStdString(s.version()), QString::fromStdString(s.scope()),
+                                // rounded: a table that changes with every last digit is no help
+                                std::round(v.flowsPerSecond * 10) / 10,
+                                s.callout_event_drops() + s.queue_drops() + s.journal_drops() + v.dropped});
+        }
         for (size_t i = 1; i < nodes_.size(); ++i) {  // the others' state, after the first's
             const client::NodeView v = nodes_[i]->view();
             stats.node += QStringLiteral(", %1: %2").arg(QString::fromStdString(nodes_[i]->endpoint().name),

@@ -47,6 +47,18 @@ struct BridgeStats {
         QString availability;          ///< who listens, or why connections go direct
         bool operator==(const Redirector&) const = default;
     };
+    /// One line of the Nodes view.
+    struct NodeLine {
+        QString name;
+        QString state;                 ///< connecting, connected, reconnecting, refused
+        QString reason;                ///< why refused, or the last connection error
+        QString version;
+        QString scope;
+        double flowsPerSecond = 0;
+        quint64 drops = 0;             ///< callout events, queue, journal and client drops together
+        bool operator==(const NodeLine&) const = default;
+    };
+    QList<NodeLine> nodes;             ///< every node, in the order they were added
     bool calloutAttached = false;
     QString node;                      ///< the node's name and state ("local: connected")
     bool canChange = false;            ///< this user may change the node's rules

@@ -29,6 +29,7 @@
 
 #include "chain_view.h"
 #include "charts_panel.h"
+#include "nodes_view.h"
 #include "engine.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
@@ -130,6 +131,8 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     log_ = monospaceView();
     log_->setMaximumBlockCount(5000);
     tabs_->addTab(log_, tr("Log"));
+    nodes_ = new NodesView;
+    tabs_->addTab(nodes_, tr("Nodes"));
     splitter_ = new QSplitter(Qt::Vertical);
     splitter_->setObjectName("mainSplitter");
     splitter_->addWidget(flowView_);
@@ -329,6 +332,7 @@ void MainWindow::onStats(const BridgeStats& stats)
                                                  : tr("%1, callout not attached: %2").arg(stats.node, stats.notice));
     for (QPushButton* b : ruleButtons_)
         b->setEnabled(stats.canChange);
+    nodes_->show(stats.nodes);
     QStringList reds, why;
     bool allAvailable = true;
     for (const auto& r : stats.redirectors) {

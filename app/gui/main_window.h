@@ -26,6 +26,7 @@ namespace redirect::gui {
 
 class ChainView;
 class ChartsPanel;
+class NodesView;
 class FlowFilterProxy;
 class FlowModel;
 class RulesModel;
@@ -45,6 +46,7 @@ public:
     QLineEdit* filterEdit() const { return filter_; }
     QTabWidget* tabs() const { return tabs_; }
     ChainView* chainView() const { return chain_; }
+    NodesView* nodesView() const { return nodes_; }
     /// The export dialog (created on first use), already set to the current filter.
     ExportDialog* exportDialog();
     /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
@@ -85,6 +87,7 @@ private:
     QLabel* contextSize_ = nullptr;
     QPlainTextEdit* log_ = nullptr;
     ChartsPanel* charts_ = nullptr;
+    NodesView* nodes_ = nullptr;
     QLabel* calloutLabel_ = nullptr;
     QLabel* redirectorsLabel_ = nullptr;
     QLabel* dropsLabel_ = nullptr;

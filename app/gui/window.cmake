@@ -9,7 +9,9 @@ add_library(redirect_gui_window STATIC
   gui_main.cpp
   gui_main.h
   main_window.cpp
-  main_window.h)
+  main_window.h
+  nodes_view.cpp
+  nodes_view.h)
 target_include_directories(redirect_gui_window PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(redirect_gui_window PUBLIC redirect_gui_models redirect_gui_shell redirect_app
   Qt6::Widgets Qt6::Charts Qt6::Network spdlog::spdlog)

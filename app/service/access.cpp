@@ -147,10 +147,22 @@ UnixAcceptor::UnixAcceptor(const std::string& path, AccessGroups access) : path_
     listen_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listen_ < 0)
         throw std::runtime_error(std::string("API socket: ") + std::strerror(errno));
-    if (::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::chmod(path.c_str(), 0666) != 0 ||
-        ::listen(listen_, 64) != 0) {
+    // Bound and listening under a temporary name, then renamed into place: a client that sees the
+    // path can connect (between bind and listen it would be refused).
+    const std::string temporary = path + ".new-" + std::to_string(::getpid());
+    sockaddr_un tmp{};
+    tmp.sun_family = AF_UNIX;
+    if (temporary.size() >= sizeof(tmp.sun_path)) {
+        ::close(listen_);
+        throw std::runtime_error("API socket path too long: " + path);
+    }
+    std::memcpy(tmp.sun_path, temporary.c_str(), temporary.size());
+    ::unlink(temporary.c_str());
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&tmp), sizeof(tmp)) != 0 || ::chmod(temporary.c_str(), 0666) != 0 ||
+        ::listen(listen_, 64) != 0 || ::rename(temporary.c_str(), path.c_str()) != 0) {
         int e = errno;
         ::close(listen_);
+        ::unlink(temporary.c_str());
         throw std::runtime_error("API socket " + path + ": " + std::strerror(e));
     }
     if (::pipe2(wake_, O_CLOEXEC) != 0) {

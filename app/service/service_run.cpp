@@ -239,7 +239,7 @@ int runService(const CommandLine& cl)
             metrics->refresh(eng->stats(), eng->redirectors(), eng->ruleHits(), api->journalDrops());
     };
     try {
-        api->start(*eng, cl.instance);
+        api->start(*eng, session.demo ? session.demo->instance() : cl.instance);
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return ExitRuntimeError;

@@ -21,6 +21,7 @@
 #include "flow_model.h"
 #include "log_sink.h"
 #include "main_window.h"
+#include "nodes_view.h"
 #include "node_client.h"
 #include "rules.h"
 #include "rules_model.h"
@@ -345,6 +346,17 @@ void TestMainWindow::twoNodesInOneTable()
     QTRY_COMPARE_WITH_TIMEOUT(window.proxy()->rowCount(), 1, 3000);
     QCOMPARE(window.proxy()->index(0, gui::FlowModel::Node).data().toString(), QStringLiteral("node-b"));
     QVERIFY(bridge.lastStats().node.contains(QStringLiteral("node-b: connected")));
+    // The Nodes tab: each node with its state and its callout's scope.
+    gui::NodesView* nodes = window.nodesView();
+    QTRY_COMPARE_WITH_TIMEOUT(nodes->rowCount(), 2, 5000);
+    for (int r = 0; r < 2; ++r) {
+        const QString name = nodes->item(r, gui::NodesView::Name)->text();
+        QCOMPARE(name, r == 0 ? QStringLiteral("node-a") : QStringLiteral("node-b"));
+        QCOMPARE(nodes->item(r, gui::NodesView::State)->text(), QStringLiteral("connected"));
+        QCOMPARE(nodes->item(r, gui::NodesView::Scope)->text(),
+                 QString::fromStdString(r == 0 ? cgroupA : cgroupB));
+        QVERIFY(!nodes->item(r, gui::NodesView::Version)->text().isEmpty());
+    }
     bridge.stop();
     nodeA.stop();
     nodeB.stop();
