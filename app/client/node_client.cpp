@@ -34,8 +34,11 @@ std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e)
     grpc::ChannelArguments args;
     // gRPC's default backoff grows to two minutes; a console must notice a restarted node at once.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kRetryMs);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kRetryMs);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // Not the backoff: gRPC takes this as the time one connection attempt may take to its first
+    // SETTINGS frame. At 250 ms a node still starting (or a loaded machine) never got there and the
+    // console stayed "connecting" for good.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
     args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
     std::shared_ptr<grpc::ChannelCredentials> credentials;
     if (e.caCert.empty()) {

@@ -20,6 +20,7 @@
 #include <QtTest>
 
 #include "callout_loader.h"
+#include "callout_paths.h"
 
 namespace {
 
@@ -198,6 +199,21 @@ private slots:
                  qPrintable("the console did not come up within 30 s: " + QString::fromUtf8(output)));
         QVERIFY(QDir(cgroup).exists());
         QVERIFY(QDir(webRoot).exists());
+        // The window is attached: its demo service counts one client watching flows (asked through
+        // the API, as any client would).
+        const QString socket = QStringLiteral(CALLOUT_RUN_DIR "/demo-console-%1.sock").arg(pid);
+        QString status;
+        for (int i = 0; i < 40 && !status.contains(QStringLiteral("\"clients\": 1")); ++i) {
+            QProcess client;
+            client.start(QStringLiteral("/usr/bin/python3"),
+                         {QStringLiteral(SERVICE_TEST_DIR "/api_client.py"), QStringLiteral("--proto"),
+                          QStringLiteral(API_PROTO), QStringLiteral("--socket"), socket, QStringLiteral("status")});
+            client.waitForFinished(30000);
+            status = QString::fromUtf8(client.readAllStandardOutput() + client.readAllStandardError());
+            if (!status.contains(QStringLiteral("\"clients\": 1")))
+                QThread::msleep(250);
+        }
+        QVERIFY2(status.contains(QStringLiteral("\"clients\": 1")), qPrintable("the window never attached: " + status));
 
         QCOMPARE(::kill(pid_t(pid), signal), 0);
         QVERIFY2(console.waitForFinished(20000), "the console did not stop within 20 s of the signal");
