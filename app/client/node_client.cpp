@@ -53,9 +53,14 @@ std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e)
     return grpc::CreateCustomChannel(e.target, credentials, args);
 }
 
-void deadline(grpc::ClientContext& context)
+// One call with the commands' deadline: the transport's or the node's refusal, or nothing.
+template <typename Call>
+std::optional<std::string> callFailed(Call call)
 {
+    grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    grpc::Status s = call(&context);
+    return s.ok() ? std::nullopt : std::optional<std::string>(s.error_message());
 }
 
 }  // namespace
@@ -269,44 +274,35 @@ NodeView NodeClient::view() const
 
 NodeClient::Result NodeClient::setRuleEnabled(const std::string& ruleId, bool enabled)
 {
-    grpc::ClientContext context;
-    deadline(context);
     v1::SetRuleEnabledRequest request;
     request.set_rule_id(ruleId);
     request.set_enabled(enabled);
     v1::ChangeReply reply;
-    grpc::Status s = stub_->SetRuleEnabled(&context, request, &reply);
-    if (!s.ok())
-        return {false, s.error_message()};
+    if (auto e = callFailed([&](grpc::ClientContext* c) { return stub_->SetRuleEnabled(c, request, &reply); }))
+        return {false, *e};
     refreshRules();
     return {reply.applied(), reply.error()};
 }
 
 NodeClient::Result NodeClient::applyRules(const std::string& json)
 {
-    grpc::ClientContext context;
-    deadline(context);
     v1::ApplyRulesRequest request;
     request.set_json(json);
     v1::ApplyRulesReply reply;
-    grpc::Status s = stub_->ApplyRules(&context, request, &reply);
-    if (!s.ok())
-        return {false, s.error_message()};
+    if (auto e = callFailed([&](grpc::ClientContext* c) { return stub_->ApplyRules(c, request, &reply); }))
+        return {false, *e};
     refreshRules();
     return {reply.applied(), reply.error().message(), reply.error().line(), reply.error().column()};
 }
 
 NodeClient::Result NodeClient::reorderRules(const std::vector<std::string>& ruleIds)
 {
-    grpc::ClientContext context;
-    deadline(context);
     v1::ReorderRulesRequest request;
     for (const std::string& id : ruleIds)
         request.add_rule_ids(id);
     v1::ChangeReply reply;
-    grpc::Status s = stub_->ReorderRules(&context, request, &reply);
-    if (!s.ok())
-        return {false, s.error_message()};
+    if (auto e = callFailed([&](grpc::ClientContext* c) { return stub_->ReorderRules(c, request, &reply); }))
+        return {false, *e};
     refreshRules();
     return {reply.applied(), reply.error()};
 }
@@ -323,13 +319,10 @@ void NodeClient::refreshRules()
 
 std::optional<v1::RuleSet> NodeClient::rules(std::string* error)
 {
-    grpc::ClientContext context;
-    deadline(context);
     v1::RuleSet reply;
-    grpc::Status s = stub_->GetRules(&context, v1::GetRulesRequest(), &reply);
-    if (!s.ok()) {
+    if (auto e = callFailed([&](grpc::ClientContext* c) { return stub_->GetRules(c, v1::GetRulesRequest(), &reply); })) {
         if (error)
-            *error = s.error_message();
+            *error = *e;
         return std::nullopt;
     }
     return reply;

@@ -250,18 +250,23 @@ int runService(const CommandLine& cl)
     auto start = std::chrono::steady_clock::now();
     std::vector<engine::Flow> batch;
     uint64_t ticks = 0;
-    for (;;) {
-        timespec wait{0, 100 * 1000 * 1000};
-        int sig = sigtimedwait(&signals, nullptr, &wait);
+    // The engine's updates to everyone who takes them: flow log, API clients, metrics (whose engine
+    // counters are read about once a second, and on the last drain).
+    auto deliver = [&](bool last) {
         batch.clear();
         eng->drainFlows(batch);
         lines.write(batch);
         api->publish(batch);
         if (metrics) {
             metrics->observe(batch);
-            if (++ticks % 10 == 0)  // the engine's counters about once a second
+            if (last || ++ticks % 10 == 0)
                 refreshMetrics();
         }
+    };
+    for (;;) {
+        timespec wait{0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&signals, nullptr, &wait);
+        deliver(false);
         if (sig == SIGHUP) {
             reload(cl, *eng, *api, flowLog);
             continue;
@@ -276,14 +281,7 @@ int runService(const CommandLine& cl)
     }
     sd_notify(0, "STOPPING=1");
     session.stop();
-    batch.clear();
-    eng->drainFlows(batch);
-    lines.write(batch);
-    api->publish(batch);
-    if (metrics) {
-        metrics->observe(batch);
-        refreshMetrics();
-    }
+    deliver(true);
     api->stop();
     lines.summary(eng->stats());
     int code = lines.ok() ? ExitOk : ExitRuntimeError;

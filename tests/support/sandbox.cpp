@@ -106,24 +106,13 @@ sockaddr_storage loopbackAddress(int family, uint16_t port, socklen_t* length, b
 
 int listenLoopback(int family, uint16_t* port)
 {
-    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (family == AF_INET6)
-        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    socklen_t len = 0;
-    sockaddr_storage ss = loopbackAddress(family, 0, &len);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 512) != 0) {
+    *port = 0;
+    int fd = reservePort(family, port);
+    if (fd >= 0 && ::listen(fd, 512) != 0) {
         int e = errno;
         ::close(fd);
         return -e;
     }
-    len = sizeof(ss);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    *port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                    : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
     return fd;
 }
 
