@@ -114,6 +114,8 @@ void TestTls::onlyTheRightCertificateGetsIn()
         std::string error;
         QVERIFY(!c->rules(&error).has_value());
         QVERIFY2(!error.empty(), "refused without a reason");
+        // At the handshake, not by a call's rights check: no call of theirs reached the node.
+        QVERIFY2(error.find("may not use this node") == std::string::npos, error.c_str());
         r = c->setRuleEnabled("r", true);
         QVERIFY(!r.ok);
     }
