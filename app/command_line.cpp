@@ -84,6 +84,9 @@ The service (redirect-consoled) takes the same options, and serves the control A
   --tls-cert FILE        with this node's certificate and key (PEM) and the CA whose
   --tls-key FILE         client certificates may come in; their OU gives the right:
   --tls-ca FILE          redirect-view or redirect-admin (see the README)
+  --for-console          with --demo: the private service of the console that started it
+                         (socket /run/redirect-console/demo-console-PID.sock, PID the
+                         console's; its user may change it; stops when the console ends)
 
 Exit codes: 0 done, 1 runtime error, 2 bad input, 3 not administrator,
 4 callout could not load.
@@ -110,6 +113,8 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
             cl.headless = true;
         } else if (a == "--demo") {
             cl.demo = true;
+        } else if (a == "--for-console") {
+            cl.forConsole = true;
         } else if (optionTakesValue(a)) {
             auto v = value(i, a);
             if (!v)
@@ -183,6 +188,10 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
     }
     if (!cl.listen.empty() && (cl.tlsCert.empty() || cl.tlsKey.empty() || cl.tlsCa.empty())) {
         *error = "--listen needs --tls-cert, --tls-key and --tls-ca: remote clients come in with mutual TLS only";
+        return std::nullopt;
+    }
+    if (cl.forConsole && (!cl.demo || cl.apiSocket != CommandLine{}.apiSocket)) {
+        *error = "--for-console goes with --demo only, and picks its own socket (no --api-socket)";
         return std::nullopt;
     }
     if (cl.demo && !cl.cgroup.empty()) {

@@ -41,6 +41,11 @@ struct CommandLine {
     std::string tlsCert;        ///< --tls-cert FILE (PEM): this node's certificate
     std::string tlsKey;         ///< --tls-key FILE (PEM)
     std::string tlsCa;          ///< --tls-ca FILE (PEM): the CA whose client certificates are let in
+    /// --for-console (with --demo): the private service of the console that started it, directly or
+    /// through pkexec. Its socket is /run/redirect-console/demo-console-<parent pid>.sock, the
+    /// parent's user may change it, and it stops when the parent ends. No paths or values: pkexec
+    /// authorizes the program, not its arguments.
+    bool forConsole = false;
 };
 
 /// Parses argv; on error returns nullopt and sets `error` to one line for the user.

@@ -163,6 +163,16 @@ DemoSandbox::DemoSandbox()
 {
     instance_ = "demo-" + std::to_string(::getpid());
     netnsFd_ = makeNetns();
+    try {
+        setUp();
+    } catch (...) {
+        tearDown();  // the destructor does not run for an object whose constructor threw
+        throw;
+    }
+}
+
+void DemoSandbox::setUp()
+{
     std::string root = Callout::cgroup2Root();
     // Demo cgroups left by a console that was killed: empty ones go (rmdir fails on busy ones).
     std::error_code ec;
@@ -217,6 +227,11 @@ DemoSandbox::DemoSandbox()
 
 DemoSandbox::~DemoSandbox()
 {
+    tearDown();
+}
+
+void DemoSandbox::tearDown()
+{
     stopTraffic();
     stopping_ = true;
     if (echoFd_ >= 0)
@@ -229,15 +244,18 @@ DemoSandbox::~DemoSandbox()
     for (int pid : children_)
         reapBy(pid, deadline);
     // Leave the cgroup so it can go; our children are gone with it.
-    try {
-        writeControl(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
-    } catch (const std::exception&) {
+    if (!cgroup_.empty()) {
+        try {
+            writeControl(originalCgroup_ + "/cgroup.procs", std::to_string(::getpid()));
+        } catch (const std::exception&) {
+        }
+        ::rmdir(cgroup_.c_str());
     }
-    ::rmdir(cgroup_.c_str());
     std::error_code ec;
     std::filesystem::remove_all(webRoot_, ec);
     if (netnsFd_ >= 0)
         ::close(netnsFd_);
+    netnsFd_ = -1;
 }
 
 engine::RuleSet DemoSandbox::rules() const

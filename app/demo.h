@@ -40,6 +40,8 @@ public:
     void stopTraffic();
 
 private:
+    void setUp();
+    void tearDown();
     int spawn(const std::vector<std::string>& argv, int* stdoutFd);
     void echoServer();
     void generator();

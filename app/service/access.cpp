@@ -71,7 +71,7 @@ Caller localCaller(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const
         gid_t g = 0;
         return groupId(name, &g) && (g == gid || std::find(groups.begin(), groups.end(), g) != groups.end());
     };
-    if (uid == 0 || member(access.admin)) {
+    if (uid == 0 || uid == access.adminUid || member(access.admin)) {
         c.right = Right::Change;
     } else if (member(access.view)) {
         c.right = Right::View;

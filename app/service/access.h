@@ -40,10 +40,13 @@ struct Caller {
 struct AccessGroups {
     std::string view = "redirect-view";
     std::string admin = "redirect-admin";
+    /// A user with Change besides root and the admin group: the user of the console that started
+    /// this service (--for-console); -1 for none.
+    uid_t adminUid = static_cast<uid_t>(-1);
 };
 
-/// The right of a local process with these credentials: root has Change, the admin group Change,
-/// the view group View, anyone else None (with the documented message in caller.reason).
+/// The right of a local process with these credentials: root, the admin group and access.adminUid
+/// have Change, the view group View, anyone else None (with the documented message in caller.reason).
 Caller localCaller(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const AccessGroups& access);
 
 /// The right of a remote client, from its verified TLS certificate's subject (RFC 2253, as gRPC

@@ -51,6 +51,18 @@ std::string hostName()
 
 // The socket's and the audit log's directory, made when missing (0755: clients must reach the
 // socket in it; the files in it carry their own modes).
+// The real uid of a process, from /proc (a setuid parent such as pkexec would show root as its
+// effective uid; the console's user is the real one). Throws when it cannot be read.
+uid_t realUidOf(pid_t pid)
+{
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Uid:", 0) == 0)
+            return static_cast<uid_t>(std::stoul(line.substr(4)));
+    throw std::runtime_error("cannot read the user of process " + std::to_string(pid));
+}
+
 void makeParent(const std::string& path)
 {
     auto slash = path.rfind('/');
@@ -67,13 +79,18 @@ std::string apiSocketPath(const app::CommandLine& cl)
 {
     if (cl.apiSocket == "none")
         return {};
+    if (cl.forConsole)  // its parent is the console (runService checked it)
+        return std::string(CALLOUT_RUN_DIR "/demo-console-") + std::to_string(::getppid()) + ".sock";
     if (cl.demo && cl.apiSocket == app::CommandLine{}.apiSocket)
         return std::string(CALLOUT_RUN_DIR "/demo-") + std::to_string(::getpid()) + ".sock";
     return cl.apiSocket;
 }
 
-ServiceApi::ServiceApi(const app::CommandLine& cl) : options_(cl), socketPath_(apiSocketPath(cl))
+ServiceApi::ServiceApi(const app::CommandLine& cl)
+    : options_(cl), socketPath_(apiSocketPath(cl)), access_{cl.viewGroup, cl.adminGroup}
 {
+    if (cl.forConsole)
+        access_.adminUid = realUidOf(::getppid());
     if (!cl.listen.empty()) {
         tlsCert_ = readPem("--tls-cert", cl.tlsCert);
         tlsKey_ = readPem("--tls-key", cl.tlsKey);
@@ -92,8 +109,9 @@ ServiceApi::ServiceApi(const app::CommandLine& cl) : options_(cl), socketPath_(a
     if (socketPath_.empty())
         return;  // no local socket (remote clients only, or no API)
     makeParent(socketPath_);
-    acceptor_ = std::make_unique<UnixAcceptor>(socketPath_, AccessGroups{cl.viewGroup, cl.adminGroup});
-    groupsText_ = "view: group " + cl.viewGroup + ", change: group " + cl.adminGroup + " or root";
+    acceptor_ = std::make_unique<UnixAcceptor>(socketPath_, access_);
+    groupsText_ = "view: group " + cl.viewGroup + ", change: group " + cl.adminGroup + " or root" +
+                  (cl.forConsole ? " or uid " + std::to_string(access_.adminUid) + " (the console's user)" : "");
     auto sink = log_->sink();
     spdlog::default_logger()->sinks().push_back(sink);
     sinkHandle_ = sink;
@@ -120,7 +138,7 @@ void ServiceApi::start(engine::Engine& engine, const std::string& instance)
     info.startedNs = engine::wallNowNs();
     info.epoch = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
     UnixAcceptor* acceptor = acceptor_.get();
-    const AccessGroups groups{options_.viewGroup, options_.adminGroup};
+    const AccessGroups groups = access_;
     // Calls on a descriptor handed over by the acceptor are local; any other came over TLS.
     service_ = std::make_unique<NodeService>(engine, *journal_, *log_, *audit_, info,
                                              [acceptor, groups](const grpc::ServerContext& c) {

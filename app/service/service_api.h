@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "access.h"
 #include "command_line.h"
 #include "engine.h"
 
@@ -48,6 +49,7 @@ private:
     std::string tlsCert_, tlsKey_, tlsCa_;  // PEM text, read before the engine starts
     std::string socketPath_;
     std::string groupsText_;
+    AccessGroups access_;
     std::shared_ptr<void> sinkHandle_;  // the log ring's spdlog sink, removed again on stop
     std::unique_ptr<FlowJournal> journal_;
     std::unique_ptr<LogRing> log_;

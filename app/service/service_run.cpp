@@ -7,6 +7,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <grpcpp/server.h>
@@ -171,6 +172,23 @@ void reload(const CommandLine& cl, engine::Engine& eng, service::ServiceApi& api
     }
 }
 
+// --for-console: this service lives as long as the console that started it (its parent, through
+// pkexec's exec or directly). PR_SET_PDEATHSIG is set here, after the exec: an exec of a setuid
+// program (pkexec) clears one the console set. A parent gone before that is seen as a new parent.
+bool followConsole(std::string* error)
+{
+    const pid_t console = ::getppid();
+    if (console <= 1) {
+        *error = "--for-console: no console started this service";
+        return false;
+    }
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != console) {
+        *error = "--for-console: the console that started this service has ended";
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 int runService(const CommandLine& cl)
@@ -213,6 +231,11 @@ int runService(const CommandLine& cl)
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    std::string why;
+    if (cl.forConsole && !followConsole(&why)) {
+        std::fprintf(stderr, "redirect-consoled: %s\n", why.c_str());
+        return ExitBadInput;
+    }
     // The API's socket and audit log before the callout: if they fail, nothing was touched.
     std::unique_ptr<service::ServiceApi> api;
     try {

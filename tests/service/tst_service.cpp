@@ -14,6 +14,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "callout_paths.h"
 #include "service_fixture.h"
 
 using namespace redirect::test;
@@ -27,6 +28,7 @@ private slots:
     void viewerSeesButCannotChange();
     void strangerIsRefusedWithTheWayIn();
     void sighupReloadsRulesAndABadFileChangesNothing();
+    void demoForConsoleServesItsUserAndEndsWithIt();
 };
 
 void TestService::initTestCase()
@@ -124,3 +126,35 @@ void TestService::sighupReloadsRulesAndABadFileChangesNothing()
 
 REDIRECT_KERNEL_TEST_MAIN(TestService)
 #include "tst_service.moc"
+
+// The console's private demo service (--for-console), as a console started through pkexec leaves
+// it: its parent's real uid is the console's user, who may change it; anyone else may not; it
+// stops when its console ends.
+void TestService::demoForConsoleServesItsUserAndEndsWithIt()
+{
+    QCOMPARE(run({binaryPath("redirect-consoled"), "--demo", "--for-console", "--api-socket", "/tmp/x.sock"}, 10000).first,
+             2);
+    ClientFiles files;
+    // The console's stand-in: a process of real uid nobody whose child is the service, all root (as
+    // pkexec leaves it). Python, with effective uid root to start that child: a shell would drop it.
+    Child console({"/usr/bin/setpriv", "--ruid", "65534", "--", kPython.toStdString(), "-c",
+                   "import os, subprocess, sys\nprint(os.getpid(), flush=True)\n"
+                   "subprocess.run(sys.argv[1:], preexec_fn=lambda: os.setuid(0))",
+                   binaryPath("redirect-consoled"), "--demo", "--for-console"});
+    const std::string pid = console.readLine(10000);
+    QVERIFY2(!pid.empty(), "the console's stand-in did not start");
+    const std::string socket = CALLOUT_RUN_DIR "/demo-console-" + pid + ".sock";
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(QString::fromStdString(socket)), 30000);
+
+    const RunAs user{kNobody, 4242}, stranger{4243, 4242};  // neither in a group of the service
+    auto [code, status] = run(files.client(socket, {"status"}), 30000, user);
+    QVERIFY2(code == 0 && status.find(R"("rights": "change")") != std::string::npos, status.c_str());
+    auto [toggled, reply] = run(files.client(socket, {"toggle", "web", "off"}), 30000, user);
+    QVERIFY2(toggled == 0, reply.c_str());
+    auto [refused, text] = run(files.client(socket, {"status"}), 30000, stranger);
+    QVERIFY2(refused == 3 && text.find("uid 4243 may not use this node") != std::string::npos, text.c_str());
+
+    // The console dies without a word: the service stops and takes its socket (and sandbox) along.
+    console.kill(SIGKILL);
+    QTRY_VERIFY_WITH_TIMEOUT(!QFileInfo::exists(QString::fromStdString(socket)), 30000);
+}

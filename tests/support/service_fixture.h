@@ -38,6 +38,34 @@ inline std::string readAll(const QString& path)
     return s.str();
 }
 
+// The third-party Python client (tests/service/api_client.py) and the schema it compiles, in a
+// directory of the test's own that other users can read: the directory for a service's files too.
+class ClientFiles {
+public:
+    ClientFiles()
+    {
+        dir_.setAutoRemove(true);
+        QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
+                                               QFile::ExeGroup | QFile::ReadOther | QFile::ExeOther);
+        QFile::copy(QStringLiteral(SERVICE_TEST_DIR "/api_client.py"), path("api_client.py"));
+        QFile::copy(QStringLiteral(API_PROTO), path("redirect_console.proto"));
+        for (const QString& name : {QStringLiteral("api_client.py"), QStringLiteral("redirect_console.proto")})
+            QFile::setPermissions(path(name), QFile::ReadOwner | QFile::ReadGroup | QFile::ReadOther);
+    }
+    QString path(const QString& name) const { return dir_.filePath(name); }
+    /// The client's command line for the service on `socket`.
+    std::vector<std::string> client(const std::string& socket, const std::vector<std::string>& args) const
+    {
+        std::vector<std::string> argv{kPython.toStdString(), path("api_client.py").toStdString(), "--proto",
+                                      path("redirect_console.proto").toStdString(), "--socket", socket};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
+
+private:
+    QTemporaryDir dir_;
+};
+
 // One service with its own socket, audit log and rules, in a directory other users can reach.
 class ServiceUnderTest {
 public:
@@ -50,14 +78,6 @@ public:
     ServiceUnderTest(const std::string& rules, std::vector<std::string> extraArgs, const std::string& cgroup = {})
         : extra_(std::move(extraArgs)), cgroup_(cgroup)
     {
-        dir_.setAutoRemove(true);
-        QFile::setPermissions(dir_.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
-                                               QFile::ExeGroup | QFile::ReadOther | QFile::ExeOther);
-        for (const QString& name : {QStringLiteral("api_client.py")})
-            QFile::copy(QStringLiteral(SERVICE_TEST_DIR "/") + name, path(name));
-        QFile::copy(QStringLiteral(API_PROTO), path("redirect_console.proto"));
-        for (const QString& name : {QStringLiteral("api_client.py"), QStringLiteral("redirect_console.proto")})
-            QFile::setPermissions(path(name), QFile::ReadOwner | QFile::ReadGroup | QFile::ReadOther);
         std::ofstream(path("rules.json").toStdString()) << rules;
         start();
     }
@@ -90,7 +110,7 @@ public:
         child_->wait(20000);
         child_.reset();
     }
-    QString path(const QString& name) const { return dir_.filePath(name); }
+    QString path(const QString& name) const { return files_.path(name); }
     std::string socket() const { return path("api.sock").toStdString(); }
     /// One redirector "inspector" (named Inspector) and one rule "r" sending `port` to it.
     static std::string rulesFor(uint16_t port, bool enabled, const std::string& extra = {})
@@ -103,13 +123,7 @@ public:
     {
         std::ofstream(path("rules.json").toStdString()) << rulesFor(port, enabled, extra);
     }
-    std::vector<std::string> client(const std::vector<std::string>& args) const
-    {
-        std::vector<std::string> argv{kPython.toStdString(), path("api_client.py").toStdString(), "--proto",
-                                      path("redirect_console.proto").toStdString(), "--socket", socket()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return argv;
-    }
+    std::vector<std::string> client(const std::vector<std::string>& args) const { return files_.client(socket(), args); }
     /// Waits (bounded) until the API answers root.
     bool ready()
     {
@@ -125,7 +139,7 @@ public:
 private:
     std::vector<std::string> extra_;
     std::string cgroup_;
-    QTemporaryDir dir_;
+    ClientFiles files_;
     std::unique_ptr<Child> child_;
 };
 
