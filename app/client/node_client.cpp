@@ -1,6 +1,8 @@
 #include "node_client.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -21,15 +23,22 @@ constexpr int kRetryMs = 250;          // a node that went away is asked again t
 constexpr int kRefusedRetryMs = 5000;  // a node that refused us: rights change rarely
 constexpr auto kCallDeadline = std::chrono::seconds(10);
 
-std::string readFile(const std::string& path)
+// A PEM file's text; empty with the reason in *error when it cannot be read.
+std::string readPem(const char* what, const std::string& path, std::string* error)
 {
     std::ifstream in(path);
     std::stringstream s;
-    s << in.rdbuf();
+    if (in)
+        s << in.rdbuf();
+    if (!in || s.str().empty()) {
+        if (error->empty())
+            *error = std::string("cannot read the ") + what + " " + path + (in ? ": empty" : ": " + std::string(std::strerror(errno)));
+        return {};
+    }
     return s.str();
 }
 
-std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e)
+std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e, std::string* error)
 {
     grpc::ChannelArguments args;
     // gRPC's default backoff grows to two minutes; a console must notice a restarted node at once.
@@ -41,13 +50,17 @@ std::shared_ptr<grpc::Channel> makeChannel(const NodeEndpoint& e)
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
     args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
     std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (e.caCert.empty()) {
+    if (e.caCert.empty() && e.clientCert.empty() && e.clientKey.empty()) {
         credentials = grpc::InsecureChannelCredentials();
     } else {
+        // A file named but unreadable: the node is never asked. (Without a client certificate the
+        // node refuses at the handshake: remote nodes take mutual TLS only.)
         grpc::SslCredentialsOptions tls;
-        tls.pem_root_certs = readFile(e.caCert);
-        tls.pem_cert_chain = readFile(e.clientCert);
-        tls.pem_private_key = readFile(e.clientKey);
+        tls.pem_root_certs = readPem("CA certificate", e.caCert, error);
+        if (!e.clientCert.empty() || !e.clientKey.empty()) {
+            tls.pem_cert_chain = readPem("client certificate", e.clientCert, error);
+            tls.pem_private_key = readPem("client key", e.clientKey, error);
+        }
         credentials = grpc::SslCredentials(tls);
     }
     return grpc::CreateCustomChannel(e.target, credentials, args);
@@ -76,7 +89,7 @@ const char* nodeStateName(NodeState state)
 }
 
 NodeClient::NodeClient(NodeEndpoint endpoint, size_t bufferLimit)
-    : endpoint_(std::move(endpoint)), bufferLimit_(bufferLimit), channel_(makeChannel(endpoint_)),
+    : endpoint_(std::move(endpoint)), bufferLimit_(bufferLimit), channel_(makeChannel(endpoint_, &setupError_)),
       stub_(v1::Node::NewStub(channel_))
 {
 }
@@ -88,6 +101,10 @@ NodeClient::~NodeClient()
 
 void NodeClient::start()
 {
+    if (!setupError_.empty()) {  // nothing to ask with: say why, and stay so
+        setState(NodeState::Refused, setupError_);
+        return;
+    }
     threads_.emplace_back([this] { flowLoop(); });
     threads_.emplace_back([this] { statusLoop(); });
     threads_.emplace_back([this] { logLoop(); });

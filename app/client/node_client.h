@@ -27,7 +27,7 @@ namespace redirect::client {
 struct NodeEndpoint {
     std::string name;    ///< what the console calls this node ("local", a host name)
     std::string target;  ///< "unix:/run/redirect-console/api.sock", or "host:port" with TLS
-    std::string caCert;  ///< TLS: PEM files; all empty for a Unix socket
+    std::string caCert;  ///< TLS: paths of PEM files, all three or none (a Unix socket)
     std::string clientCert;
     std::string clientKey;
 };
@@ -56,6 +56,7 @@ public:
     NodeClient(const NodeClient&) = delete;
     NodeClient& operator=(const NodeClient&) = delete;
 
+    /// Starts the streams; a certificate file that cannot be read leaves the node Refused, saying why.
     void start();
     void stop();
     const NodeEndpoint& endpoint() const { return endpoint_; }
@@ -91,6 +92,7 @@ private:
 
     NodeEndpoint endpoint_;
     const size_t bufferLimit_;
+    std::string setupError_;  // a certificate file that cannot be read: the node is never asked
     std::shared_ptr<grpc::Channel> channel_;
     std::unique_ptr<v1::Node::Stub> stub_;
 

@@ -1,8 +1,11 @@
 #include "engine_bridge.h"
 
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
-#include "node_client.h"
 #include "flow_model.h"
 #include "log_sink.h"
 #include "rules_model.h"
@@ -11,18 +14,17 @@ namespace redirect::gui {
 
 namespace {
 
-BridgeStats nodeStats(const client::NodeClient& node)
+// The selected node's part of the status bar.
+void fillSelected(BridgeStats& stats, const client::NodeClient& node, const client::NodeView& v)
 {
-    const client::NodeView v = node.view();
     const v1::NodeStatus& s = v.status;
-    BridgeStats stats;
     stats.node = QString::fromStdString(node.endpoint().name) + QStringLiteral(": ") +
                  QString::fromUtf8(client::nodeStateName(v.state));
     stats.calloutAttached = v.state == client::NodeState::Connected && v.haveStatus;
     stats.canChange = v.haveStatus && s.rights() == "change";
     stats.notice = QString::fromStdString(v.reason);
     if (!v.haveStatus)
-        return stats;
+        return;
     stats.scope = QString::fromStdString(s.scope());
     stats.eventDrops = s.callout_event_drops();
     stats.queueDrops = s.queue_drops() + s.journal_drops() + v.dropped;
@@ -45,21 +47,65 @@ BridgeStats nodeStats(const client::NodeClient& node)
         red.availability = QString::fromStdString(r.availability());
         stats.redirectors.append(red);
     }
-    return stats;
 }
 
 }  // namespace
 
-EngineBridge::EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* flows, RulesModel* rules,
-                           std::shared_ptr<LogSink> log, QObject* parent)
+// Runs the bridge's commands one after another on a thread of its own, in the order given (a
+// toggle and its undo must reach the node in that order). Commands wait for the node's answer
+// (bounded by the client's deadline); the destructor lets the one under way finish.
+class CommandQueue {
+public:
+    CommandQueue() : thread_([this] { run(); }) {}
+    ~CommandQueue()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+    void push(std::function<void()> command)
+    {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(std::move(command));
+        }
+        wake_.notify_all();
+    }
+
+private:
+    void run()
+    {
+        for (;;) {
+            std::function<void()> command;
+            {
+                std::unique_lock lock(mutex_);
+                wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (stopping_)
+                    return;
+                command = std::move(queue_.front());
+                queue_.pop_front();
+            }
+            command();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::function<void()>> queue_;
+    bool stopping_ = false;
+    std::thread thread_;  // last: it starts in the constructor and uses the members above
+};
+
+EngineBridge::EngineBridge(FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log, QObject* parent)
     : EngineBridge(FlowSource{}, flows, rules, std::move(log), parent)
 {
-    nodes_ = std::move(nodes);
-    node_ = nodes_.front();
-    client::NodeClient* n = node_;
+    commands_ = std::make_unique<CommandQueue>();
     source_ = [this](std::vector<engine::Flow>& out) {
         size_t taken = 0;
-        for (client::NodeClient* node : nodes_) {
+        for (const NodePtr& node : nodes_) {
             const size_t before = out.size();
             taken += node->takeFlows(out, maxPerTick_);
             for (size_t i = before; i < out.size(); ++i)
@@ -67,64 +113,192 @@ EngineBridge::EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* fl
         }
         return taken;
     };
-    hits_ = [n] {
+    hits_ = [this] {
         std::map<std::string, engine::RuleHits> hits;
-        const client::NodeView v = n->view();  // a copy: the loop must not outlive a temporary
-        for (const v1::RuleState& r : v.rules.rules())
-            hits[r.id()] = {r.redirected(), r.bypassed()};
+        if (NodePtr node = selected()) {
+            const client::NodeView v = node->view();  // a copy: the loop must not outlive a temporary
+            for (const v1::RuleState& r : v.rules.rules())
+                hits[r.id()] = {r.redirected(), r.bypassed()};
+        }
         return hits;
     };
-    stats_ = [this] {
-        BridgeStats stats = nodeStats(*node_);
-        for (client::NodeClient* node : nodes_) {
-            const client::NodeView v = node->view();
-            const v1::NodeStatus& s = v.status;
-            stats.nodes.append({QString::fromStdString(node->endpoint().name),
-                                QString::fromUtf8(client::nodeStateName(v.state)), QString::fromStdString(v.reason),
-                                QString::fromStdString(s.version()), QString::fromStdString(s.scope()),
-                                // rounded: a table that changes with every last digit is no help
-                                std::round(v.flowsPerSecond * 10) / 10,
-                                s.callout_event_drops() + s.queue_drops() + s.journal_drops() + v.dropped});
-        }
-        for (size_t i = 1; i < nodes_.size(); ++i) {  // the others' state, after the first's
-            const client::NodeView v = nodes_[i]->view();
-            stats.node += QStringLiteral(", %1: %2").arg(QString::fromStdString(nodes_[i]->endpoint().name),
-                                                          QString::fromUtf8(client::nodeStateName(v.state)));
-        }
-        return stats;
-    };
+    stats_ = [this] { return nodeStats(); };
     if (rules_) {
-        rules_->setToggler([n](const std::string& id, bool enabled) { return n->setRuleEnabled(id, enabled).ok; });
+        // Optimistic: the model shows the change at once; a refusal comes back as commandFailed,
+        // and the panel shows the node's rules again.
+        rules_->setToggler([this](const std::string& id, bool enabled) {
+            submit(tr("Rule %1").arg(QString::fromStdString(id)),
+                   [id, enabled](client::NodeClient& n) { return n.setRuleEnabled(id, enabled); }, {});
+            return true;
+        });
         rules_->setApplier([this](const engine::RuleSet& set) {
-            QString error;
-            return applyRules(set, &error);
+            std::vector<std::string> order;
+            for (const engine::RuleSpec& r : set.rules)
+                order.push_back(r.id);
+            submit(tr("Rule order"), [order](client::NodeClient& n) { return n.reorderRules(order); }, {});
+            return true;
         });
     }
 }
 
-bool EngineBridge::applyRules(const engine::RuleSet& rules, QString* error)
+EngineBridge::EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
+                           QObject* parent)
+    : QObject(parent), source_(std::move(source)), flows_(flows), rules_(rules), log_(std::move(log))
 {
-    if (!node_) {
-        *error = tr("not connected to a node");
+    timer_.setTimerType(Qt::PreciseTimer);
+    connect(&timer_, &QTimer::timeout, this, &EngineBridge::tick);
+}
+
+EngineBridge::~EngineBridge()
+{
+    commands_.reset();  // before the nodes its commands use
+}
+
+bool EngineBridge::addNode(const client::NodeEndpoint& endpoint, QString* error)
+{
+    const QString name = QString::fromStdString(endpoint.name);
+    if (name.trimmed().isEmpty() || name != name.trimmed() || name.contains(QLatin1Char(' '))) {
+        *error = tr("a node needs a name, without spaces");
         return false;
     }
-    client::NodeClient::Result r = node_->applyRules(engine::rulesToJson(rules));
-    if (!r.ok) {
-        *error = r.line > 0 ? QStringLiteral("%1:%2: %3").arg(r.line).arg(r.column).arg(QString::fromStdString(r.error))
-                            : QString::fromStdString(r.error);
+    if (nodeNames().contains(name)) {
+        *error = tr("there is a node named %1 already").arg(name);
         return false;
     }
-    refreshRules();
+    auto node = std::make_shared<client::NodeClient>(endpoint);
+    node->start();
+    nodes_.push_back(std::move(node));
+    if (nodes_.size() == 1)
+        selectNode(name);
+    emit nodesChanged();
     return true;
 }
 
-// The node's rules into the rules model when they changed (here or by another administrator).
+bool EngineBridge::removeNode(const QString& name)
+{
+    const qsizetype i = nodeNames().indexOf(name);
+    if (i < 0)
+        return false;
+    const auto index = static_cast<size_t>(i);
+    NodePtr node = nodes_[index];
+    nodes_.erase(nodes_.begin() + i);
+    if (index < selected_) {
+        --selected_;
+    } else if (index == selected_) {
+        selected_ = 0;
+        rulesJson_.clear();  // the first node's rules, shown anew
+        if (!nodes_.empty())
+            selectNode(QString::fromStdString(nodes_.front()->endpoint().name));
+    }
+    // Its streams end here; a command of its under way keeps it alive until it is answered.
+    node->stop();
+    if (nodes_.empty()) {
+        selected_ = 0;
+        rulesJson_.clear();
+        rulesSet_ = {};
+        if (rules_)
+            rules_->setRules({});
+    }
+    emit nodesChanged();
+    return true;
+}
+
+QStringList EngineBridge::nodeNames() const
+{
+    QStringList names;
+    for (const NodePtr& node : nodes_)
+        names << QString::fromStdString(node->endpoint().name);
+    return names;
+}
+
+std::optional<client::NodeEndpoint> EngineBridge::endpointOf(const QString& name) const
+{
+    for (const NodePtr& node : nodes_)
+        if (QString::fromStdString(node->endpoint().name) == name)
+            return node->endpoint();
+    return std::nullopt;
+}
+
+bool EngineBridge::selectNode(const QString& name)
+{
+    const qsizetype i = nodeNames().indexOf(name);
+    if (i < 0)
+        return false;
+    if (static_cast<size_t>(i) != selected_ || rulesJson_.empty()) {
+        selected_ = static_cast<size_t>(i);
+        // Another node's rules: the panel shows them as soon as they are known.
+        rulesJson_.clear();
+        rulesSet_ = {};
+        if (rules_)
+            rules_->setRules({});
+        refreshRules();
+    }
+    emit nodesChanged();
+    return true;
+}
+
+QString EngineBridge::selectedNode() const
+{
+    NodePtr node = selected();
+    return node ? QString::fromStdString(node->endpoint().name) : QString();
+}
+
+EngineBridge::NodePtr EngineBridge::selected() const
+{
+    return selected_ < nodes_.size() ? nodes_[selected_] : nullptr;
+}
+
+void EngineBridge::submit(const QString& what, std::function<client::NodeClient::Result(client::NodeClient&)> call,
+                          Done done)
+{
+    NodePtr node = selected();
+    if (!node || !commands_) {
+        const QString reason = tr("not connected to a node");
+        rulesJson_.clear();  // the panel shows the node's rules (none) again
+        if (rules_)
+            rules_->setRules(rulesSet_);
+        if (done)
+            done(false, reason);
+        else
+            emit commandFailed(what, reason);
+        return;
+    }
+    commands_->push([this, node, what, call = std::move(call), done = std::move(done)] {
+        const client::NodeClient::Result r = call(*node);
+        QString error = QString::fromStdString(r.error);
+        if (!r.ok && r.line > 0)
+            error = QStringLiteral("%1:%2: %3").arg(r.line).arg(r.column).arg(error);
+        // Back on the GUI thread; dropped with the bridge when it is gone by then.
+        QMetaObject::invokeMethod(
+            this,
+            [this, ok = r.ok, error, what, done] {
+                if (!ok) {
+                    rulesJson_.clear();  // the panel shows the node's rules again, not the refused change
+                    if (!done)
+                        emit commandFailed(what, error);
+                }
+                refreshRules();
+                if (done)
+                    done(ok, error);
+            },
+            Qt::QueuedConnection);
+    });
+}
+
+void EngineBridge::applyRules(const engine::RuleSet& rules, Done done)
+{
+    const std::string json = engine::rulesToJson(rules);
+    submit(tr("Rules"), [json](client::NodeClient& n) { return n.applyRules(json); }, std::move(done));
+}
+
+// The selected node's rules into the rules model when they changed (here or by another administrator).
 void EngineBridge::refreshRules()
 {
-    if (!node_)
+    NodePtr node = selected();
+    if (!node)
         return;
-    const client::NodeView v = node_->view();
-    if (!v.haveRules || v.rules.json() == rulesJson_)
+    const client::NodeView v = node->view();
+    if (!v.haveRules || (!rulesJson_.empty() && v.rules.json() == rulesJson_))
         return;
     engine::RulesResult parsed = engine::parseRules(v.rules.json());
     if (!parsed.ok())
@@ -136,12 +310,29 @@ void EngineBridge::refreshRules()
         rules_->setRules(rulesSet_);
 }
 
-EngineBridge::EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
-                           QObject* parent)
-    : QObject(parent), source_(std::move(source)), flows_(flows), rules_(rules), log_(std::move(log))
+BridgeStats EngineBridge::nodeStats() const
 {
-    timer_.setTimerType(Qt::PreciseTimer);
-    connect(&timer_, &QTimer::timeout, this, &EngineBridge::tick);
+    BridgeStats stats;
+    const NodePtr chosen = selected();
+    for (const NodePtr& node : nodes_) {
+        const client::NodeView v = node->view();
+        const v1::NodeStatus& s = v.status;
+        stats.nodes.append({QString::fromStdString(node->endpoint().name),
+                            QString::fromUtf8(client::nodeStateName(v.state)), QString::fromStdString(v.reason),
+                            QString::fromStdString(s.version()), QString::fromStdString(s.scope()),
+                            // rounded: a table that changes with every last digit is no help
+                            std::round(v.flowsPerSecond * 10) / 10,
+                            s.callout_event_drops() + s.queue_drops() + s.journal_drops() + v.dropped});
+        if (node == chosen)
+            fillSelected(stats, *node, v);
+    }
+    for (size_t i = 0; i < nodes_.size(); ++i)  // the others' state, after the selected one's
+        if (nodes_[i] != chosen)
+            stats.node += QStringLiteral(", %1: %2").arg(stats.nodes[static_cast<qsizetype>(i)].name,
+                                                          stats.nodes[static_cast<qsizetype>(i)].state);
+    if (nodes_.empty())
+        stats.notice = tr("no node: connect to one (Nodes tab, Connect to node…)");
+    return stats;
 }
 
 void EngineBridge::start(int intervalMs)
@@ -174,7 +365,7 @@ void EngineBridge::tick()
     if (hits_ && rules_)
         rules_->setHits(hits_());
     QStringList nodeLines;
-    for (client::NodeClient* node : nodes_)
+    for (const NodePtr& node : nodes_)
         for (const v1::LogLine& line : node->takeLog())
             nodeLines << QStringLiteral("%1 [%2] %3").arg(QString::fromStdString(node->endpoint().name),
                                                        QString::fromStdString(line.level()),

@@ -1,7 +1,8 @@
-// The GUI's one way to a node (the service, through its control API): a 10 Hz timer in the GUI
-// thread takes the flow updates the node client received into the flow model, refreshes rules and
-// their hits, takes log lines and reports the status bar's numbers. Rule changes go back through it.
-// No other GUI code talks to a node.
+// The GUI's one way to the nodes (services, through their control API): a 10 Hz timer in the GUI
+// thread takes the flow updates the node clients received into the flow model, refreshes the
+// selected node's rules and their hits, takes log lines and reports the status bar's numbers. Rule
+// changes go back through it, on a thread of its own: the GUI never waits on the wire. No other GUI
+// code talks to a node.
 #pragma once
 
 #include <QElapsedTimer>
@@ -14,17 +15,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "flow.h"
 #include "flow_table.h"
 
+#include "node_client.h"
 #include "rules.h"
-
-namespace redirect::client {
-class NodeClient;
-}
 
 namespace redirect::gui {
 
@@ -75,25 +74,35 @@ struct BridgeStats {
     bool operator==(const BridgeStats&) const = default;
 };
 
+class CommandQueue;
+
 class EngineBridge : public QObject {
     Q_OBJECT
 public:
     using FlowSource = std::function<size_t(std::vector<engine::Flow>& out)>;
     using HitsSource = std::function<std::map<std::string, engine::RuleHits>()>;
     using StatsSource = std::function<BridgeStats()>;
+    /// A command's answer, on the GUI thread: ok, or the node's reason (line:column for rules text).
+    using Done = std::function<void(bool ok, const QString& error)>;
 
-    /// Drives nodes through their clients (started already): every node's flows go into `flows`,
-    /// tagged with the node's name; `rules` and the status bar follow the first node.
-    EngineBridge(std::vector<client::NodeClient*> nodes, FlowModel* flows, RulesModel* rules,
-                 std::shared_ptr<LogSink> log, QObject* parent = nullptr);
-    EngineBridge(client::NodeClient& node, FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log,
-                 QObject* parent = nullptr)
-        : EngineBridge(std::vector<client::NodeClient*>{&node}, flows, rules, std::move(log), parent)
-    {
-    }
+    /// Drives the nodes given with addNode(): every node's flows go into `flows`, tagged with the
+    /// node's name; `rules` and the status bar follow the selected node (the first until selectNode()).
+    EngineBridge(FlowModel* flows, RulesModel* rules, std::shared_ptr<LogSink> log, QObject* parent = nullptr);
     /// Drives a plain flow source (tests, replays); hits and stats come from the optional setters.
     EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rules = nullptr,
                  std::shared_ptr<LogSink> log = {}, QObject* parent = nullptr);
+    ~EngineBridge() override;
+
+    /// Starts watching a node; false with the reason when its name is empty or taken.
+    bool addNode(const client::NodeEndpoint& endpoint, QString* error);
+    /// Stops watching a node; its rows stay in the table. False when there is no such node.
+    bool removeNode(const QString& name);
+    /// Every node's name, in the order they were added.
+    QStringList nodeNames() const;
+    std::optional<client::NodeEndpoint> endpointOf(const QString& name) const;
+    /// The node whose rules the rules panel shows and edits and whose numbers the status bar shows.
+    bool selectNode(const QString& name);
+    QString selectedNode() const;
 
     void setHitsSource(HitsSource source) { hits_ = std::move(source); }
     void setStatsSource(StatsSource source) { stats_ = std::move(source); }
@@ -109,10 +118,11 @@ public:
     quint64 tickCount() const { return ticks_; }
     const BridgeStats& lastStats() const { return lastStats_; }
 
-    /// The node's rules as last seen (empty without a node).
+    /// The selected node's rules as last seen (empty without a node).
     engine::RuleSet rules() const { return rulesSet_; }
-    /// Replaces the node's rules, all or nothing; false with the reason (line:column) in *error.
-    bool applyRules(const engine::RuleSet& rules, QString* error);
+    /// Replaces the selected node's rules, all or nothing. The call runs off the GUI thread; `done`
+    /// comes back on it (not at all when the bridge is gone first).
+    void applyRules(const engine::RuleSet& rules, Done done);
 
 public slots:
     /// One drain; the timer calls it, tests may too.
@@ -125,12 +135,23 @@ signals:
     void statsChanged(const redirect::gui::BridgeStats& stats);
     /// Log lines taken this tick (one signal per tick, none when there are none).
     void logLines(const QStringList& lines, quint64 dropped);
+    /// Nodes were added or removed, or another one was selected.
+    void nodesChanged();
+    /// A change the node refused or never got (toggle, reorder): what, and why. The rules panel
+    /// shows the node's rules again.
+    void commandFailed(const QString& what, const QString& reason);
 
 private:
+    using NodePtr = std::shared_ptr<client::NodeClient>;
+    NodePtr selected() const;
     void refreshRules();
+    /// Runs `call` on the command thread against the selected node; `done` on the GUI thread.
+    void submit(const QString& what, std::function<client::NodeClient::Result(client::NodeClient&)> call, Done done);
+    BridgeStats nodeStats() const;
 
-    client::NodeClient* node_ = nullptr;  // the first node: rules and status bar
-    std::vector<client::NodeClient*> nodes_;
+    std::vector<NodePtr> nodes_;
+    size_t selected_ = 0;
+    std::unique_ptr<CommandQueue> commands_;
     std::string rulesJson_;            // the node's rules text last loaded into rules_
     engine::RuleSet rulesSet_;
     FlowSource source_;

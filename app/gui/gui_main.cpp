@@ -27,6 +27,7 @@
 #include "flow_model.h"
 #include "log_sink.h"
 #include "main_window.h"
+#include "nodes_view.h"
 #include "privilege.h"
 #include "rules.h"
 #include "rules_model.h"
@@ -145,11 +146,12 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
 
     int code = cl.screenshot.empty() ? app::ExitOk : app::ExitRuntimeError;  // until the screenshot is saved
     {
-        client::NodeClient node({cl.demo ? "demo" : "local", "unix:" + socket, {}, {}, {}});
-        node.start();
         FlowModel flows;
         RulesModel rulesModel;
-        EngineBridge bridge(node, &flows, &rulesModel, logSink);
+        EngineBridge bridge(&flows, &rulesModel, logSink);
+        QString error;
+        bridge.addNode({cl.demo ? "demo" : "local", "unix:" + socket, {}, {}, {}}, &error);
+        addRememberedNodes(bridge);
         MainWindow window(&flows, &rulesModel, &bridge, [&flows] {
             std::vector<engine::Flow> out;
             for (int r = 0; r < flows.rowCount(); ++r)
@@ -181,7 +183,6 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
         if (cl.screenshot.empty())
             code = rc == 0 ? app::ExitOk : app::ExitRuntimeError;
         bridge.stop();
-        node.stop();
     }
     demo.reset();
     spdlog::default_logger()->sinks().pop_back();

@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
+#include <QComboBox>
 #include <QCloseEvent>
 #include <QDialogButtonBox>
 #include <QFileDialog>
@@ -14,6 +15,7 @@
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalBlocker>
@@ -131,8 +133,14 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     log_ = monospaceView();
     log_->setMaximumBlockCount(5000);
     tabs_->addTab(log_, tr("Log"));
-    nodes_ = new NodesView;
+    nodes_ = new NodesPage(bridge_);
     tabs_->addTab(nodes_, tr("Nodes"));
+    auto* connectNode = toolbar->addAction(tr("Connect to node…"));
+    connectNode->setObjectName("connectNodeAction");
+    connect(connectNode, &QAction::triggered, this, [this] {
+        tabs_->setCurrentWidget(nodes_);
+        nodes_->openConnectDialog();
+    });
     splitter_ = new QSplitter(Qt::Vertical);
     splitter_->setObjectName("mainSplitter");
     splitter_->addWidget(flowView_);
@@ -154,6 +162,15 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
             log_->appendPlainText(tr("… %1 log lines dropped").arg(dropped));
         log_->appendPlainText(lines.join('\n'));
     });
+    // A toggle or reorder the node refused: the rules panel shows its rules again; say why.
+    connect(bridge_, &EngineBridge::commandFailed, this, [this](const QString& what, const QString& reason) {
+        log_->appendPlainText(tr("%1: not changed: %2").arg(what, reason));
+        auto* box = new QMessageBox(QMessageBox::Warning, tr("Not changed"), tr("%1: not changed.\n\n%2").arg(what, reason),
+                                    QMessageBox::Ok, this);
+        box->setObjectName("commandFailedBox");
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->open();
+    });
 
     QSettings settings;
     resize(1280, 800);
@@ -170,6 +187,8 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
 }
 
 MainWindow::~MainWindow() = default;
+
+NodesView* MainWindow::nodesView() const { return nodes_->table(); }
 
 void MainWindow::closeEvent(QCloseEvent* event)
 {
@@ -234,7 +253,26 @@ QWidget* MainWindow::buildDetails()
 QWidget* MainWindow::buildRules()
 {
     auto* page = new QWidget;
-    auto* layout = new QHBoxLayout(page);
+    auto* outer = new QVBoxLayout(page);
+    auto* top = new QHBoxLayout;
+    rulesNode_ = new QComboBox;
+    rulesNode_->setObjectName("rulesNode");
+    rulesNode_->setToolTip(tr("The node whose rules this panel shows and edits (also: select it in the Nodes tab)"));
+    top->addWidget(new QLabel(tr("Rules of node")));
+    top->addWidget(rulesNode_);
+    top->addStretch();
+    outer->addLayout(top);
+    auto* layout = new QHBoxLayout;
+    outer->addLayout(layout, 1);
+    connect(rulesNode_, &QComboBox::activated, this, [this](int index) { bridge_->selectNode(rulesNode_->itemText(index)); });
+    connect(bridge_, &EngineBridge::nodesChanged, this, [this] {
+        QSignalBlocker block(rulesNode_);
+        rulesNode_->clear();
+        rulesNode_->addItems(bridge_->nodeNames());
+        rulesNode_->setCurrentText(bridge_->selectedNode());
+    });
+    rulesNode_->addItems(bridge_->nodeNames());
+    rulesNode_->setCurrentText(bridge_->selectedNode());
     rulesView_ = new QTableView;
     rulesView_->setObjectName("rulesView");
     rulesView_->setModel(rules_);
@@ -332,7 +370,7 @@ void MainWindow::onStats(const BridgeStats& stats)
                                                  : tr("%1, callout not attached: %2").arg(stats.node, stats.notice));
     for (QPushButton* b : ruleButtons_)
         b->setEnabled(stats.canChange);
-    nodes_->show(stats.nodes);
+    nodes_->table()->show(stats.nodes);
     QStringList reds, why;
     bool allAvailable = true;
     for (const auto& r : stats.redirectors) {
@@ -399,11 +437,6 @@ QString MainWindow::selectedRowsCsv() const
     return rowsAsCsv(*proxy_, rows);
 }
 
-bool MainWindow::applyRuleSet(const engine::RuleSet& rules, QString* error)
-{
-    return bridge_->applyRules(rules, error);
-}
-
 void MainWindow::editRules()
 {
     QDialog dialog(this);
@@ -425,18 +458,27 @@ void MainWindow::editRules()
     connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
     connect(buttons->button(QDialogButtonBox::Apply), &QPushButton::clicked, &dialog, [&] {
         engine::RulesResult parsed = engine::parseRules(text->toPlainText().toStdString());
-        QString message;
         if (!parsed.ok()) {
-            message = QString::fromStdString(parsed.error.str());
+            const QString message = QString::fromStdString(parsed.error.str());
             QTextCursor cursor(text->document()->findBlockByNumber(std::max(0, parsed.error.line - 1)));
             cursor.movePosition(QTextCursor::Right, QTextCursor::MoveAnchor, std::max(0, parsed.error.column - 1));
             text->setTextCursor(cursor);
             text->setFocus();
-        } else if (applyRuleSet(parsed.rules, &message)) {
-            dialog.accept();
+            error->setText(message);
             return;
         }
-        error->setText(message);
+        // The node answers later; the dialog stays until it did (and closes only if it took them).
+        buttons->setEnabled(false);
+        error->setText(tr("Applying…"));
+        bridge_->applyRules(parsed.rules, [dialog = QPointer<QDialog>(&dialog), buttons, error](bool ok, const QString& why) {
+            if (!dialog)
+                return;
+            buttons->setEnabled(true);
+            if (ok)
+                dialog->accept();
+            else
+                error->setText(tr("Nothing was changed: %1").arg(why));
+        });
     });
     dialog.exec();
 }
@@ -447,12 +489,18 @@ void MainWindow::importRules()
     if (path.isEmpty())
         return;
     engine::RulesResult parsed = engine::loadRulesFile(path.toStdString());
-    QString message;
-    if (!parsed.ok())
-        message = path + ':' + QString::fromStdString(parsed.error.str());
-    else if (applyRuleSet(parsed.rules, &message))
+    auto refused = [window = QPointer<MainWindow>(this)](const QString& message) {
+        if (window)
+            QMessageBox::warning(window, tr("Import rules"), tr("Nothing was changed.\n\n%1").arg(message));
+    };
+    if (!parsed.ok()) {
+        refused(path + ':' + QString::fromStdString(parsed.error.str()));
         return;
-    QMessageBox::warning(this, tr("Import rules"), tr("Nothing was changed.\n\n%1").arg(message));
+    }
+    bridge_->applyRules(parsed.rules, [refused](bool ok, const QString& why) {
+        if (!ok)
+            refused(why);
+    });
 }
 
 void MainWindow::exportRules()

@@ -11,6 +11,7 @@
 #include "export_dialog.h"
 #include "rules.h"
 
+class QComboBox;
 class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
@@ -26,6 +27,7 @@ namespace redirect::gui {
 
 class ChainView;
 class ChartsPanel;
+class NodesPage;
 class NodesView;
 class FlowFilterProxy;
 class FlowModel;
@@ -46,7 +48,9 @@ public:
     QLineEdit* filterEdit() const { return filter_; }
     QTabWidget* tabs() const { return tabs_; }
     ChainView* chainView() const { return chain_; }
-    NodesView* nodesView() const { return nodes_; }
+    NodesView* nodesView() const;
+    NodesPage* nodesPage() const { return nodes_; }
+    QComboBox* rulesNode() const { return rulesNode_; }
     /// The export dialog (created on first use), already set to the current filter.
     ExportDialog* exportDialog();
     /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
@@ -67,7 +71,6 @@ private:
     void editRules();
     void importRules();
     void exportRules();
-    bool applyRuleSet(const engine::RuleSet& rules, QString* error);
 
     FlowModel* flows_;
     RulesModel* rules_;
@@ -87,7 +90,8 @@ private:
     QLabel* contextSize_ = nullptr;
     QPlainTextEdit* log_ = nullptr;
     ChartsPanel* charts_ = nullptr;
-    NodesView* nodes_ = nullptr;
+    NodesPage* nodes_ = nullptr;
+    QComboBox* rulesNode_ = nullptr;
     QLabel* calloutLabel_ = nullptr;
     QLabel* redirectorsLabel_ = nullptr;
     QLabel* dropsLabel_ = nullptr;

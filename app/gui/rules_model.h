@@ -20,9 +20,10 @@ public:
     /// Column Id carries the enabled checkbox (Qt::CheckStateRole).
     enum Column { Id, Action, Redirector, Match, Expires, Hits, ColumnCount };
     enum Role { RawRole = Qt::UserRole, RuleIdRole };
-    /// Applies an enabled change live (Engine::setRuleEnabled); false leaves the row as it was.
+    /// Applies an enabled change (or submits it: a refusal comes back as a setRules() of the node's
+    /// rules); false leaves the row as it was.
     using Toggler = std::function<bool(const std::string& ruleId, bool enabled)>;
-    /// Applies a whole rule set (Engine::applyRules); false leaves the order as it was.
+    /// Applies a new order of the rules (or submits it, as Toggler); false leaves the order as it was.
     using Applier = std::function<bool(const engine::RuleSet& rules)>;
 
     explicit RulesModel(QObject* parent = nullptr);

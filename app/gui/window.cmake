@@ -10,6 +10,8 @@ add_library(redirect_gui_window STATIC
   gui_main.h
   main_window.cpp
   main_window.h
+  connect_dialog.cpp
+  connect_dialog.h
   nodes_view.cpp
   nodes_view.h)
 target_include_directories(redirect_gui_window PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})

@@ -6,23 +6,31 @@
 #include <chrono>
 #include <thread>
 
+#include <QAction>
 #include <QApplication>
 #include <QClipboard>
+#include <QComboBox>
 #include <QFile>
 #include <QLineEdit>
+#include <QMessageBox>
+#include <QPointer>
+#include <QSettings>
 #include <QSignalSpy>
 #include <QTableView>
 #include <QTemporaryDir>
 
 #include <unistd.h>
 
+#include "connect_dialog.h"
 #include "engine_bridge.h"
+#include "fd_handle.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
 #include "log_sink.h"
 #include "main_window.h"
 #include "nodes_view.h"
 #include "node_client.h"
+#include "pki.h"
 #include "rules.h"
 #include "rules_model.h"
 #include "service_fixture.h"
@@ -49,19 +57,23 @@ std::string exchange(uint16_t port)
 // A real service and the window attached to it, as runGui wires them.
 struct Console {
     ServiceUnderTest service;
-    std::unique_ptr<client::NodeClient> node;
+    std::unique_ptr<client::NodeClient> node;  // the test's own look at the node, beside the window's
     gui::FlowModel flows;
     gui::RulesModel rules;
     std::unique_ptr<gui::EngineBridge> bridge;
     std::unique_ptr<gui::MainWindow> window;
 
-    explicit Console(const std::string& rulesJson) : service(rulesJson, {})
+    /// With `cgroup` (a child of the sandbox's), its service covers only that cgroup.
+    explicit Console(const std::string& rulesJson, const std::string& cgroup = {}) : service(rulesJson, {}, cgroup)
     {
         if (!service.ready())
             qFatal("the service's API never answered");
         node = std::make_unique<client::NodeClient>(client::NodeEndpoint{"local", "unix:" + service.socket(), {}, {}, {}});
         node->start();
-        bridge = std::make_unique<gui::EngineBridge>(*node, &flows, &rules, std::make_shared<gui::LogSink>());
+        bridge = std::make_unique<gui::EngineBridge>(&flows, &rules, std::make_shared<gui::LogSink>());
+        QString error;
+        if (!bridge->addNode({"local", "unix:" + service.socket(), {}, {}, {}}, &error))
+            qFatal("addNode: %s", qPrintable(error));
         window = std::make_unique<gui::MainWindow>(&flows, &rules, bridge.get(), [this] { return allFlows(); });
         window->show();
         bridge->start(100);
@@ -70,6 +82,7 @@ struct Console {
     {
         bridge->stop();
         window.reset();
+        bridge.reset();
         node->stop();
     }
     std::vector<engine::Flow> allFlows() const
@@ -131,6 +144,8 @@ private slots:
     void exportCancelLeavesNoFile();
     void serviceCrashIsShownAndTheTableKept();
     void twoNodesInOneTable();
+    void refusedToggleIsUndoneAndSaid();
+    void connectToNodeAddsAndRemembersARemoteNode();
 };
 
 void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
@@ -162,7 +177,7 @@ void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
     view->setCurrentIndex(console.rules.index(row, gui::RulesModel::Id));
     QTest::keyClick(view, Qt::Key_Space);
     QCOMPARE(console.rules.index(row, gui::RulesModel::Id).data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
-    QVERIFY(!console.nodeRuleEnabled("rb"));
+    QTRY_VERIFY_WITH_TIMEOUT(!console.nodeRuleEnabled("rb"), 10000);  // the node answers off the GUI thread
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(sortedChains(), QStringList({viaA, viaAB}), 10000);
 
@@ -172,7 +187,7 @@ void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
     QVERIFY2(audit.find("\"uid\":" + std::to_string(::getuid()) + ",") != std::string::npos, audit.c_str());
 
     QTest::keyClick(view, Qt::Key_Space);
-    QVERIFY(console.nodeRuleEnabled("rb"));
+    QTRY_VERIFY_WITH_TIMEOUT(console.nodeRuleEnabled("rb"), 10000);
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(sortedChains(), QStringList({viaA, viaAB, viaAB}), 10000);
 
@@ -311,19 +326,24 @@ void TestMainWindow::twoNodesInOneTable()
     // Two services, each in a sandbox of its own (its cgroup, its callout instance), one console.
     TcpServer server(AF_INET, "pong", 4);
     const std::string port = std::to_string(server.port());
-    auto rulesOf = [&](const std::string& name) {
+    auto rulesOf = [&](const std::string& name, const std::string& more) {
         return R"({"version":1,"redirectors":[{"id":"inspector","name":")" + name +
-               R"("}],"rules":[{"id":"r","action":"redirect","redirector":"inspector","ports":)" + port + "}]}";
+               R"("}],"rules":[{"id":"r","action":"redirect","redirector":"inspector","ports":)" + port + "}" + more +
+               "]}";
     };
     const std::string cgroupA = sandbox().makeChildCgroup("node-a"), cgroupB = sandbox().makeChildCgroup("node-b");
-    ServiceUnderTest a(rulesOf("Inspector A"), {}, cgroupA), b(rulesOf("Inspector B"), {}, cgroupB);
+    ServiceUnderTest a(rulesOf("Inspector A", ""), {}, cgroupA),
+        b(rulesOf("Inspector B", R"(,{"id":"b-only","action":"bypass","ports":"9"})"), {}, cgroupB);
     QVERIFY2(a.ready() && b.ready(), "a service's API never answered");
-    client::NodeClient nodeA({"node-a", "unix:" + a.socket(), {}, {}, {}}), nodeB({"node-b", "unix:" + b.socket(), {}, {}, {}});
-    nodeA.start();
-    nodeB.start();
     gui::FlowModel flows;
     gui::RulesModel rules;
-    gui::EngineBridge bridge({&nodeA, &nodeB}, &flows, &rules, std::make_shared<gui::LogSink>());
+    gui::EngineBridge bridge(&flows, &rules, std::make_shared<gui::LogSink>());
+    QString error;
+    QVERIFY(bridge.addNode({"node-a", "unix:" + a.socket(), {}, {}, {}}, &error));
+    QVERIFY(bridge.addNode({"node-b", "unix:" + b.socket(), {}, {}, {}}, &error));
+    QVERIFY(!bridge.addNode({"node-b", "unix:" + a.socket(), {}, {}, {}}, &error));  // names are unique
+    QCOMPARE(error, QStringLiteral("there is a node named node-b already"));
+    QCOMPARE(bridge.nodeNames(), QStringList({"node-a", "node-b"}));
     gui::MainWindow window(&flows, &rules, &bridge, [] { return std::vector<engine::Flow>{}; });
     window.show();
     bridge.start(100);
@@ -331,16 +351,17 @@ void TestMainWindow::twoNodesInOneTable()
     QCOMPARE(exchangeFrom(cgroupA, server.port()), std::string("pong\n"));
     QCOMPARE(exchangeFrom(cgroupB, server.port()), std::string("pong\n"));
     // Both flows in the one table, told apart by Node, each through its own node's inspector.
-    auto row = [&](const QString& node) {
+    auto rowsOf = [&](const QString& node) {
+        QList<int> rows;
         for (int r = 0; r < flows.rowCount(); ++r)
             if (flows.index(r, gui::FlowModel::Node).data().toString() == node && flows.flowSummary(r)->endNs)
-                return r;
-        return -1;
+                rows << r;
+        return rows;
     };
-    QTRY_VERIFY_WITH_TIMEOUT(row("node-a") >= 0 && row("node-b") >= 0, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(rowsOf("node-a").size() == 1 && rowsOf("node-b").size() == 1, 10000);
     const std::string dest = "127.0.0.1:" + port;
-    QCOMPARE(flows.flowSummary(row("node-a"))->chainText(), "app -> Inspector A -> " + dest);
-    QCOMPARE(flows.flowSummary(row("node-b"))->chainText(), "app -> Inspector B -> " + dest);
+    QCOMPARE(flows.flowSummary(rowsOf("node-a")[0])->chainText(), "app -> Inspector A -> " + dest);
+    QCOMPARE(flows.flowSummary(rowsOf("node-b")[0])->chainText(), "app -> Inspector B -> " + dest);
     // The filter's node: field shows one node's rows.
     window.filterEdit()->setText(QStringLiteral("node:node-b"));
     QTRY_COMPARE_WITH_TIMEOUT(window.proxy()->rowCount(), 1, 3000);
@@ -357,9 +378,165 @@ void TestMainWindow::twoNodesInOneTable()
                  QString::fromStdString(r == 0 ? cgroupA : cgroupB));
         QVERIFY(!nodes->item(r, gui::NodesView::Version)->text().isEmpty());
     }
+
+    // The rules panel edits the node selected in the Nodes tab: node-b's rules, and its rule "r" off
+    // on node-b only. Node A's connections still go through its inspector; node B's go direct.
+    auto ruleRow = [&rules](const QString& id) {
+        for (int r = 0; r < rules.rowCount(); ++r)
+            if (rules.index(r, gui::RulesModel::Id).data(gui::RulesModel::RuleIdRole).toString() == id)
+                return r;
+        return -1;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(ruleRow("r") >= 0, 10000);
+    QCOMPARE(ruleRow("b-only"), -1);  // node-a's rules: the first node is selected at first
+    nodes->selectRow(1);
+    QCOMPARE(bridge.selectedNode(), QStringLiteral("node-b"));
+    QCOMPARE(window.rulesNode()->currentText(), QStringLiteral("node-b"));
+    QTRY_VERIFY_WITH_TIMEOUT(ruleRow("b-only") >= 0, 10000);
+    QVERIFY(rules.setData(rules.index(ruleRow("r"), gui::RulesModel::Id), Qt::Unchecked, Qt::CheckStateRole));
+    client::NodeClient lookA({"a", "unix:" + a.socket(), {}, {}, {}}), lookB({"b", "unix:" + b.socket(), {}, {}, {}});
+    auto enabledOn = [](client::NodeClient& node) {
+        std::string why;
+        auto set = node.rules(&why);
+        return set && set->rules_size() > 0 && set->rules(0).enabled();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(!enabledOn(lookB), 10000);
+    QVERIFY(enabledOn(lookA));
+    // And back to node-a through the Rules tab's own chooser.
+    window.rulesNode()->setCurrentIndex(0);
+    emit window.rulesNode()->activated(0);
+    QCOMPARE(bridge.selectedNode(), QStringLiteral("node-a"));
+    QTRY_VERIFY_WITH_TIMEOUT(ruleRow("r") >= 0 && ruleRow("b-only") < 0, 10000);
+    QCOMPARE(nodes->currentRow(), 0);
     bridge.stop();
-    nodeA.stop();
-    nodeB.stop();
+}
+
+// A change the node never gets (it is down) comes back: the checkbox shows the node's rule again
+// and the window says why.
+void TestMainWindow::refusedToggleIsUndoneAndSaid()
+{
+    TcpServer server(AF_INET, "pong", 4);
+    Console console(twoRedirectors(server.port(), 1));
+    QTRY_VERIFY_WITH_TIMEOUT(console.ruleRow("rb") >= 0, 10000);
+    const QModelIndex cell = console.rules.index(console.ruleRow("rb"), gui::RulesModel::Id);
+    console.service.kill();
+    QTRY_VERIFY_WITH_TIMEOUT(console.bridge->lastStats().node == QStringLiteral("local: reconnecting"), 5000);
+    QVERIFY(console.rules.setData(cell, Qt::Unchecked, Qt::CheckStateRole));
+    QTRY_VERIFY_WITH_TIMEOUT(console.window->findChild<QMessageBox*>("commandFailedBox") != nullptr, 20000);
+    auto* box = console.window->findChild<QMessageBox*>("commandFailedBox");
+    QVERIFY2(box->text().startsWith(QStringLiteral("Rule rb: not changed.")), qPrintable(box->text()));
+    QTRY_COMPARE_WITH_TIMEOUT(console.rules.index(console.ruleRow("rb"), gui::RulesModel::Id).data(Qt::CheckStateRole).toInt(),
+                              int(Qt::Checked), 5000);
+    box->close();
+}
+
+// "Connect to node…": a remote node over mutual TLS, checked before it is tried, remembered for
+// the next start, and forgotten when removed.
+void TestMainWindow::connectToNodeAddsAndRemembersARemoteNode()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    Pki pki(dir, "node");
+    QVERIFY2(pki.ok(), "openssl could not make the test CA");
+    QVERIFY(pki.issue("server", "/CN=node", "127.0.0.1"));
+    QVERIFY(pki.issue("admin", "/CN=alice/OU=redirect-admin"));
+    uint16_t port = 0;
+    {
+        engine::FdHandle reserved(reservePort(AF_INET, &port));  // a free port, let go just before
+        QVERIFY(reserved.valid());
+    }
+    TcpServer server(AF_INET, "pong", 4);
+    const std::string cgroup = sandbox().makeChildCgroup("remote");
+    ServiceUnderTest remote(ServiceUnderTest::rulesFor(server.port(), true),
+                            {"--listen", "127.0.0.1:" + std::to_string(port), "--tls-cert", pki.file("server.pem"),
+                             "--tls-key", pki.file("server.key"), "--tls-ca", pki.file("ca.pem"), "--view-group",
+                             "redirect-view", "--admin-group", "redirect-admin"},
+                            cgroup);
+    QVERIFY2(remote.ready(), "the remote service's API never answered");
+    // The local node in a cgroup of its own, beside the remote's: each sees only its own connections.
+    Console console(twoRedirectors(server.port(), 1), sandbox().makeChildCgroup("local"));
+    QSettings settings;
+    QVERIFY(gui::rememberedNodes(settings).isEmpty());
+
+    auto openDialog = [&console] {
+        console.window->findChild<QAction*>("connectNodeAction")->trigger();
+        auto* d = console.window->findChild<gui::ConnectDialog*>("connectDialog");
+        if (!d)
+            qFatal("no connect dialog");
+        return d;
+    };
+    auto fill = [](gui::ConnectDialog* d, const QString& name, const QString& address, const std::string& ca) {
+        d->findChild<QLineEdit*>("nodeName")->setText(name);
+        d->findChild<QLineEdit*>("nodeAddress")->setText(address);
+        d->findChild<QLineEdit*>("nodeCa")->setText(QString::fromStdString(ca));
+    };
+    gui::ConnectDialog* dialog = openDialog();
+    dialog->findChild<QLineEdit*>("nodeCertificate")->setText(QString::fromStdString(pki.file("admin.pem")));
+    dialog->findChild<QLineEdit*>("nodeKey")->setText(QString::fromStdString(pki.file("admin.key")));
+    const QString address = QStringLiteral("127.0.0.1:%1").arg(port);
+    // Bad input: said in the dialog, nothing added, nothing remembered.
+    const std::string missing = dir.filePath("no-such-ca.pem").toStdString();
+    for (const auto& [name, addr, ca, why] :
+         {std::tuple{QStringLiteral("gw 1"), address, pki.file("ca.pem"), QStringLiteral("without spaces")},
+          std::tuple{QStringLiteral("gw"), QStringLiteral("127.0.0.1"), pki.file("ca.pem"), QStringLiteral("HOST:PORT")},
+          std::tuple{QStringLiteral("gw"), QStringLiteral("127.0.0.1:70000"), pki.file("ca.pem"), QStringLiteral("HOST:PORT")},
+          std::tuple{QStringLiteral("gw"), address, missing, QStringLiteral("does not exist")},
+          std::tuple{QStringLiteral("local"), address, pki.file("ca.pem"), QStringLiteral("named local already")}}) {
+        fill(dialog, name, addr, ca);
+        dialog->accept();
+        QVERIFY2(dialog->error().contains(why), qPrintable(dialog->error()));
+        QVERIFY(dialog->isVisible());
+        QCOMPARE(console.bridge->nodeNames(), QStringList({"local"}));
+        QVERIFY(gui::rememberedNodes(settings).isEmpty());
+    }
+    // Right: the node is watched (its flows in the table, Node "gw"), and remembered.
+    fill(dialog, QStringLiteral("gw"), address, pki.file("ca.pem"));
+    QPointer<gui::ConnectDialog> guard(dialog);
+    dialog->accept();
+    QTRY_VERIFY(!guard || !guard->isVisible());
+    QCOMPARE(console.bridge->nodeNames(), QStringList({"local", "gw"}));
+    settings.sync();
+    const QList<client::NodeEndpoint> remembered = gui::rememberedNodes(settings);
+    QCOMPARE(remembered.size(), 1);
+    QCOMPARE(remembered[0].name, std::string("gw"));
+    QCOMPARE(remembered[0].target, address.toStdString());
+    QCOMPARE(remembered[0].clientKey, pki.file("admin.key"));
+    QCOMPARE(exchangeFrom(cgroup, server.port()), std::string("pong\n"));
+    auto gwRows = [&console] {
+        int n = 0;
+        for (int r = 0; r < console.flows.rowCount(); ++r)
+            n += console.flows.index(r, gui::FlowModel::Node).data().toString() == QStringLiteral("gw");
+        return n;
+    };
+    auto gwState = [&console] {
+        for (const auto& n : console.bridge->lastStats().nodes)
+            if (n.name == QStringLiteral("gw"))
+                return n.state + ' ' + n.reason;
+        return QStringLiteral("not shown");
+    };
+    QTRY_VERIFY2_WITH_TIMEOUT(gwRows() >= 1, qPrintable(gwState()), 10000);
+
+    // The next start watches it again.
+    {
+        gui::FlowModel flows;
+        gui::RulesModel rules;
+        gui::EngineBridge next(&flows, &rules, std::make_shared<gui::LogSink>());
+        gui::addRememberedNodes(next);
+        QCOMPARE(next.nodeNames(), QStringList({"gw"}));
+        next.start(100);
+        QTRY_VERIFY_WITH_TIMEOUT(!next.lastStats().nodes.isEmpty() &&
+                                     next.lastStats().nodes[0].state == QStringLiteral("connected"),
+                                 10000);
+    }
+
+    // Remove: not watched, not remembered.
+    gui::NodesView* nodes = console.window->nodesView();
+    QTRY_COMPARE_WITH_TIMEOUT(nodes->rowCount(), 2, 5000);
+    nodes->selectRow(1);
+    QVERIFY(console.window->nodesPage()->removeSelected());
+    QCOMPARE(console.bridge->nodeNames(), QStringList({"local"}));
+    QVERIFY(gui::rememberedNodes(settings).isEmpty());
+    QCOMPARE(console.bridge->selectedNode(), QStringLiteral("local"));
 }
 
 int main(int argc, char** argv)
@@ -367,6 +544,10 @@ int main(int argc, char** argv)
     if (!redirect::test::enterSandbox())
         return 1;
     QApplication app(argc, argv);
+    // Settings (window layout, remembered nodes) of this run only, gone with it.
+    QTemporaryDir settingsDir;
+    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, settingsDir.path());
+    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, settingsDir.path());
     TestMainWindow tc;
     QTEST_SET_MAIN_SOURCE_PATH
     return QTest::qExec(&tc, argc, argv);
