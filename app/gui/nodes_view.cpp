@@ -28,7 +28,11 @@ NodesView::NodesView(QWidget* parent) : QTableWidget(0, ColumnCount, parent)
     setObjectName("nodesView");
     setHorizontalHeaderLabels({tr("Node"), tr("State"), tr("Version"), tr("Callout scope"), tr("Flows/s"), tr("Drops")});
     verticalHeader()->hide();
-    horizontalHeader()->setStretchLastSection(true);
+    // The scope (a long cgroup path) takes the room; its tail is what tells nodes apart.
+    horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    horizontalHeader()->setSectionResizeMode(Scope, QHeaderView::Stretch);
+    setWordWrap(false);
+    setTextElideMode(Qt::ElideLeft);
     setEditTriggers(QAbstractItemView::NoEditTriggers);
     setSelectionBehavior(QAbstractItemView::SelectRows);
     setSelectionMode(QAbstractItemView::SingleSelection);
@@ -48,8 +52,8 @@ void NodesView::show(const QList<BridgeStats::NodeLine>& nodes)
             auto* item = new QTableWidgetItem(cells[c]);
             if (c == State && n.state != QStringLiteral("connected"))
                 item->setForeground(QColor(0xb0, 0x00, 0x20));
-            if (c == State)
-                item->setToolTip(state);
+            if (c == State || c == Scope)
+                item->setToolTip(cells[c]);
             setItem(r, c, item);
         }
     }
