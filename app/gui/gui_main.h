@@ -5,7 +5,8 @@
 
 namespace redirect::gui {
 
-/// Runs the Qt console; returns an app::ExitCode. Checks administrator rights before anything starts.
+/// Runs the Qt console; returns an app::ExitCode. Needs no administrator rights: what it attaches to
+/// is decided first (startUp(), service_offer.h).
 /// SIGINT and SIGTERM must already be blocked in every thread (main() blocks them before any thread
 /// exists); they are taken through a signalfd and shut the console down in order.
 int runGui(int argc, char** argv, const app::CommandLine& commandLine);

@@ -1,30 +1,18 @@
 #include "privilege.h"
 
+#include <csignal>
 #include <cstdio>
 
+#include <pthread.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <QCoreApplication>
-#include <QDialogButtonBox>
 #include <QFile>
 #include <QFileInfo>
-#include <QHBoxLayout>
-#include <QIcon>
-#include <QLabel>
 #include <QProcess>
-#include <QPushButton>
-#include <QStyle>
-#include <QTimer>
-#include <QVBoxLayout>
 
-#include "command_line.h"
-
-// Resources of a static library must be registered explicitly, outside any namespace.
-static void initRedirectResources()
-{
-    Q_INIT_RESOURCE(resources);
-}
+#include <spdlog/spdlog.h>
 
 namespace redirect::gui {
 
@@ -35,8 +23,11 @@ struct Capability {
     const char* name;
 };
 
-// linux/capability.h, in the order the message names them.
+// linux/capability.h, in the order messages name them.
 constexpr Capability kNeeded[] = {{39, "CAP_BPF"}, {12, "CAP_NET_ADMIN"}, {21, "CAP_SYS_ADMIN"}};
+
+// A failing command's stderr is logged, but not without bound.
+constexpr qsizetype kStderrLogged = 2000;
 
 /// The effective capability set from /proc/self/status (0 when it cannot be read).
 quint64 effectiveCapabilities()
@@ -54,42 +45,6 @@ quint64 effectiveCapabilities()
         }
     }
     return 0;
-}
-
-QString joinedNames(const QStringList& names)
-{
-    if (names.size() <= 1)
-        return names.join(QString());
-    return names.mid(0, names.size() - 1).join(QStringLiteral(", ")) + QStringLiteral(" and ") + names.last();
-}
-
-QString buildMessage(const Privileges& p, const QStringList& dropped)
-{
-    QStringList needed;
-    for (const Capability& c : kNeeded)
-        needed << QString::fromLatin1(c.name);
-    const QStringList missing = p.missingCapabilities.isEmpty() ? needed : p.missingCapabilities;
-    return QStringLiteral(
-               "<p><b>Redirect Console must run as administrator.</b></p>"
-               "<p>It loads the kernel callout, an eBPF program on the connect hooks that hands "
-               "connections to the redirectors. Only root, or a process with %1, may load it.</p>"
-               "<p>It is running as %2, which is not root and lacks %3.</p>"
-               "<p><i>Relaunch as administrator</i> asks for an administrator password (pkexec) "
-               "and starts the console again; <i>Quit</i> starts nothing.</p>%4")
-        .arg(joinedNames(needed), p.user.toHtmlEscaped(), joinedNames(missing),
-             dropped.isEmpty()
-                 ? QString()
-                 : QStringLiteral("<p>The relaunched console gets no file paths or other values from this "
-                                  "command line; these are left out: <code>%1</code>. Choose rules and "
-                                  "output files in its window.</p>")
-                       .arg(dropped.join(QLatin1Char(' ')).toHtmlEscaped()));
-}
-
-// Value-less flags that choose nothing root would read, write or attach to.
-const QStringList& relaunchSafeFlags()
-{
-    static const QStringList flags{QStringLiteral("--demo")};
-    return flags;
 }
 
 }  // namespace
@@ -114,126 +69,96 @@ QStringList missingCapabilities(quint64 effectiveSet)
     return missing;
 }
 
-PrivilegeDialog::PrivilegeDialog(const Privileges& privileges, const QStringList& droppedArguments, QWidget* parent)
-    : QDialog(parent)
+QString serviceExecutable()
 {
-    initRedirectResources();
-    setObjectName(QStringLiteral("privilegeDialog"));
-    setWindowTitle(QStringLiteral("Redirect Console: administrator rights needed"));
-    setWindowIcon(QIcon(QStringLiteral(":/icons/redirect-console.svg")));
-    setModal(true);
-
-    auto* icon = new QLabel(this);
-    const int size = style()->pixelMetric(QStyle::PM_MessageBoxIconSize, nullptr, this);
-    icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxWarning, nullptr, this).pixmap(size, size));
-    icon->setAlignment(Qt::AlignTop);
-
-    message_ = new QLabel(buildMessage(privileges, droppedArguments), this);
-    message_->setObjectName(QStringLiteral("privilegeMessage"));
-    message_->setTextFormat(Qt::RichText);
-    message_->setWordWrap(true);
-    message_->setMinimumWidth(420);
-
-    auto* buttons = new QDialogButtonBox(this);
-    relaunch_ = buttons->addButton(QStringLiteral("Relaunch as administrator"), QDialogButtonBox::AcceptRole);
-    relaunch_->setObjectName(QStringLiteral("relaunchButton"));
-    relaunch_->setDefault(true);
-    relaunch_->setAutoDefault(true);
-    quit_ = buttons->addButton(QStringLiteral("Quit"), QDialogButtonBox::RejectRole);
-    quit_->setObjectName(QStringLiteral("quitButton"));
-    quit_->setAutoDefault(false);
-    connect(relaunch_, &QPushButton::clicked, this, [this] {
-        choice_ = PrivilegeChoice::Relaunch;
-        accept();
-    });
-    connect(quit_, &QPushButton::clicked, this, [this] {
-        choice_ = PrivilegeChoice::Quit;
-        reject();
-    });
-    // Escape and the window's close button mean Quit.
-    connect(this, &QDialog::rejected, this, [this] { choice_ = PrivilegeChoice::Quit; });
-
-    auto* row = new QHBoxLayout;
-    row->addWidget(icon);
-    row->addWidget(message_, 1);
-    auto* layout = new QVBoxLayout(this);
-    layout->addLayout(row);
-    layout->addWidget(buttons);
+    return QFileInfo(QCoreApplication::applicationDirPath() + QStringLiteral("/redirect-consoled")).absoluteFilePath();
 }
 
-QString PrivilegeDialog::message() const
+QStringList demoServiceCommand(const app::CommandLine& cl, bool administrator, QStringList* dropped)
 {
-    return message_->text();
-}
-
-void PrivilegeDialog::showEvent(QShowEvent* event)
-{
-    QDialog::showEvent(event);
-    if (autoAnswered_)
-        return;
-    const QByteArray answer = qgetenv("REDIRECT_PRIVILEGE_AUTOANSWER");
-    QPushButton* button = answer == "relaunch" ? relaunch_ : answer == "quit" ? quit_ : nullptr;
-    if (!button)
-        return;
-    autoAnswered_ = true;
-    QTimer::singleShot(0, button, &QPushButton::click);
-}
-
-QString relaunchExecutable()
-{
-    return QFileInfo(QCoreApplication::applicationFilePath()).absoluteFilePath();
-}
-
-RelaunchArguments relaunchArguments(const QStringList& args)
-{
-    RelaunchArguments split;
-    for (qsizetype i = 0; i < args.size(); ++i) {
-        if (relaunchSafeFlags().contains(args[i])) {
-            split.kept << args[i];
-        } else {
-            split.dropped << args[i];
-            // The value goes with its option, even when it looks like a safe flag.
-            if (app::optionTakesValue(args[i].toStdString()) && i + 1 < args.size())
-                split.dropped << args[++i];
-        }
+    QStringList command{serviceExecutable(), QStringLiteral("--demo"), QStringLiteral("--for-console")};
+    QStringList passed;
+    QStringList left;
+    if (!cl.rules.empty())
+        passed << QStringLiteral("--rules") << QString::fromStdString(cl.rules);
+    if (cl.workers > 0)
+        passed << QStringLiteral("--workers") << QString::number(cl.workers);
+    // The demo makes its own cgroup: a --cgroup never applies (the parser refuses it with --demo).
+    if (!cl.cgroup.empty())
+        left << QStringLiteral("--cgroup") << QString::fromStdString(cl.cgroup);
+    if (administrator) {
+        command += passed;
+    } else {
+        command.prepend(QStringLiteral("pkexec"));
+        left = passed + left;
     }
-    return split;
+    if (dropped)
+        *dropped = left;
+    return command;
 }
 
-QStringList relaunchCommand(const QStringList& args)
+QString droppedArgumentsWarning(const QStringList& dropped, bool administrator)
 {
-    return QStringList{QStringLiteral("pkexec"), relaunchExecutable()} + relaunchArguments(args).kept;
+    if (dropped.isEmpty())
+        return {};
+    const QString list = dropped.join(QLatin1Char(' '));
+    if (administrator)
+        return QStringLiteral("the demo service makes its own cgroup; left out: %1").arg(list);
+    return QStringLiteral("the demo service runs as root through pkexec, and polkit authorizes the program, not "
+                          "its arguments: a path would let whoever started the console choose what root reads, "
+                          "so it gets only --demo --for-console; left out: %1 (choose rules in the window: "
+                          "Rules > Import)")
+        .arg(list);
+}
+
+QStringList startServiceCommand()
+{
+    return {QStringLiteral("systemctl"), QStringLiteral("start"), QStringLiteral("redirect-console.service")};
+}
+
+bool dryRun()
+{
+    return qgetenv("REDIRECT_PRIVILEGE_DRYRUN") == "1";
 }
 
 bool launchDetached(const QStringList& command)
 {
     if (command.isEmpty())
         return false;
-    if (qgetenv("REDIRECT_PRIVILEGE_DRYRUN") == "1") {
-        std::printf("RELAUNCH %s\n", command.join(QLatin1Char(' ')).toLocal8Bit().constData());
+    const QString line = command.join(QLatin1Char(' '));
+    if (dryRun()) {
+        std::printf("RUN %s\n", line.toLocal8Bit().constData());
         std::fflush(stdout);
         return true;
     }
-    const bool started = QProcess::startDetached(command.first(), command.mid(1));
-    if (!started)
-        std::fprintf(stderr, "redirect-console: could not start %s\n", qPrintable(command.first()));
-    return started;
-}
-
-bool ensureAdministrator(const QStringList& args, const Launcher& launcher)
-{
-    return ensureAdministrator(args, launcher, currentPrivileges());
-}
-
-bool ensureAdministrator(const QStringList& args, const Launcher& launcher, const Privileges& privileges)
-{
-    if (privileges.administrator)
-        return true;
-    PrivilegeDialog dialog(privileges, relaunchArguments(args).dropped);
-    dialog.exec();
-    if (dialog.choice() == PrivilegeChoice::Relaunch && launcher)
-        launcher(relaunchCommand(args));
-    return false;
+    // Owned by the application until it ends: its exit code and stderr are what the user needs
+    // when, say, systemd or polkit refused (the polkit agent's dialog says nothing after it).
+    auto* process = new QProcess(QCoreApplication::instance());
+    process->setStandardOutputFile(QProcess::nullDevice());
+    // main() blocks SIGINT and SIGTERM for its signalfd, and a blocked mask survives exec.
+    process->setChildProcessModifier([] {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    });
+    QObject::connect(process, &QProcess::finished, process, [process, line](int code, QProcess::ExitStatus status) {
+        const QString said = QString::fromLocal8Bit(process->readAllStandardError()).trimmed().right(kStderrLogged);
+        if (status == QProcess::NormalExit && code == 0)
+            spdlog::info("{}: done", line.toStdString());
+        else if (status == QProcess::NormalExit)
+            spdlog::error("{} failed (exit {}): {}", line.toStdString(), code, said.toStdString());
+        else
+            spdlog::error("{} ended by a signal: {}", line.toStdString(), said.toStdString());
+        process->deleteLater();
+    });
+    process->start(command.first(), command.mid(1));
+    if (!process->waitForStarted(10000)) {
+        spdlog::error("could not run {}: {}", line.toStdString(), process->errorString().toStdString());
+        delete process;
+        return false;
+    }
+    spdlog::info("started {}", line.toStdString());
+    return true;
 }
 
 }  // namespace redirect::gui

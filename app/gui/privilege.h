@@ -1,21 +1,18 @@
-// The administrator gate of the console: without root (or CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN)
-// it shows one dialog that offers to relaunch through pkexec or to quit, and starts nothing.
+// What the console may do as its user, and the commands it has others run with more rights: the
+// demo's private service (directly when administrator, else through pkexec) and the system
+// service (systemctl, which asks polkit). The console itself never runs as root.
 #pragma once
 
 #include <functional>
 
-#include <QDialog>
 #include <QString>
 #include <QStringList>
 
-class QLabel;
-class QPushButton;
+#include "command_line.h"
 
 namespace redirect::gui {
 
-enum class PrivilegeChoice { Relaunch, Quit };
-
-/// What the process has, for the dialog's message.
+/// What the process has.
 struct Privileges {
     bool administrator = false;      ///< root, or all three capabilities (app::isAdministrator())
     QString user;                    ///< "alice (uid 1000)"
@@ -28,68 +25,35 @@ QStringList missingCapabilities(quint64 effectiveSet);
 /// The privileges of this process.
 Privileges currentPrivileges();
 
-/// The one dialog: what is missing, why, "Relaunch as administrator" (default) or "Quit", and which
-/// of the given arguments a relaunch leaves out (`droppedArguments`, see relaunchArguments()).
-/// Object names: "privilegeMessage" (the QLabel), "relaunchButton", "quitButton".
-/// With REDIRECT_PRIVILEGE_AUTOANSWER=relaunch|quit in the environment (tests only) it answers
-/// itself once it has been shown.
-class PrivilegeDialog : public QDialog {
-    Q_OBJECT
-public:
-    explicit PrivilegeDialog(const Privileges& privileges, const QStringList& droppedArguments = {},
-                             QWidget* parent = nullptr);
+/// redirect-consoled next to this executable (build/bin, or the install's bin), absolute. Installed,
+/// it is the path the polkit action org.redirectconsole.console.demo names in exec.path.
+QString serviceExecutable();
 
-    PrivilegeChoice choice() const { return choice_; }
-    QString message() const;
-    QPushButton* relaunchButton() const { return relaunch_; }
-    QPushButton* quitButton() const { return quit_; }
+/// The command that starts this console's private demo service (`--demo --for-console`: its
+/// socket is named by this console's pid, this console's user may change it, it ends with it).
+/// Administrator: the service directly, with cl's --rules and --workers. Otherwise
+/// `pkexec <serviceExecutable()> --demo --for-console` and nothing else: polkit authorizes the
+/// program, not its arguments, so a path would let the user choose what root reads. What is left
+/// out of cl (--rules, --workers, --cgroup with their values) goes to *dropped, in that order.
+QStringList demoServiceCommand(const app::CommandLine& cl, bool administrator, QStringList* dropped);
 
-protected:
-    void showEvent(QShowEvent* event) override;
+/// One line for the log saying which arguments demoServiceCommand() left out and why; "" for none.
+QString droppedArgumentsWarning(const QStringList& dropped, bool administrator);
 
-private:
-    PrivilegeChoice choice_ = PrivilegeChoice::Quit;
-    QLabel* message_ = nullptr;
-    QPushButton* relaunch_ = nullptr;
-    QPushButton* quit_ = nullptr;
-    bool autoAnswered_ = false;
-};
-
-/// The executable pkexec should run: the absolute path of this executable
-/// (QCoreApplication::applicationFilePath()). Installed, it is the path the polkit action
-/// org.redirectconsole.console.run names in org.freedesktop.policykit.exec.path, which is what
-/// lets pkexec keep DISPLAY and XAUTHORITY (allow_gui).
-QString relaunchExecutable();
-
-/// What a relaunch passes on of `args` (the arguments after the program name) and what it drops.
-struct RelaunchArguments {
-    QStringList kept;     ///< flags of a fixed list that take no value (--demo), in order
-    QStringList dropped;  ///< everything else, values included, in order
-};
-
-/// Splits `args` for the relaunch. The relaunched console runs as root, and polkit authorizes the
-/// program, not its arguments: a path (--jsonl, --report, --rules, --cgroup...) or any free-form
-/// value would let whoever started the unprivileged console choose what root writes, reads or
-/// attaches to. So only value-less flags of a fixed list go through; files are chosen in the window.
-RelaunchArguments relaunchArguments(const QStringList& args);
-
-/// `pkexec <relaunchExecutable()> <relaunchArguments(args).kept...>`.
-QStringList relaunchCommand(const QStringList& args);
+/// `systemctl start redirect-console.service`: as a user, systemd asks polkit
+/// (org.freedesktop.systemd1.manage-units), whose agent asks for an administrator password.
+QStringList startServiceCommand();
 
 /// Starts a command; returns whether it started.
 using Launcher = std::function<bool(const QStringList& command)>;
 
-/// The default launcher: QProcess::startDetached. With REDIRECT_PRIVILEGE_DRYRUN=1 (tests only)
-/// it prints one line "RELAUNCH <command joined by spaces>" on stdout instead and returns true.
+/// The default launcher: starts the command and returns without waiting for it; when it ends
+/// badly, its exit code and stderr go to the log (spdlog). Needs a QCoreApplication (it owns the
+/// process until it ends). With REDIRECT_PRIVILEGE_DRYRUN=1 (tests only) it prints one line
+/// "RUN <command joined by spaces>" on stdout instead, starts nothing and returns true.
 bool launchDetached(const QStringList& command);
 
-/// True when this process is administrator (app::isAdministrator()). Otherwise shows the
-/// PrivilegeDialog (modal, needs a QApplication) naming the arguments a relaunch drops; Relaunch
-/// calls launcher(relaunchCommand(args)) once, Quit calls nothing; either way returns false and the
-/// caller exits with ExitNotAdministrator (3) without creating anything else.
-bool ensureAdministrator(const QStringList& args, const Launcher& launcher = launchDetached);
-
-/// The same with the privileges given instead of read from this process (for tests).
-bool ensureAdministrator(const QStringList& args, const Launcher& launcher, const Privileges& privileges);
+/// Whether REDIRECT_PRIVILEGE_DRYRUN=1 (tests only): commands are printed, not run.
+bool dryRun();
 
 }  // namespace redirect::gui

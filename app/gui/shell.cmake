@@ -1,22 +1,26 @@
-# The administrator gate (privilege dialog, pkexec relaunch) and what `cmake --install` puts on the
-# desktop: polkit action, .desktop entry, icon, default rules, systemd unit.
+# What the console does before its window (attach to the local service, offer to start it, or start
+# its private demo service, through pkexec unless administrator) and what `cmake --install` puts on
+# the desktop: polkit action, .desktop entry, icon, default rules, systemd unit.
 include(GNUInstallDirs)
 
 add_library(redirect_gui_shell STATIC
+  demo_service.cpp
+  demo_service.h
   privilege.cpp
   privilege.h
+  service_offer.cpp
+  service_offer.h
   ${CMAKE_SOURCE_DIR}/resources/resources.qrc)
 target_include_directories(redirect_gui_shell PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(redirect_gui_shell PUBLIC Qt6::Widgets redirect_app)
+target_link_libraries(redirect_gui_shell PUBLIC Qt6::Widgets redirect_app PRIVATE spdlog::spdlog)
 redirect_warnings(redirect_gui_shell)
 
-# pkexec keeps DISPLAY/XAUTHORITY only for an action that names the executable (exec.path) and
-# allows a GUI, as GParted's does; the path is the installed one.
+# The action pkexec checks for the demo's service names the installed redirect-consoled (exec.path).
 set(REDIRECT_POLICY_FILE ${CMAKE_CURRENT_BINARY_DIR}/org.redirectconsole.console.policy)
 configure_file(${CMAKE_SOURCE_DIR}/resources/org.redirectconsole.console.policy ${REDIRECT_POLICY_FILE} @ONLY)
 set_target_properties(redirect_gui_shell PROPERTIES
   REDIRECT_POLICY_FILE ${REDIRECT_POLICY_FILE}
-  REDIRECT_INSTALLED_EXECUTABLE ${CMAKE_INSTALL_FULL_BINDIR}/redirect-console)
+  REDIRECT_INSTALLED_SERVICE ${CMAKE_INSTALL_FULL_BINDIR}/redirect-consoled)
 
 # polkitd reads /usr/share/polkit-1/actions only: with the default prefix /usr/local, either
 # configure with -DCMAKE_INSTALL_PREFIX=/usr or set this to /usr/share/polkit-1/actions.
