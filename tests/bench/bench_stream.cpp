@@ -45,6 +45,7 @@ using redirect::client::NodeState;
 using redirect::engine::Flow;
 using redirect::gui::EngineBridge;
 using redirect::gui::FlowModel;
+using redirect::v1::NodeStatus;
 
 namespace {
 
@@ -77,12 +78,8 @@ struct LoadCounts {
 // (after the peer, so no TIME_WAIT piles up here). Lean on purpose: the machine has two cores.
 class LoadGen {
 public:
-    LoadGen(uint16_t port, int perSecond) : perSecond_(perSecond)
-    {
-        addr_.sin_family = AF_INET;
-        addr_.sin_port = htons(port);
-        addr_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    }
+    LoadGen(uint16_t port, int perSecond)
+        : perSecond_(perSecond), addr_{AF_INET, htons(port), {htonl(INADDR_LOOPBACK)}, {}} {}
     ~LoadGen() { stop(); }
     void start() { thread_ = std::thread([this] { run(); }); }
     void stop()
@@ -103,11 +100,7 @@ private:
         uint32_t gen = 0;  // tells a reused descriptor from the connection an Age names
         bool open = false, sent = false;
     };
-    struct Age {
-        int fd;
-        uint32_t gen;
-        int64_t startNs;
-    };
+    struct Age { int fd; uint32_t gen; int64_t startNs; };
 
     void note(const char* what, int err)
     {
@@ -226,7 +219,7 @@ private:
     }
 
     const int perSecond_;
-    sockaddr_in addr_{};
+    const sockaddr_in addr_;
     int ep_ = -1;
     std::thread thread_;
     std::atomic<bool> stop_{false};
@@ -332,17 +325,23 @@ public:
         for (auto& c : clients_)
             c->stop();
     }
-    /// Client-side drops and misses over every console.
-    void drops(uint64_t* dropped, uint64_t* missed, uint64_t* nodeDrops) const
+    struct Health {
+        uint64_t dropped = 0, missed = 0;       // by the consoles, summed
+        uint64_t nodeDrops = 0, wentDirect = 0;  // as the node last reported (stalled: missed heartbeat)
+    };
+    Health health() const
     {
-        *dropped = *missed = *nodeDrops = 0;
+        Health h;
         for (auto& c : clients_) {
             const redirect::client::NodeView v = c->view();
-            *dropped += v.dropped;
-            *missed += v.missed;
-            *nodeDrops = std::max<uint64_t>(*nodeDrops, v.status.queue_drops() + v.status.journal_drops() +
-                                                            v.status.callout_event_drops());
+            const NodeStatus& s = v.status;
+            h.dropped += v.dropped;
+            h.missed += v.missed;
+            h.nodeDrops =
+                std::max<uint64_t>(h.nodeDrops, s.queue_drops() + s.journal_drops() + s.callout_event_drops());
+            h.wentDirect = std::max<uint64_t>(h.wentDirect, s.stalled() + s.unverified());
         }
+        return h;
     }
     uint64_t rowsChecked() const { return rowsChecked_; }
     uint64_t rowsMissing() const { return rowsMissing_; }
@@ -488,13 +487,13 @@ int main(int argc, char** argv)
                     k == 1 ? " " : "s", (windows[k].percentCore() - base) / windows[k].consoles);
     for (int k : {1, 2})
         printLatency(windows[k]);
-    uint64_t dropped = 0, missed = 0, nodeDrops = 0;
-    consoles.drops(&dropped, &missed, &nodeDrops);
+    const Consoles::Health h = consoles.health();
     std::printf("  checks: %" PRIu64 " ended rows looked up, %" PRIu64 " not ended in the model; client drops %" PRIu64
-                ", missed %" PRIu64 ", node drops %" PRIu64 "; generator skipped %" PRIu64 ", unfinished %" PRIu64
-                ", first error: %s%s\n",
-                consoles.rowsChecked(), consoles.rowsMissing(), dropped, missed, nodeDrops, gen.counts().skipped,
-                gen.unfinished(), gen.firstError().c_str(), settled ? "" : "; consoles did not settle");
+                ", missed %" PRIu64 "; node drops %" PRIu64 ", connects that went direct %" PRIu64
+                "; generator skipped %" PRIu64 ", unfinished %" PRIu64 ", first error: %s%s\n",
+                consoles.rowsChecked(), consoles.rowsMissing(), h.dropped, h.missed, h.nodeDrops, h.wentDirect,
+                gen.counts().skipped, gen.unfinished(), gen.firstError().c_str(),
+                settled ? "" : "; consoles did not settle");
     std::fflush(stdout);
     return 0;
 }

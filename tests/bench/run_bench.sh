@@ -32,8 +32,10 @@ cg=$cgroot/redirect-bench-$$
 mkdir -p "$cg"
 echo $$ > "$cg/cgroup.procs"
 pids=()
+console=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The service too (a run that failed half-way): wait would otherwise wait for it for ever.
+  for p in "${pids[@]}" $console; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo $$ > "$cgroot/cgroup.procs" 2>/dev/null || true
   rmdir "$cg" 2>/dev/null || true
@@ -91,18 +93,26 @@ console_start() {  # n -> starts the service with n chained redirectors; $consol
     --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" 2> "$work/console.log" &
   console=$!
   local exe
-  for _ in $(seq 100); do grep -q "rules applied" "$work/console.log" && break; sleep 0.05; done
-  grep -q "rules applied" "$work/console.log" || { echo "console did not start:"; cat "$work/console.log"; exit 1; }
+  # Up to 30 s: once a start took 10 s to "callout attached" (two cores shared with builds), and
+  # the old 5 s left the run waiting for ever in cleanup on the service it had not stopped.
+  for _ in $(seq 600); do
+    grep -q "rules applied" "$work/console.log" || ! kill -0 "$console" 2>/dev/null && break; sleep 0.05
+  done
+  if ! grep -q "rules applied" "$work/console.log"; then
+    echo "service did not start:"; cat "$work/console.log"; console_stop; exit 1
+  fi
   # --headless execs the service in the same process; /proc/PID/comm cannot tell them apart
   # (both names are cut to 15 characters, "redirect-consol"), the executable can.
   exe=$(readlink "/proc/$console/exe")
   [ "${exe##*/}" = redirect-consoled ] || { echo "pid $console runs $exe, not redirect-consoled" >&2; exit 1; }
 }
 console_stop() {
-  if ! kill -TERM "$console" 2>/dev/null; then
-    wait "$console"; echo "engine exited early (status $?); its log:" >&2; tail -20 "$work/console.log" >&2; exit 1
+  local pid=$console
+  console=
+  if ! kill -TERM "$pid" 2>/dev/null; then
+    wait "$pid"; echo "service exited early (status $?); its log:" >&2; tail -20 "$work/console.log" >&2; exit 1
   fi
-  wait "$console" || true
+  wait "$pid" || true
 }
 
 declare -A tp rps
@@ -128,7 +138,7 @@ console_start 1
 sleep 0.5
 rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$console/status")
 "$bin/bench_hold" $HOLD "$flows" > "$work/hold_client.out" & holder=$!
-for _ in $(seq 600); do grep -q HELD "$work/hold_client.out" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -qs HELD "$work/hold_client.out" && break; sleep 0.1; done
 sleep 1
 rss_10k=$(awk '/VmRSS/ {print $2}' "/proc/$console/status")
 kill "$holder"; wait "$holder" 2>/dev/null || true
