@@ -7,6 +7,7 @@
 //  - the service's CPU (utime+stime of its /proc/PID/stat) over windows of the same length with
 //    0, 1 and 10 consoles attached, and per console (cpu_k - cpu_0) / k.
 // A console is a NodeClient drained every 100 ms; the first one is the full bridge and model.
+// Consoles attach between windows (each gets the whole table first); windows time the live stream.
 //   bench_stream SERVICE_PID API_SOCKET PORT [SECONDS_PER_WINDOW] [CONNECTS_PER_SECOND]
 #include <QCoreApplication>
 #include <QEventLoop>
