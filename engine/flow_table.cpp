@@ -80,7 +80,7 @@ Flow& FlowTable::flowFor(uint64_t flowId, int64_t startNs)
     if (inserted) {
         it->second.flowId = flowId;
         it->second.startNs = startNs;
-        order_.push_back(flowId);
+        order_.push_back({++created_, flowId});
     }
     return it->second;
 }
@@ -162,6 +162,7 @@ void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
     if (std::any_of(flow.hops.begin(), flow.hops.end(), [](const Hop& h) { return !h.external; }))
         return;
     flow.endNs = when;
+    ++ended_;  // it was open (checked above)
     flow.bytesUp = e.bytes_acked;
     flow.bytesDown = e.bytes_received;
     flow.reason = EndReason::Closed;
@@ -220,6 +221,7 @@ void FlowTable::maybeEnd(Flow& flow)
     }
     if (!first)
         return;
+    const bool wasOpen = flow.endNs == 0;
     flow.bytesUp = first->bytesUp;
     flow.bytesDown = first->bytesDown;
     flow.endNs = first->endNs;
@@ -238,6 +240,8 @@ void FlowTable::maybeEnd(Flow& flow)
             hop.reason = flow.reason;
         }
     hopCap_.erase(flow.flowId);
+    if (wasOpen && flow.endNs != 0)
+        ++ended_;
 }
 
 void FlowTable::evict()
@@ -246,18 +250,19 @@ void FlowTable::evict()
         return;
     // One pass, oldest first: ended flows go until the table fits; open ones stay however old.
     // (Once per publish, not per ended flow: open flows at the front made that quadratic.)
-    std::deque<uint64_t> kept;
-    for (uint64_t id : order_) {
-        auto f = flows_.find(id);
+    std::deque<Created> kept;
+    for (const Created& c : order_) {
+        auto f = flows_.find(c.id);
         if (f == flows_.end())
             continue;
         if (flows_.size() > retention_ && f->second.endNs != 0) {
-            hopCap_.erase(id);
+            hopCap_.erase(c.id);
             flows_.erase(f);
             ++evicted_;
+            --ended_;
             continue;
         }
-        kept.push_back(id);
+        kept.push_back(c);
     }
     order_.swap(kept);
 }
@@ -281,18 +286,24 @@ std::vector<Flow> FlowTable::snapshot() const
 {
     std::vector<Flow> out;
     out.reserve(flows_.size());
-    for (uint64_t id : order_) {
-        auto it = flows_.find(id);
-        if (it != flows_.end())
-            out.push_back(it->second);
-    }
+    uint64_t cursor = 0;
+    snapshotAfter(&cursor, flows_.size(), out);
     return out;
 }
 
-size_t FlowTable::openCount() const
+bool FlowTable::snapshotAfter(uint64_t* cursor, size_t max, std::vector<Flow>& out) const
 {
-    return static_cast<size_t>(
-        std::count_if(flows_.begin(), flows_.end(), [](auto& kv) { return kv.second.endNs == 0; }));
+    auto it = std::upper_bound(order_.begin(), order_.end(), *cursor,
+                               [](uint64_t seq, const Created& c) { return seq < c.seq; });
+    if (it == order_.end())
+        return false;
+    for (size_t n = 0; n < max && it != order_.end(); ++it, ++n) {
+        auto f = flows_.find(it->id);
+        if (f != flows_.end())
+            out.push_back(f->second);
+        *cursor = it->seq;
+    }
+    return true;
 }
 
 }  // namespace redirect::engine

@@ -46,8 +46,12 @@ public:
     /// Flows changed since the last call (copies), in change order; then evicts beyond the cap.
     std::vector<Flow> takeChanged();
     std::vector<Flow> snapshot() const;
+    /// The part of a snapshot a caller can take under a lock held briefly: up to `max` flows created
+    /// after *cursor (0 at first), oldest first, appended to `out`; *cursor moves past them. False
+    /// when none were left. Flows evicted or created between two calls are simply not there, or are.
+    bool snapshotAfter(uint64_t* cursor, size_t max, std::vector<Flow>& out) const;
     size_t size() const { return flows_.size(); }
-    size_t openCount() const;
+    size_t openCount() const { return flows_.size() - ended_; }
     std::map<uint32_t, RuleHits> ruleHits() const { return hits_; }
     uint64_t evicted() const { return evicted_; }
 
@@ -63,7 +67,13 @@ private:
     size_t retention_;
     FlowNames names_;
     std::unordered_map<uint64_t, Flow> flows_;
-    std::deque<uint64_t> order_;       // flow ids by creation
+    struct Created {
+        uint64_t seq;  // creation order, never reused: a snapshot's cursor survives evictions
+        uint64_t id;
+    };
+    std::deque<Created> order_;        // flows by creation
+    uint64_t created_ = 0;
+    size_t ended_ = 0;                 // flows in the table that ended (open ones: the rest)
     std::vector<uint64_t> changed_;
     std::unordered_set<uint64_t> changedSet_;
     std::unordered_set<uint64_t> hopCap_;  // flows whose chain reached the hop cap, until they end

@@ -60,6 +60,8 @@ class TestFlowTable : public QObject {
 private slots:
     void endsWithFirstHopAndEvictsOldestEnded();
     void openFlowsAreNeverEvicted();
+    void snapshotInPartsSurvivesEvictions();
+    void openCountFollowsEveryEnd();
 };
 
 void TestFlowTable::endsWithFirstHopAndEvictsOldestEnded()
@@ -97,6 +99,68 @@ void TestFlowTable::openFlowsAreNeverEvicted()
     table.onHop(hopEnd(3, 1));
     table.takeChanged();
     QCOMPARE(ids(table.snapshot()), (std::vector<uint64_t>{1, 2, 4}));
+}
+
+// A snapshot taken in parts (the lock let go between them): flows evicted in between are not
+// there, every other flow is there once, in creation order.
+void TestFlowTable::snapshotInPartsSurvivesEvictions()
+{
+    FlowTable table(7, names());
+    for (uint64_t id = 1; id <= 8; ++id)
+        table.onCalloutEvent(appConnect(id), 0);
+    table.takeChanged();
+    std::vector<Flow> out;
+    uint64_t cursor = 0;
+    QVERIFY(table.snapshotAfter(&cursor, 3, out));
+    QCOMPARE(ids(out), (std::vector<uint64_t>{1, 2, 3}));
+    // Between parts: 1, 2 and 4 end, two of them go at the cap (the oldest ended), 9 comes.
+    for (uint64_t id : {1, 2, 4})
+        table.onHop(hopEnd(id, 1));
+    table.onCalloutEvent(appConnect(9), 0);
+    table.takeChanged();
+    QCOMPARE(ids(table.snapshot()), (std::vector<uint64_t>{3, 4, 5, 6, 7, 8, 9}));
+    QVERIFY(table.snapshotAfter(&cursor, 3, out));
+    QVERIFY(table.snapshotAfter(&cursor, 3, out));
+    QVERIFY(!table.snapshotAfter(&cursor, 3, out));
+    // Positions shifted by two at the front; a cursor by index would have skipped 4 and 5.
+    QCOMPARE(ids(out), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+// The open count is kept, not counted: it must follow ends by hop, by the application's close,
+// and evictions.
+void TestFlowTable::openCountFollowsEveryEnd()
+{
+    FlowTable table(2, names());
+    auto counted = [&table] {
+        size_t open = 0;
+        for (const Flow& f : table.snapshot())
+            open += f.endNs == 0;
+        return open;
+    };
+    for (uint64_t id = 1; id <= 5; ++id)
+        table.onCalloutEvent(appConnect(id), 0);
+    QCOMPARE(table.openCount(), size_t(5));
+    table.onHop(hopEnd(1, 1));
+    table.onHop(hopEnd(1, 2));  // a second report of an ended hop ends nothing more
+    QCOMPARE(table.openCount(), size_t(4));
+    // An application close ends a flow whose hops are all external (none of ours reports).
+    callout_event external = appConnect(6);
+    FlowNames n = names();
+    n.external = [](uint32_t) { return true; };
+    FlowTable ext(10, n);
+    ext.onCalloutEvent(external, 0);
+    QCOMPARE(ext.openCount(), size_t(1));
+    callout_event closed = external;
+    closed.verdict = CALLOUT_VERDICT_CLOSED;
+    ext.onCalloutEvent(closed, 0);
+    QCOMPARE(ext.openCount(), size_t(0));
+    // Evictions take ended flows: the count of open ones stays.
+    for (uint64_t id : {2, 3})
+        table.onHop(hopEnd(id, 1));
+    table.takeChanged();
+    QCOMPARE(table.openCount(), size_t(2));
+    QCOMPARE(table.openCount(), counted());
+    QCOMPARE(table.size(), size_t(2));
 }
 
 QTEST_APPLESS_MAIN(TestFlowTable)
