@@ -175,6 +175,9 @@ void Engine::tick()
         table_->onCalloutEvent(e, bootToWall);
     }
     pendingEvents_.clear();
+    // A burst's capacity (up to the ring's 4 MB of events) is not kept for good.
+    if (pendingEvents_.capacity() > 256)
+        pendingEvents_ = {};
     for (auto& h : hops)
         table_->onHop(std::move(h));
     for (Flow& f : table_->takeChanged())

@@ -6,6 +6,13 @@ namespace redirect::service {
 
 FlowJournal::FlowJournal(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 
+v1::Flow FlowJournal::decode(const Update& update)
+{
+    v1::Flow flow;
+    flow.ParseFromString(*update);
+    return flow;
+}
+
 void FlowJournal::append(const std::vector<engine::Flow>& flows)
 {
     if (flows.empty())
@@ -13,10 +20,11 @@ void FlowJournal::append(const std::vector<engine::Flow>& flows)
     // Converted outside the lock: readers are not held up by the writer's work.
     std::vector<Update> converted;
     converted.reserve(flows.size());
+    v1::Flow message;
     for (const engine::Flow& f : flows) {
-        auto message = std::make_shared<v1::Flow>();
-        toProto(f, message.get());
-        converted.push_back(std::move(message));
+        message.Clear();
+        toProto(f, &message);
+        converted.push_back(std::make_shared<const std::string>(message.SerializeAsString()));
     }
     {
         std::lock_guard lock(mutex_);

