@@ -13,9 +13,11 @@ once a flow to DESTINATION has ended; toggle prints the reply. A refused call pr
 "DENIED <status code> <message>" and exits 3.
 """
 import argparse
+import atexit
 import importlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +26,7 @@ import time
 def load_api(proto):
     from grpc_tools import protoc
     out = tempfile.mkdtemp(prefix="redirect-api-")
+    atexit.register(shutil.rmtree, out, True)  # the generated modules, gone when this client ends
     include = os.path.dirname(os.path.abspath(proto))
     grpc_include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     rc = protoc.main(["protoc", "-I" + include, "-I" + grpc_include, "--python_out=" + out,

@@ -139,10 +139,11 @@ void TestService::demoForConsoleServesItsUserAndEndsWithIt()
     // pkexec leaves it). Python, with effective uid root to start that child: a shell would drop it.
     Child console({"/usr/bin/setpriv", "--ruid", "65534", "--", kPython.toStdString(), "-c",
                    "import os, subprocess, sys\nprint(os.getpid(), flush=True)\n"
-                   "subprocess.run(sys.argv[1:], preexec_fn=lambda: os.setuid(0))",
+                   "p = subprocess.Popen(sys.argv[1:], preexec_fn=lambda: os.setuid(0))\n"
+                   "print(p.pid, flush=True)\np.wait()",
                    binaryPath("redirect-consoled"), "--demo", "--for-console"});
-    const std::string pid = console.readLine(10000);
-    QVERIFY2(!pid.empty(), "the console's stand-in did not start");
+    const std::string pid = console.readLine(10000), servicePid = console.readLine(10000);
+    QVERIFY2(!pid.empty() && !servicePid.empty(), "the console's stand-in did not start");
     const std::string socket = CALLOUT_RUN_DIR "/demo-console-" + pid + ".sock";
     QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(QString::fromStdString(socket)), 30000);
 
@@ -155,6 +156,13 @@ void TestService::demoForConsoleServesItsUserAndEndsWithIt()
     QVERIFY2(refused == 3 && text.find("uid 4243 may not use this node") != std::string::npos, text.c_str());
 
     // The console dies without a word: the service stops and takes its socket (and sandbox) along.
+    // Waited for to its end (its sandbox's teardown comes after the socket), so that it is not
+    // cut short when the test ends. Orphaned, it is the supervisor's to reap: ended or a zombie.
     console.kill(SIGKILL);
     QTRY_VERIFY_WITH_TIMEOUT(!QFileInfo::exists(QString::fromStdString(socket)), 30000);
+    auto ended = [&servicePid] {
+        const std::string proc = readAll(QStringLiteral("/proc/%1/status").arg(QString::fromStdString(servicePid)));
+        return proc.empty() || proc.find("State:\tZ") != std::string::npos;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(ended(), 30000);
 }
