@@ -21,6 +21,7 @@
 #include <QThread>
 #include <QtTest>
 
+#include "process_run.h"
 #include "other_user.h"
 #include "callout_loader.h"
 #include "callout_paths.h"
@@ -113,15 +114,8 @@ Result runConsole(const QStringList& args, int timeoutMs, std::function<void()> 
         if (r.demoPrograms.isEmpty())
             p.waitForFinished(100);
     }
-    r.finished = p.waitForFinished(std::max<int>(0, timeoutMs - int(t.elapsed())));
+    redirect::test::finishRun(p, std::max<int>(0, timeoutMs - int(t.elapsed())), r);
     r.ms = t.elapsed();
-    if (!r.finished) {
-        p.kill();
-        p.waitForFinished(5000);
-    }
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
     return r;
 }
 

@@ -20,6 +20,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "process_run.h"
 #include "callout_paths.h"
 #include "command_line.h"
 #include "demo_service.h"
@@ -69,14 +70,7 @@ Run runProbe(const QString& probe, const QStringList& args, uid_t uid, const QMa
         return r;
     }
     r.pid = p.processId();
-    r.finished = p.waitForFinished(60000);
-    if (!r.finished) {
-        p.kill();
-        p.waitForFinished(5000);
-    }
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
+    redirect::test::finishRun(p, 60000, r);
     return r;
 }
 
