@@ -140,6 +140,7 @@ void Engine::controlLoop()
         beat();
         tick();
         logPassedOver();
+        logRecordsMissing();
         auto now = std::chrono::steady_clock::now();
         if (now - lastVerify_ >= std::chrono::milliseconds(options_.verifyIntervalMs)) {
             lastVerify_ = now;
@@ -237,10 +238,17 @@ std::map<std::string, RuleHits> Engine::ruleHits() const
 
 std::vector<RedirectorStatus> Engine::redirectors() const
 {
+    std::map<uint32_t, uint64_t> missing;
+    {
+        std::lock_guard lock(tableMutex_);  // not nested in rulesMutex_
+        missing = table_->recordsMissing();
+    }
     std::lock_guard lock(rulesMutex_);
     std::vector<RedirectorStatus> out;
     for (auto& [id, r] : running_) {
         RedirectorStatus s = r->status;
+        if (auto m = missing.find(s.numericId); m != missing.end())
+            s.recordsMissing = m->second;
         if (r->runtime) {
             s.accepted = r->runtime->accepted;
             s.active = r->runtime->active;

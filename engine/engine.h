@@ -58,6 +58,8 @@ struct RedirectorStatus {
     /// endpoint's listener belongs to its owner. Otherwise matching connections go direct.
     bool available = false;
     std::string availability;  ///< who listens, or why connections go direct
+    /// Connections it made without passing the records on (no SET; the callout repaired them).
+    uint64_t recordsMissing = 0;
 };
 
 struct EngineStats {
@@ -109,6 +111,7 @@ private:
     void beat();
     void notePassedOver(const callout_event& e);
     void logPassedOver();
+    void logRecordsMissing();
     RedirectorStatus statusFor(const RedirectorSpec& spec, uint32_t slot);
     void verifyExternal(Running& running);
     void verifyExternals();
@@ -125,6 +128,11 @@ private:
     // Control thread only: connections that passed over an unavailable redirector, logged at
     // most once a second.
     std::map<std::pair<uint32_t, uint8_t>, uint64_t> passedOver_;
+    struct MissingLog {
+        uint64_t count = 0;
+        std::chrono::steady_clock::time_point at{};
+    };
+    std::map<uint32_t, MissingLog> recordsMissingLog_;  // control thread only
     std::chrono::steady_clock::time_point lastPassedLog_{};
     std::chrono::steady_clock::time_point lastVerify_{};
 

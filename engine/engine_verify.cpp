@@ -174,4 +174,31 @@ void Engine::logPassedOver()
     passedOver_.clear();
 }
 
+// A redirector whose connects carry no records (it did not call SET; the callout repaired them):
+// said at the first such connection, then once a minute while the count grows.
+void Engine::logRecordsMissing()
+{
+    std::map<uint32_t, uint64_t> counts;
+    {
+        std::lock_guard lock(tableMutex_);
+        counts = table_->recordsMissing();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(rulesMutex_);
+    for (auto& [id, count] : counts) {
+        MissingLog& said = recordsMissingLog_[id];
+        if (count == said.count || (said.count > 0 && now - said.at < std::chrono::minutes(1)))
+            continue;
+        std::string name = std::to_string(id);
+        for (auto& [rid, r] : running_)
+            if (r->status.numericId == id)
+                name = rid + " (" + r->status.name + ")";
+        spdlog::warn("redirector {} does not forward redirect records: {} of its connections carried none "
+                     "(it did not call SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS); the callout repaired them, "
+                     "but the proxy should pass the records it queried on to its upstream socket",
+                     name, count);
+        said = {count, now};
+    }
+}
+
 }  // namespace redirect::engine

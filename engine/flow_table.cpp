@@ -98,6 +98,13 @@ Hop* FlowTable::hopFor(Flow& flow, uint32_t redirectorId)
     return &flow.hops.back();
 }
 
+void FlowTable::markRecordsMissing(Hop& hop)
+{
+    if (!hop.recordsMissing)
+        ++recordsMissing_[hop.redirectorId];
+    hop.recordsMissing = true;
+}
+
 void FlowTable::touch(uint64_t flowId)
 {
     if (changedSet_.insert(flowId).second)
@@ -136,7 +143,7 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
     } else if (e.flags & CALLOUT_FLAG_RECORDS_MISSING) {
         // The redirector that made this connect forgot SET: name it on its hop.
         uint32_t culprit = e.hops[(e.hop_count - (e.verdict == CALLOUT_VERDICT_REDIRECT ? 2 : 1)) & 7].redirector_id;
-        hopFor(flow, culprit)->recordsMissing = true;
+        markRecordsMissing(*hopFor(flow, culprit));
     }
     if (e.verdict == CALLOUT_VERDICT_REDIRECT) {
         Hop* hop = hopFor(flow, e.redirector_id);
@@ -203,7 +210,7 @@ void FlowTable::onHop(HopReport&& report)
     hop->endNs = report.endNs;
     hop->reason = report.reason;
     if (!report.setRecords && report.reason != EndReason::NoRecords)
-        hop->recordsMissing = true;
+        markRecordsMissing(*hop);
     maybeEnd(flow);
     touch(flowId);
 }

@@ -53,12 +53,16 @@ public:
     size_t size() const { return flows_.size(); }
     size_t openCount() const { return flows_.size() - ended_; }
     std::map<uint32_t, RuleHits> ruleHits() const { return hits_; }
+    /// By redirector id: connections it made without passing the records on (no SET; the callout
+    /// repaired them), one per flow.
+    std::map<uint32_t, uint64_t> recordsMissing() const { return recordsMissing_; }
     uint64_t evicted() const { return evicted_; }
 
 private:
     Flow& flowFor(uint64_t flowId, int64_t startNs);
     Hop* hopFor(Flow& flow, uint32_t redirectorId);
     void touch(uint64_t flowId);
+    void markRecordsMissing(Hop& hop);
     void maybeEnd(Flow& flow);
     void onApplicationClosed(const callout_event& event, int64_t wallNs);
     void evict();
@@ -78,6 +82,7 @@ private:
     std::unordered_set<uint64_t> changedSet_;
     std::unordered_set<uint64_t> hopCap_;  // flows whose chain reached the hop cap, until they end
     std::map<uint32_t, RuleHits> hits_;
+    std::map<uint32_t, uint64_t> recordsMissing_;
     std::unordered_map<uint32_t, std::string> users_;
     uint64_t evicted_ = 0;
 };

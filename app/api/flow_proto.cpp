@@ -130,6 +130,7 @@ void toProto(const engine::RedirectorStatus& r, v1::Redirector* out)
     out->set_port6(r.port6);
     out->set_available(r.available);
     out->set_availability(r.availability);
+    out->set_records_missing(r.recordsMissing);
     out->set_accepted(r.accepted);
     out->set_active(r.active);
     out->set_bytes_up(r.bytesUp);

@@ -45,6 +45,7 @@ void fillSelected(BridgeStats& stats, const client::NodeClient& node, const clie
         red.bytesDown = r.bytes_down();
         red.available = r.available();
         red.availability = QString::fromStdString(r.availability());
+        red.recordsMissing = r.records_missing();
         stats.redirectors.append(red);
     }
 }

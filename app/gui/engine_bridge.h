@@ -44,6 +44,7 @@ struct BridgeStats {
         quint64 bytesDown = 0;
         bool available = true;         ///< the callout can send connections there now
         QString availability;          ///< who listens, or why connections go direct
+        quint64 recordsMissing = 0;    ///< its connections that carried no records (no SET)
         bool operator==(const Redirector&) const = default;
     };
     /// One line of the Nodes view.

@@ -372,21 +372,30 @@ void MainWindow::onStats(const BridgeStats& stats)
         b->setEnabled(stats.canChange);
     nodes_->table()->show(stats.nodes);
     QStringList reds, why;
-    bool allAvailable = true;
+    bool allWell = true;  // every redirector reachable and passing records on
     for (const auto& r : stats.redirectors) {
         QString text = r.external ? tr("%1 (external) :%2").arg(r.name).arg(r.port4)
                                   : tr("%1 :%2/[::1]:%3").arg(r.name).arg(r.port4).arg(r.port6);
         if (!r.available) {
             // Connections that match it go direct: say so where the administrator looks.
             text += tr(" (direct)");
-            allAvailable = false;
+            allWell = false;
+        }
+        QString tip = tr("%1: %2").arg(r.name, r.availability);
+        if (r.recordsMissing) {
+            // A proxy that forgets SET: the callout repairs its records, but its vendor should know.
+            text += tr(" ⚠ does not forward redirect records (%1)").arg(r.recordsMissing);
+            tip += tr("; %1 of its connections carried no redirect records: it does not call "
+                      "SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS on its upstream socket (the callout repaired them)")
+                       .arg(r.recordsMissing);
+            allWell = false;
         }
         reds << text;
-        why << tr("%1: %2").arg(r.name, r.availability);
+        why << tip;
     }
     redirectorsLabel_->setText(reds.join(", "));
     redirectorsLabel_->setToolTip(why.join('\n'));
-    redirectorsLabel_->setStyleSheet(allAvailable ? QString() : "color: #b00020;");
+    redirectorsLabel_->setStyleSheet(allWell ? QString() : "color: #b00020;");
     QString drops = tr("drops: %1 events, %2 updates").arg(stats.eventDrops).arg(stats.queueDrops);
     if (stats.stalled || stats.unverified)
         drops += tr("; went direct: %1 while the engine stalled, %2 without a verified listener")

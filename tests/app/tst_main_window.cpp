@@ -11,11 +11,13 @@
 #include <QClipboard>
 #include <QComboBox>
 #include <QFile>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QPointer>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QStatusBar>
 #include <QTableView>
 #include <QTemporaryDir>
 
@@ -146,6 +148,7 @@ private slots:
     void twoNodesInOneTable();
     void refusedToggleIsUndoneAndSaid();
     void connectToNodeAddsAndRemembersARemoteNode();
+    void proxyThatDropsRecordsGetsABadge();
 };
 
 void TestMainWindow::ruleCheckboxChangesCalloutAndRoute()
@@ -537,6 +540,49 @@ void TestMainWindow::connectToNodeAddsAndRemembersARemoteNode()
     QCOMPARE(console.bridge->nodeNames(), QStringList({"local"}));
     QVERIFY(gui::rememberedNodes(settings).isEmpty());
     QCOMPARE(console.bridge->selectedNode(), QStringLiteral("local"));
+}
+
+// A vendor's proxy that forgets SET (test_proxy --skip-set, in its own process, an external
+// redirector): the callout repairs its records, and the console says so where the administrator
+// looks: a badge on it in the status bar, and a log line from the node.
+void TestMainWindow::proxyThatDropsRecordsGetsABadge()
+{
+    TcpServer server(AF_INET, "pong", 4);
+    // The SDK finds its callout by instance name: the service's (ServiceUnderTest names it).
+    Child proxy({"/usr/bin/env", "REDIRECT_CALLOUT_INSTANCE=" + instanceName() + "-svc", binaryPath("test_proxy"),
+                 "--id", "77", "--skip-set"});
+    const std::string ports = proxy.readLine(10000);
+    QVERIFY2(ports.rfind("PORTS ", 0) == 0, ports.c_str());
+    const std::string proxyPort = std::to_string(std::stoul(ports.substr(6)));
+    Console console(R"({"version":1,"redirectors":[{"id":"vendor","name":"Vendor proxy","external":true,)"
+                    R"("listen":["127.0.0.1:)" + proxyPort + R"("],"owner_process":"test_proxy"}],)"
+                    R"("rules":[{"id":"r","action":"redirect","redirector":"vendor","ports":)" +
+                    std::to_string(server.port()) + "}]}");
+    QStringList log;
+    QObject::connect(console.bridge.get(), &gui::EngineBridge::logLines,
+                     [&log](const QStringList& lines, quint64) { log << lines; });
+    auto vendor = [&console] {
+        for (const auto& r : console.bridge->lastStats().redirectors)
+            if (r.name == QStringLiteral("Vendor proxy"))
+                return r;
+        return gui::BridgeStats::Redirector{};
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(vendor().available, 10000);  // its listener verified: the callout sends there
+    QCOMPARE(vendor().recordsMissing, quint64(0));
+    QCOMPARE(exchange(server.port()), std::string("pong"));
+    QTRY_COMPARE_WITH_TIMEOUT(vendor().recordsMissing, quint64(1), 10000);
+    auto badge = [&console] {
+        for (QLabel* l : console.window->statusBar()->findChildren<QLabel*>())
+            if (l->text().contains(QStringLiteral("does not forward redirect records")))
+                return l->text();
+        return QString();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(badge().contains(QStringLiteral("Vendor proxy (external) :%1 ⚠ does not forward redirect "
+                                                            "records (1)").arg(QString::fromStdString(proxyPort))),
+                             5000);
+    QTRY_VERIFY_WITH_TIMEOUT(log.join('\n').contains(QStringLiteral("redirector vendor (Vendor proxy) does not forward "
+                                                                    "redirect records: 1 of its connections carried none")),
+                             10000);
 }
 
 int main(int argc, char** argv)
