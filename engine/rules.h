@@ -111,6 +111,11 @@ struct RulesResult {
 /// Parses and validates a rules file's text. Names are resolved (getpwnam_r); nothing else is touched.
 RulesResult parseRules(std::string_view text);
 
+/// What a valid rule set probably does not mean, one line each, "LINE:COLUMN: rule ID ...": an
+/// enabled rule that expired already (it never matches), and an enabled redirect rule that matches
+/// every connection (the rules after it never match). --check-rules prints them and still exits 0.
+std::vector<std::string> ruleWarnings(const RuleSet& rules, int64_t nowNs);
+
 /// Reads and parses a rules file; a file that cannot be read is an error at line 0 with the strerror text.
 RulesResult loadRulesFile(const std::string& path);
 

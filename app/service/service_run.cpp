@@ -125,6 +125,8 @@ int checkRules(const std::string& path)
     }
     std::printf("%s: valid (%zu redirectors, %zu rules)\n", path.c_str(), r.rules.redirectors.size(),
                 r.rules.rules.size());
+    for (const std::string& warning : engine::ruleWarnings(r.rules, engine::wallNowNs()))
+        std::fprintf(stderr, "%s:%s (warning)\n", path.c_str(), warning.c_str());
     return ExitOk;
 }
 

@@ -257,6 +257,34 @@ private slots:
         QVERIFY2(err[0].startsWith(prefix), qPrintable(err[0] + " (expected prefix " + prefix + ")"));
         QVERIFY2(err[0].contains("unknown key \"destinaton\""), qPrintable(err[0]));
 
+        // Valid, but probably not what was meant: warned about on stderr, exit 0.
+        const QString odd = dir.filePath("odd.json");
+        {
+            QFile f(odd);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(R"({
+  "version": 1,
+  "redirectors": [ { "id": "inspector", "name": "Web inspector" } ],
+  "rules": [
+    { "id": "old", "action": "bypass", "ports": "9", "expires": "2020-01-01T00:00:00Z" },
+    { "id": "all", "action": "redirect", "redirector": "inspector" },
+    { "id": "web", "action": "redirect", "redirector": "inspector", "ports": "443" }
+  ]
+}
+)");
+        }
+        Result warned = runConsole({"--check-rules", odd}, 10000);
+        QVERIFY(warned.finished);
+        QCOMPARE(warned.code, 0);
+        QVERIFY2(lines(warned.out).size() == 1 && lines(warned.out)[0].contains("valid"), warned.out.constData());
+        const QStringList warnings = lines(warned.err);
+        QCOMPARE(warnings.size(), 3);
+        QVERIFY2(warnings[0].startsWith(odd + ":5:5: rule old expired already"), qPrintable(warnings[0]));
+        QVERIFY2(warnings[1].startsWith(odd + ":6:5: rule all redirects every connection"), qPrintable(warnings[1]));
+        QVERIFY2(warnings[2].startsWith(odd + ":7:5: rule web never matches: rule all before it"), qPrintable(warnings[2]));
+        for (const QString& w : warnings)
+            QVERIFY2(w.endsWith(QStringLiteral("(warning)")), qPrintable(w));
+
         Result missing = runConsole({"--check-rules", dir.filePath("missing.json")}, 10000);
         QVERIFY(missing.finished);
         QCOMPARE(missing.code, 2);
