@@ -183,6 +183,7 @@ void Engine::tick()
         table_->onHop(std::move(h));
     for (Flow& f : table_->takeChanged())
         updates_.push(std::move(f));
+    missingTotal_ = table_->recordsMissingTotal();
 }
 
 void Engine::sync()

@@ -133,6 +133,8 @@ private:
         std::chrono::steady_clock::time_point at{};
     };
     std::map<uint32_t, MissingLog> recordsMissingLog_;  // control thread only
+    uint64_t missingTotal_ = 0;   // control thread: the table's count at the last tick
+    uint64_t missingLogged_ = 0;  // ... at the last logRecordsMissing()
     std::chrono::steady_clock::time_point lastPassedLog_{};
     std::chrono::steady_clock::time_point lastVerify_{};
 

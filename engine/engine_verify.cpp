@@ -175,9 +175,13 @@ void Engine::logPassedOver()
 }
 
 // A redirector whose connects carry no records (it did not call SET; the callout repaired them):
-// said at the first such connection, then once a minute while the count grows.
+// said at the first such connection, then at most once a minute as the count grows. Nothing is
+// looked at (no lock taken) on the control loop's turns where no such connection came.
 void Engine::logRecordsMissing()
 {
+    if (missingTotal_ == missingLogged_)
+        return;
+    missingLogged_ = missingTotal_;
     std::map<uint32_t, uint64_t> counts;
     {
         std::lock_guard lock(tableMutex_);

@@ -100,8 +100,10 @@ Hop* FlowTable::hopFor(Flow& flow, uint32_t redirectorId)
 
 void FlowTable::markRecordsMissing(Hop& hop)
 {
-    if (!hop.recordsMissing)
+    if (!hop.recordsMissing) {
         ++recordsMissing_[hop.redirectorId];
+        ++recordsMissingTotal_;
+    }
     hop.recordsMissing = true;
 }
 

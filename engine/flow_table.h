@@ -56,6 +56,7 @@ public:
     /// By redirector id: connections it made without passing the records on (no SET; the callout
     /// repaired them), one per flow.
     std::map<uint32_t, uint64_t> recordsMissing() const { return recordsMissing_; }
+    uint64_t recordsMissingTotal() const { return recordsMissingTotal_; }
     uint64_t evicted() const { return evicted_; }
 
 private:
@@ -83,6 +84,7 @@ private:
     std::unordered_set<uint64_t> hopCap_;  // flows whose chain reached the hop cap, until they end
     std::map<uint32_t, RuleHits> hits_;
     std::map<uint32_t, uint64_t> recordsMissing_;
+    uint64_t recordsMissingTotal_ = 0;
     std::unordered_map<uint32_t, std::string> users_;
     uint64_t evicted_ = 0;
 };

@@ -443,12 +443,13 @@ std::vector<std::string> ruleWarnings(const RuleSet& rules, int64_t nowNs)
         if (!r.enabled)
             continue;
         const std::string where = r.position.str() + ": rule " + r.id;
-        if (r.expiresNs && *r.expiresNs <= nowNs)
+        const bool expired = r.expiresNs && *r.expiresNs <= nowNs;
+        if (expired)
             out.push_back(where + " expired already: it never matches (remove it, or move \"expires\")");
         if (catchAll)
             out.push_back(where + " never matches: rule " + catchAll->id + " before it redirects every connection");
         const bool matchesAll = r.destination.empty() && r.ports.empty() && r.process.empty() && !r.uid &&
-                                r.cgroup.empty() && !(r.expiresNs && *r.expiresNs <= nowNs);
+                                r.cgroup.empty() && !expired;
         if (!catchAll && r.action == RuleAction::Redirect && matchesAll) {
             out.push_back(where + " redirects every connection in the callout's scope to " + r.redirector +
                           " (it has no destination, ports, process, uid or cgroup)");

@@ -186,20 +186,12 @@ bool EngineBridge::removeNode(const QString& name)
     if (index < selected_) {
         --selected_;
     } else if (index == selected_) {
-        selected_ = 0;
-        rulesJson_.clear();  // the first node's rules, shown anew
-        if (!nodes_.empty())
-            selectNode(QString::fromStdString(nodes_.front()->endpoint().name));
+        selected_ = 0;  // the first node's rules, shown anew (none when none is left)
+        forgetRules();
+        refreshRules();
     }
     // Its streams end here; a command of its under way keeps it alive until it is answered.
     node->stop();
-    if (nodes_.empty()) {
-        selected_ = 0;
-        rulesJson_.clear();
-        rulesSet_ = {};
-        if (rules_)
-            rules_->setRules({});
-    }
     emit nodesChanged();
     return true;
 }
@@ -212,14 +204,6 @@ QStringList EngineBridge::nodeNames() const
     return names;
 }
 
-std::optional<client::NodeEndpoint> EngineBridge::endpointOf(const QString& name) const
-{
-    for (const NodePtr& node : nodes_)
-        if (QString::fromStdString(node->endpoint().name) == name)
-            return node->endpoint();
-    return std::nullopt;
-}
-
 bool EngineBridge::selectNode(const QString& name)
 {
     const qsizetype i = nodeNames().indexOf(name);
@@ -227,11 +211,7 @@ bool EngineBridge::selectNode(const QString& name)
         return false;
     if (static_cast<size_t>(i) != selected_ || rulesJson_.empty()) {
         selected_ = static_cast<size_t>(i);
-        // Another node's rules: the panel shows them as soon as they are known.
-        rulesJson_.clear();
-        rulesSet_ = {};
-        if (rules_)
-            rules_->setRules({});
+        forgetRules();  // another node's rules: the panel shows them as soon as they are known
         refreshRules();
     }
     emit nodesChanged();
@@ -242,6 +222,14 @@ QString EngineBridge::selectedNode() const
 {
     NodePtr node = selected();
     return node ? QString::fromStdString(node->endpoint().name) : QString();
+}
+
+void EngineBridge::forgetRules()
+{
+    rulesJson_.clear();
+    rulesSet_ = {};
+    if (rules_)
+        rules_->setRules({});
 }
 
 EngineBridge::NodePtr EngineBridge::selected() const

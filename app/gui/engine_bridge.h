@@ -15,7 +15,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,7 +99,6 @@ public:
     bool removeNode(const QString& name);
     /// Every node's name, in the order they were added.
     QStringList nodeNames() const;
-    std::optional<client::NodeEndpoint> endpointOf(const QString& name) const;
     /// The node whose rules the rules panel shows and edits and whose numbers the status bar shows.
     bool selectNode(const QString& name);
     QString selectedNode() const;
@@ -145,6 +143,8 @@ signals:
 private:
     using NodePtr = std::shared_ptr<client::NodeClient>;
     NodePtr selected() const;
+    /// The panel shows no rules until the selected node's are known.
+    void forgetRules();
     void refreshRules();
     /// Runs `call` on the command thread against the selected node; `done` on the GUI thread.
     void submit(const QString& what, std::function<client::NodeClient::Result(client::NodeClient&)> call, Done done);

@@ -32,7 +32,6 @@
 #include "chain_view.h"
 #include "charts_panel.h"
 #include "nodes_view.h"
-#include "engine.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
 #include "output_file.h"

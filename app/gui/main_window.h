@@ -19,10 +19,6 @@ class QSplitter;
 class QTabWidget;
 class QTableView;
 
-namespace redirect::engine {
-class Engine;
-}
-
 namespace redirect::gui {
 
 class ChainView;

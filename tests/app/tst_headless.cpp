@@ -213,10 +213,11 @@ private slots:
         QVERIFY(dir.isValid());
         const QString good = dir.filePath("good.json");
         const QString bad = dir.filePath("bad.json");
-        {
-            QFile f(good);
-            QVERIFY(f.open(QIODevice::WriteOnly));
-            f.write(R"({
+        auto write = [](const QString& path, const QByteArray& text) {
+            QFile f(path);
+            return f.open(QIODevice::WriteOnly) && f.write(text) == text.size();
+        };
+        QVERIFY(write(good, R"({
   "version": 1,
   "redirectors": [ { "id": "inspector", "name": "Web inspector" } ],
   "rules": [
@@ -224,19 +225,14 @@ private slots:
     { "id": "lan", "action": "bypass", "destination": "10.0.0.0/8" }
   ]
 }
-)");
-        }
+)"));
         const QByteArray badLine = R"(    { "id": "lan", "action": "bypass", "destinaton": "10.0.0.0/8" })";
-        {
-            QFile f(bad);
-            QVERIFY(f.open(QIODevice::WriteOnly));
-            f.write("{\n"
-                    "  \"version\": 1,\n"
-                    "  \"redirectors\": [ { \"id\": \"inspector\", \"name\": \"Web inspector\" } ],\n"
-                    "  \"rules\": [\n" + badLine + "\n"
-                    "  ]\n"
-                    "}\n");
-        }
+        QVERIFY(write(bad, "{\n"
+                           "  \"version\": 1,\n"
+                           "  \"redirectors\": [ { \"id\": \"inspector\", \"name\": \"Web inspector\" } ],\n"
+                           "  \"rules\": [\n" + badLine + "\n"
+                           "  ]\n"
+                           "}\n"));
 
         Result ok = runConsole({"--check-rules", good}, 10000);
         QVERIFY2(ok.finished, "--check-rules did not exit within 10 s");
@@ -259,10 +255,7 @@ private slots:
 
         // Valid, but probably not what was meant: warned about on stderr, exit 0.
         const QString odd = dir.filePath("odd.json");
-        {
-            QFile f(odd);
-            QVERIFY(f.open(QIODevice::WriteOnly));
-            f.write(R"({
+        QVERIFY(write(odd, R"({
   "version": 1,
   "redirectors": [ { "id": "inspector", "name": "Web inspector" } ],
   "rules": [
@@ -271,8 +264,7 @@ private slots:
     { "id": "web", "action": "redirect", "redirector": "inspector", "ports": "443" }
   ]
 }
-)");
-        }
+)"));
         Result warned = runConsole({"--check-rules", odd}, 10000);
         QVERIFY(warned.finished);
         QCOMPARE(warned.code, 0);
