@@ -43,7 +43,8 @@ enum callout_verdict {
 	CALLOUT_VERDICT_CHAIN_END = 3,  /* rules matched, every redirector already took the flow */
 	CALLOUT_VERDICT_HOP_CAP = 4,    /* would redirect, but the chain holds CALLOUT_MAX_HOPS */
 	CALLOUT_VERDICT_LOCAL = 5,      /* destination is a redirector listener itself */
-	CALLOUT_VERDICT_CLOSED = 6,     /* not a decision: a redirected application socket closed */
+	CALLOUT_VERDICT_CLOSED = 6,     /* not a decision: an application socket closed (redirected, or
+	                                 * direct: flow_id is then its cookie) */
 	CALLOUT_VERDICT_STALLED = 7,    /* the engine hosting the redirector missed its heartbeat: direct */
 	CALLOUT_VERDICT_UNVERIFIED = 8, /* the redirector's endpoint has no listener we verified: direct */
 };
@@ -211,7 +212,8 @@ struct callout_event {
 	__u16 orig_port;  /* network order */
 	__u16 new_port;   /* network order */
 	__u8 verdict;     /* enum callout_verdict */
-	__u8 state;       /* enum callout_state of the deciding redirector */
+	__u8 state;       /* enum callout_state of the deciding redirector; CLOSED: the TCP state
+	                   * the socket left (BPF_TCP_*), which tells a reset from a close */
 	__u8 orig_addr[16];
 	__u8 new_addr[16];
 	__u32 redirector_id; /* redirector that redirected (or first that matched) */

@@ -2,7 +2,8 @@
 /*
  * sockops side of the callout: hands records and context from the
  * application's socket to the redirector's accepted socket, and reports the
- * close of a redirected application socket. Included once, by callout.bpf.c.
+ * close of an application socket, redirected or sent direct. Included once,
+ * by callout.bpf.c.
  */
 #ifndef REDIRECT_CALLOUT_HANDOFF_BPF_H
 #define REDIRECT_CALLOUT_HANDOFF_BPF_H
@@ -64,7 +65,16 @@ static __always_inline void callout_park(struct bpf_sock_ops *skops)
 	if (!s)
 		return;
 	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
-	if (!sk || !(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
+	if (!sk) {
+		/*
+		 * A connect sent direct carries no storage (a redirector's own connects always do):
+		 * hear its close, so the console shows how it ended. A flag, not an allocation: the
+		 * cost stays one callback per state change of this socket.
+		 */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		return;
+	}
+	if (!(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
 		return;
 	callout_handoff_key_of(skops, 1, &key);
 	bpf_map_update_elem(&callout_handoff, &key, sk, BPF_ANY);
@@ -95,7 +105,11 @@ static __always_inline void callout_data_bytes(struct bpf_sock_ops *skops, struc
 	e->bytes_received = received;
 }
 
-/* A redirected application socket closed: its byte counts end the flow for the console. */
+/*
+ * An application socket closed: its byte counts end the flow for the console. Redirected
+ * sockets name their flow in their records; a direct one (no storage: callout_park asked for
+ * its state changes) is its own flow, named by its cookie as the connect's event named it.
+ */
 static __always_inline void callout_closed(struct bpf_sock_ops *skops)
 {
 	struct callout_event *e;
@@ -105,7 +119,7 @@ static __always_inline void callout_closed(struct bpf_sock_ops *skops)
 	if (!s || skops->args[1] != BPF_TCP_CLOSE)
 		return;
 	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
-	if (!sk || !(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
+	if (sk && !(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
 		return;
 	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
 	if (!e) {
@@ -115,11 +129,17 @@ static __always_inline void callout_closed(struct bpf_sock_ops *skops)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->time_boot_ns = bpf_ktime_get_boot_ns();
 	e->cookie = bpf_get_socket_cookie(skops);
-	e->flow_id = sk->records.flow_id;
 	e->verdict = CALLOUT_VERDICT_CLOSED;
-	e->family = sk->context.family;
-	e->redirector_id = sk->context.redirector_id;
-	e->rule_id = sk->context.rule_id;
+	e->state = skops->args[0];
+	if (sk) {
+		e->flow_id = sk->records.flow_id;
+		e->family = sk->context.family;
+		e->redirector_id = sk->context.redirector_id;
+		e->rule_id = sk->context.rule_id;
+	} else {
+		e->flow_id = e->cookie;
+		e->family = skops->family;
+	}
 	callout_data_bytes(skops, e);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }

@@ -36,4 +36,36 @@ std::string Flow::chainText() const
     return text;
 }
 
+std::string Flow::routeText() const
+{
+    if (hops.empty()) {
+        if (verdict == "direct")
+            return "direct, no rule";
+        if (verdict == "bypass")
+            return "direct, bypass rule";
+        if (verdict == "stalled")
+            return "direct, its redirector stalled";
+        if (verdict == "unverified")
+            return "direct, no verified listener";
+        if (verdict == "local")
+            return "to a redirector's port";
+        return verdict == "redirect" ? "redirecting" : verdict;
+    }
+    size_t count = 0;
+    std::string missing;
+    for (const Hop& hop : hops) {
+        if (hop.redirectorId == 0)
+            continue;
+        ++count;
+        if (hop.recordsMissing) {
+            missing += missing.empty() ? ", records missing at " : ", ";
+            missing += hop.redirector.empty() ? std::to_string(hop.redirectorId) : hop.redirector;
+        }
+    }
+    std::string text = std::to_string(count) + (count == 1 ? " hop" : " hops");
+    if (reason == EndReason::HopCap)
+        text += ", hop cap";
+    return text + missing;
+}
+
 }  // namespace redirect::engine

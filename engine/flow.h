@@ -21,6 +21,7 @@ const char* redirectStateName(uint8_t state);
 struct Hop {
     uint32_t redirectorId = 0;     ///< redirector that took this hop (0: the final direct leg)
     std::string redirector;        ///< its name ("" when unknown)
+    std::string rule;              ///< id of the rule that sent the connection to it ("" when unknown)
     bool external = false;         ///< a proxy that is not ours (seen through callout events only)
     uint8_t state = 0;             ///< redirect state seen when the callout redirected to it
     uint32_t recordsSize = 0;      ///< SDK records blob size after this hop
@@ -48,8 +49,8 @@ struct Flow {
     uint64_t cgroupId = 0;
     std::string destination;       ///< original destination, "1.2.3.4:443" or "[::1]:80"
     std::string host;              ///< TLS SNI or HTTP Host from the peek, when known
-    std::string rule;              ///< id of the rule that decided the first hop
-    std::string verdict;           ///< callout verdict of the application's connect
+    std::string rule;              ///< id of the rule that decided the first hop ("" when none matched)
+    std::string verdict;           ///< callout verdict of the application's connect (flow_table.h)
     std::vector<Hop> hops;         ///< in chain order
     uint64_t bytesUp = 0;          ///< as the application sent (first hop)
     uint64_t bytesDown = 0;
@@ -58,6 +59,11 @@ struct Flow {
 
     /// "app -> A -> B -> 1.2.3.4:443"
     std::string chainText() const;
+    /// Sent to its destination without a redirector (a bypass rule, no rule, or passed over).
+    bool direct() const { return hops.empty() && verdict != "redirect"; }
+    /// Why it went where it went, in a few words: "2 hops", "2 hops, records missing at B",
+    /// "direct, no rule", "bypass".
+    std::string routeText() const;
 };
 
 }  // namespace redirect::engine

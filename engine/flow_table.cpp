@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <arpa/inet.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <pwd.h>
 
@@ -46,6 +47,8 @@ const char* verdictName(uint8_t verdict)
     case CALLOUT_VERDICT_CHAIN_END: return "chain_end";
     case CALLOUT_VERDICT_HOP_CAP: return "hop_cap";
     case CALLOUT_VERDICT_LOCAL: return "local";
+    case CALLOUT_VERDICT_STALLED: return "stalled";
+    case CALLOUT_VERDICT_UNVERIFIED: return "unverified";
     default: return "?";
     }
 }
@@ -55,6 +58,17 @@ bool connectFailure(EndReason r)
 {
     return r == EndReason::Refused || r == EndReason::Timeout || r == EndReason::Unreachable ||
            r == EndReason::NoRecords;
+}
+
+// How a socket that went to CLOSE ended, by the TCP state it left.
+EndReason closeReason(uint8_t leftState)
+{
+    switch (leftState) {
+    case BPF_TCP_SYN_SENT: return EndReason::Refused;  // RST to the SYN (or a timeout: sockops cannot tell)
+    // Straight to CLOSE from a state with data still to exchange: a reset, sent or received.
+    case BPF_TCP_ESTABLISHED: case BPF_TCP_FIN_WAIT1: case BPF_TCP_CLOSE_WAIT: return EndReason::Reset;
+    default: return EndReason::Closed;
+    }
 }
 
 }  // namespace
@@ -121,27 +135,22 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
         return;
     }
     bool fromRedirector = e.flags & CALLOUT_FLAG_HAD_RECORDS;
+    // Every decision a rule made counts for it, at every hop of a chain.
     if (e.verdict == CALLOUT_VERDICT_BYPASS)
         ++hits_[e.rule_id].bypassed;
-    if (e.verdict == CALLOUT_VERDICT_REDIRECT && !fromRedirector)
+    if (e.verdict == CALLOUT_VERDICT_REDIRECT)
         ++hits_[e.rule_id].redirected;
-    // Only connects that are, or continue, a redirected flow make flows.
-    if (e.verdict != CALLOUT_VERDICT_REDIRECT && !fromRedirector)
+    if (!fromRedirector && e.verdict != CALLOUT_VERDICT_REDIRECT) {
+        onDirectConnect(e, when);
         return;
+    }
+    // A redirector's connect that did not continue a redirected flow.
     if (e.hop_count == 0)
         return;
     Flow& flow = flowFor(e.flow_id, when);
     if (!fromRedirector) {
         // The application's own connect.
-        flow.startNs = when;
-        flow.pid = e.pid;
-        flow.uid = e.uid;
-        flow.user = userName(e.uid);
-        flow.comm.assign(reinterpret_cast<const char*>(e.comm), strnlen(reinterpret_cast<const char*>(e.comm), 16));
-        flow.cgroupId = e.cgroup_id;
-        flow.destination = endpointText(e.family, e.orig_addr, e.orig_port);
-        flow.rule = names_.rule ? names_.rule(e.rule_id) : std::to_string(e.rule_id);
-        flow.verdict = verdictName(e.verdict);
+        describeApplication(flow, e, when);
     } else if (e.flags & CALLOUT_FLAG_RECORDS_MISSING) {
         // The redirector that made this connect forgot SET: name it on its hop.
         uint32_t culprit = e.hops[(e.hop_count - (e.verdict == CALLOUT_VERDICT_REDIRECT ? 2 : 1)) & 7].redirector_id;
@@ -149,6 +158,7 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
     }
     if (e.verdict == CALLOUT_VERDICT_REDIRECT) {
         Hop* hop = hopFor(flow, e.redirector_id);
+        hop->rule = ruleName(e.rule_id);
         hop->state = e.state;
         hop->recordsSize = e.records_size;
         hop->contextSize = e.context_size;
@@ -157,6 +167,36 @@ void FlowTable::onCalloutEvent(const callout_event& e, int64_t bootToWallNs)
     } else if (e.verdict == CALLOUT_VERDICT_HOP_CAP) {
         hopCap_.insert(flow.flowId);
     }
+    touch(flow.flowId);
+}
+
+std::string FlowTable::ruleName(uint32_t ruleId) const
+{
+    return names_.rule ? names_.rule(ruleId) : std::to_string(ruleId);
+}
+
+void FlowTable::describeApplication(Flow& flow, const callout_event& e, int64_t when)
+{
+    flow.startNs = when;
+    flow.pid = e.pid;
+    flow.uid = e.uid;
+    flow.user = userName(e.uid);
+    flow.comm.assign(reinterpret_cast<const char*>(e.comm), strnlen(reinterpret_cast<const char*>(e.comm), 16));
+    flow.cgroupId = e.cgroup_id;
+    flow.destination = endpointText(e.family, e.orig_addr, e.orig_port);
+    // No rule decided a connect that no rule matched: rule id 0 is no rule's.
+    bool ruled = e.verdict != CALLOUT_VERDICT_DIRECT && e.verdict != CALLOUT_VERDICT_LOCAL;
+    flow.rule = ruled ? ruleName(e.rule_id) : std::string();
+    flow.verdict = verdictName(e.verdict);
+}
+
+void FlowTable::onDirectConnect(const callout_event& e, int64_t when)
+{
+    // The callout names a direct connect's flow by its socket's cookie, and its close the same.
+    Flow& flow = flowFor(e.flow_id, when);
+    if (!flow.comm.empty() || flow.endNs)
+        return;  // an event seen twice (cookies are never reused while the socket lives)
+    describeApplication(flow, e, when);
     touch(flow.flowId);
 }
 
@@ -174,11 +214,11 @@ void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
     ++ended_;  // it was open (checked above)
     flow.bytesUp = e.bytes_acked;
     flow.bytesDown = e.bytes_received;
-    flow.reason = EndReason::Closed;
+    flow.reason = closeReason(e.state);
     for (Hop& hop : flow.hops)
         if (!hop.endNs) {
             hop.endNs = when;
-            hop.reason = EndReason::Closed;
+            hop.reason = flow.reason;
         }
     hopCap_.erase(flow.flowId);
     touch(flow.flowId);

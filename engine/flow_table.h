@@ -66,6 +66,9 @@ private:
     void markRecordsMissing(Hop& hop);
     void maybeEnd(Flow& flow);
     void onApplicationClosed(const callout_event& event, int64_t wallNs);
+    void onDirectConnect(const callout_event& event, int64_t wallNs);
+    void describeApplication(Flow& flow, const callout_event& event, int64_t wallNs);
+    std::string ruleName(uint32_t ruleId) const;
     void evict();
     const std::string& userName(uint32_t uid);
 

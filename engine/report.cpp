@@ -144,6 +144,7 @@ nlohmann::json flowToJson(const Flow& flow)
         hops.push_back({
             {"redirector_id", hop.redirectorId},
             {"redirector", validUtf8(hop.redirector)},
+            {"rule", validUtf8(hop.rule)},
             {"external", hop.external},
             {"state", redirectStateName(hop.state)},
             {"records_size", hop.recordsSize},
@@ -175,6 +176,7 @@ nlohmann::json flowToJson(const Flow& flow)
         {"rule", validUtf8(flow.rule)},
         {"verdict", validUtf8(flow.verdict)},
         {"chain", validUtf8(flow.chainText())},
+        {"route", validUtf8(flow.routeText())},
         {"hops", std::move(hops)},
         {"bytes_up", flow.bytesUp},
         {"bytes_down", flow.bytesDown},

@@ -36,7 +36,9 @@ std::string rfc3339Utc(int64_t ns);
  * comm, user, dest|destination, host, rule, verdict, chain, reason and
  * redirector (any redirecting hop's name) match substrings; pid, uid and flow
  * must equal the number (decimal, or 0x hex for flow), and redirector:N
- * also matches a hop's numeric redirector id exactly.
+ * also matches a hop's numeric redirector id exactly. rule matches the rule of
+ * the first hop or of any later one; port equals the destination's port;
+ * route matches the route in words ("2 hops, records missing at B").
  */
 class FlowFilter {
 public:
@@ -45,10 +47,13 @@ public:
 
     bool matches(const Flow& flow) const;
     bool empty() const { return terms_.empty(); }
+    /// The field names parse() knows, for completion and help.
+    static std::vector<std::string> fieldNames();
 
 private:
     enum class Field : uint8_t {
-        Any, Comm, Pid, Uid, User, Destination, Host, Rule, Verdict, Chain, Reason, Redirector, FlowId, Node
+        Any, Comm, Pid, Uid, User, Destination, Host, Rule, Verdict, Chain, Reason, Redirector, FlowId, Node, Port,
+        Route
     };
     struct Term {
         Field field = Field::Any;

@@ -53,13 +53,33 @@ std::optional<uint64_t> parseNumber(std::string_view text, bool allowHex)
 
 }  // namespace report_detail
 
+namespace {
+
+// "host:port" or "[v6]:port" -> port; nullopt when there is none.
+std::optional<uint64_t> destinationPort(const std::string& destination)
+{
+    size_t colon = destination.rfind(':');
+    if (colon == std::string::npos || (destination.front() == '[' && destination[colon - 1] != ']'))
+        return std::nullopt;
+    return parseNumber(std::string_view(destination).substr(colon + 1), false);
+}
+
+}  // namespace
+
+std::vector<std::string> FlowFilter::fieldNames()
+{
+    return {"comm", "pid", "uid", "user", "dest", "port", "host", "rule", "verdict", "route", "chain", "reason",
+            "redirector", "flow", "node"};
+}
+
 std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* error)
 {
     static const std::pair<std::string_view, Field> fields[] = {
         {"comm", Field::Comm}, {"pid", Field::Pid}, {"uid", Field::Uid}, {"user", Field::User},
         {"dest", Field::Destination}, {"destination", Field::Destination}, {"host", Field::Host},
         {"rule", Field::Rule}, {"verdict", Field::Verdict}, {"chain", Field::Chain},
-        {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}, {"node", Field::Node}};
+        {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}, {"node", Field::Node},
+        {"port", Field::Port}, {"route", Field::Route}};
     auto fail = [&](std::string message) -> std::optional<FlowFilter> {
         if (error)
             *error = std::move(message);
@@ -106,14 +126,16 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
             auto it = std::find_if(std::begin(fields), std::end(fields), [&](auto& f) { return f.first == lowerName; });
             if (it == std::end(fields))
                 return fail("unknown filter field '" + std::string(name) +
-                            "' (fields: comm, pid, uid, user, dest, host, rule, verdict, chain, reason, "
-                            "redirector, flow, node; quote \"" + word + "\" to search for the text)");
+                            "' (fields: comm, pid, uid, user, dest, port, host, rule, verdict, route, chain, "
+                            "reason, redirector, flow, node; quote \"" + word + "\" to search for the text)");
             term.field = it->second;
         }
         term.text = lowerCopy(value);
-        if (term.field == Field::Pid || term.field == Field::Uid || term.field == Field::FlowId) {
+        if (term.field == Field::Pid || term.field == Field::Uid || term.field == Field::FlowId ||
+            term.field == Field::Port) {
             term.number = parseNumber(value, term.field == Field::FlowId);
-            bool fits = term.number && (term.field == Field::FlowId || *term.number <= UINT32_MAX);
+            uint64_t most = term.field == Field::Port ? 65535 : UINT32_MAX;
+            bool fits = term.number && (term.field == Field::FlowId || *term.number <= most);
             if (!fits)
                 return fail("filter field '" + std::string(name) + "' needs a number, not '" + value + "'");
         } else if (term.field == Field::Redirector) {
@@ -159,7 +181,11 @@ bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& ch
     case Field::User: return containsNoCase(flow.user, t);
     case Field::Destination: return containsNoCase(flow.destination, t);
     case Field::Host: return containsNoCase(flow.host, t);
-    case Field::Rule: return containsNoCase(flow.rule, t);
+    case Field::Rule:
+        return containsNoCase(flow.rule, t) ||
+               std::any_of(flow.hops.begin(), flow.hops.end(), [&](const Hop& hop) { return containsNoCase(hop.rule, t); });
+    case Field::Port: return destinationPort(flow.destination) == term.number;
+    case Field::Route: return containsNoCase(flow.routeText(), t);
     case Field::Verdict: return containsNoCase(flow.verdict, t);
     case Field::Chain: return containsNoCase(chain(), t);
     case Field::Reason: return containsNoCase(endReasonName(flow.reason), t);

@@ -60,10 +60,12 @@ void toProto(const engine::Flow& f, v1::Flow* out)
     out->set_bytes_down(f.bytesDown);
     out->set_reason(toProto(f.reason));
     out->set_chain(f.chainText());
+    out->set_route(f.routeText());
     for (const engine::Hop& h : f.hops) {
         v1::Hop* p = out->add_hops();
         p->set_redirector_id(h.redirectorId);
         p->set_redirector(h.redirector);
+        p->set_rule(h.rule);
         p->set_external(h.external);
         p->set_state(engine::redirectStateName(h.state));
         p->set_records_size(h.recordsSize);
@@ -102,6 +104,7 @@ engine::Flow fromProto(const v1::Flow& p)
         engine::Hop h;
         h.redirectorId = ph.redirector_id();
         h.redirector = ph.redirector();
+        h.rule = ph.rule();
         h.external = ph.external();
         h.state = stateOf(ph.state());
         h.recordsSize = ph.records_size();

@@ -9,9 +9,11 @@ namespace redirect::gui {
 
 namespace {
 
+constexpr int kLines = 4;
+
 struct Box {
     QString title;
-    QString lines[3];
+    QString lines[kLines];
     QColor color;
 };
 
@@ -35,10 +37,10 @@ void ChainView::setFlow(const std::optional<engine::Flow>& flow)
 QSize ChainView::sizeHint() const
 {
     int boxes = flow_ ? static_cast<int>(flow_->hops.size()) + 2 : 3;
-    return {boxes * 190 + 20, 130};
+    return {boxes * 190 + 20, 160};
 }
 
-QSize ChainView::minimumSizeHint() const { return {300, 120}; }
+QSize ChainView::minimumSizeHint() const { return {300, 150}; }
 
 void ChainView::paintEvent(QPaintEvent*)
 {
@@ -53,7 +55,9 @@ void ChainView::paintEvent(QPaintEvent*)
     const engine::Flow& f = *flow_;
     std::vector<Box> boxes;
     boxes.push_back({QString::fromStdString(f.comm.empty() ? "app" : f.comm),
-                     {tr("pid %1").arg(f.pid), tr("uid %1").arg(f.uid), QString::fromStdString(f.rule)},
+                     {tr("pid %1").arg(f.pid), tr("uid %1").arg(f.uid),
+                      f.rule.empty() ? tr("no rule matched") : tr("rule %1").arg(QString::fromStdString(f.rule)),
+                      QString::fromStdString(f.verdict)},
                      QColor(0x5b, 0x8d, 0xef)});
     for (const engine::Hop& hop : f.hops) {
         QString title = QString::fromStdString(hop.redirector.empty() ? std::to_string(hop.redirectorId) : hop.redirector);
@@ -66,21 +70,30 @@ void ChainView::paintEvent(QPaintEvent*)
         QString state = QString::fromLatin1(engine::redirectStateName(hop.state));
         if (hop.recordsMissing)
             state += tr(", no SET");
+        // What an external proxy relayed is not reported to us: not measured, which is not 0.
+        QString bytes = hop.external ? tr("bytes not measured")
+                                     : tr("↑%1 ↓%2").arg(bytesText(hop.bytesUp), bytesText(hop.bytesDown));
+        QString rule = hop.rule.empty() ? tr("rule unknown") : tr("via rule %1").arg(QString::fromStdString(hop.rule));
         boxes.push_back({title,
-                         {state, latency, tr("↑%1 ↓%2").arg(bytesText(hop.bytesUp), bytesText(hop.bytesDown))},
+                         {rule, state, latency, bytes},
                          hop.recordsMissing ? QColor(0xe0, 0x8a, 0x2a)
                                             : (hop.external ? QColor(0x8e, 0x6b, 0xc9) : QColor(0x3a, 0xa5, 0x7a))});
     }
     boxes.push_back({QString::fromStdString(f.destination),
                      {QString::fromStdString(f.host), QString::fromLatin1(engine::endReasonName(f.reason)),
-                      tr("↑%1 ↓%2").arg(bytesText(f.bytesUp), bytesText(f.bytesDown))},
+                      tr("↑%1 ↓%2").arg(bytesText(f.bytesUp), bytesText(f.bytesDown)), QString()},
                      QColor(0x6b, 0x72, 0x80)});
 
     const int n = static_cast<int>(boxes.size());
     const int gap = 36;
     const int boxW = std::max(120, std::min(180, (width() - 20 - gap * (n - 1)) / n));
-    const int boxH = 92;
-    const int top = std::max(8, (height() - boxH) / 2);
+    const int boxH = 26 + kLines * 20 + 4;
+    const int caption = 20;
+    const int top = std::max(8 + caption, (height() - boxH + caption) / 2);
+    // Why it went this way, in words, above the drawing.
+    p.setPen(palette().color(QPalette::Text));
+    p.drawText(QRect(10, top - caption - 2, width() - 20, caption), Qt::AlignLeft | Qt::AlignVCenter,
+               tr("Route: %1").arg(QString::fromStdString(f.routeText())));
     int x = 10;
     QFont bold = font();
     bold.setBold(true);
@@ -96,7 +109,7 @@ void ChainView::paintEvent(QPaintEvent*)
         p.drawText(r.adjusted(6, 4, -6, 0), Qt::AlignHCenter | Qt::AlignTop,
                    p.fontMetrics().elidedText(boxes[i].title, Qt::ElideMiddle, boxW - 12));
         p.setFont(font());
-        for (int l = 0; l < 3; ++l)
+        for (int l = 0; l < kLines; ++l)
             p.drawText(QRect(r.left() + 6, r.top() + 26 + l * 20, boxW - 12, 20), Qt::AlignHCenter | Qt::AlignVCenter,
                        p.fontMetrics().elidedText(boxes[i].lines[l], Qt::ElideRight, boxW - 12));
         if (i + 1 < n) {

@@ -40,10 +40,20 @@ void FlowFilterProxy::setTimeRange(int64_t fromNs, int64_t toNs)
     invalidateRowsFilter();
 }
 
+void FlowFilterProxy::setShowDirect(bool show)
+{
+    if (show == showDirect_)
+        return;
+    showDirect_ = show;
+    invalidateRowsFilter();
+}
+
 bool FlowFilterProxy::filterAcceptsRow(int sourceRow, const QModelIndex& sourceParent) const
 {
     if (!flows_ || sourceParent.isValid())
         return QSortFilterProxyModel::filterAcceptsRow(sourceRow, sourceParent);
+    if (!showDirect_ && flows_->rowIsDirect(sourceRow))
+        return false;
     if (filter_.empty() && fromNs_ == 0 && toNs_ == 0)
         return true;
     return flows_->rowMatches(sourceRow, filter_, fromNs_, toNs_);

@@ -29,6 +29,11 @@ public:
     int64_t fromNs() const { return fromNs_; }
     int64_t toNs() const { return toNs_; }
 
+    /// Flows that went direct (Flow::direct(): a bypass rule, no rule, a redirector passed over)
+    /// are shown only when asked for: most of a machine's connections are these.
+    void setShowDirect(bool show);
+    bool showDirect() const { return showDirect_; }
+
     void setSourceModel(QAbstractItemModel* model) override;
 
 signals:
@@ -46,6 +51,7 @@ private:
     QString error_;
     int64_t fromNs_ = 0;
     int64_t toNs_ = 0;
+    bool showDirect_ = false;
 };
 
 }  // namespace redirect::gui

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "flow_colors.h"
 #include "format.h"
 
 namespace redirect::gui {
@@ -53,8 +54,9 @@ QVariant FlowModel::headerData(int section, Qt::Orientation orientation, int rol
     case Time: return tr("Time");
     case Process: return tr("Process");
     case Destination: return tr("Destination");
+    case Rule: return tr("Rule");
+    case Route: return tr("Route");
     case Chain: return tr("Chain");
-    case State: return tr("Redirect state");
     case Records: return tr("Records");
     case Context: return tr("Context");
     case BytesUp: return tr("Up");
@@ -81,10 +83,15 @@ QVariant FlowModel::data(const QModelIndex& index, int role) const
             return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
         default: return {};
         }
-    case Qt::ToolTipRole:
-        if (index.column() == Time)
-            return QString::fromStdString(engine::rfc3339Utc(row.startNs));
-        return {};
+    case Qt::ToolTipRole: return toolTip(row, index.column());
+    case Qt::ForegroundRole: {
+        QColor color = flowLookOf(flowKindOf(row.reason, row.direct)).foreground;
+        return color.isValid() ? QVariant(color) : QVariant();
+    }
+    case Qt::BackgroundRole: {
+        QColor color = flowLookOf(flowKindOf(row.reason, row.direct)).background;
+        return color.isValid() ? QVariant(color) : QVariant();
+    }
     default: return {};
     }
 }
@@ -128,11 +135,8 @@ QVariant FlowModel::raw(const FlowRow& row, int column) const
         }
         return text + qs(row.destination);
     }
-    case State:
-        for (const FlowHopRow& hop : row.hops)
-            if (hop.redirectorId != 0)
-                return QString::fromLatin1(engine::redirectStateName(hop.state));
-        return qs(pooled(row.verdict));
+    case Rule: return qs(pooled(row.rule));
+    case Route: return qs(pooled(row.route));
     case Records: return QVariant::fromValue<qulonglong>(row.recordsSize());
     case Context: return QVariant::fromValue<qulonglong>(row.contextSize());
     case BytesUp: return QVariant::fromValue<qulonglong>(row.bytesUp);
@@ -159,6 +163,35 @@ bool FlowModel::rowLessThan(int left, int right, int column) const
     case Duration: return a.durationNs() < b.durationNs();
     case Reason: return std::strcmp(engine::endReasonName(a.reason), engine::endReasonName(b.reason)) < 0;
     default: return raw(a, column).toString() < raw(b, column).toString();
+    }
+}
+
+QVariant FlowModel::toolTip(const FlowRow& row, int column) const
+{
+    switch (column) {
+    case Time: return QString::fromStdString(engine::rfc3339Utc(row.startNs));
+    case Rule: case Route: {
+        // Which rule sent the connection to each redirector, and what each redirector saw.
+        if (row.hops.empty())
+            return row.rule ? tr("%1 (rule %2)").arg(qs(pooled(row.route)), qs(pooled(row.rule)))
+                            : tr("%1: no rule matched").arg(qs(pooled(row.route)));
+        QStringList lines;
+        for (const FlowHopRow& hop : row.hops) {
+            if (hop.redirectorId == 0)
+                continue;
+            const std::string& name = pooled(hop.name);
+            QString line = tr("%1: rule %2, %3")
+                               .arg(name.empty() ? QString::number(hop.redirectorId) : qs(name),
+                                    hop.rule ? qs(pooled(hop.rule)) : tr("unknown"),
+                                    QString::fromLatin1(engine::redirectStateName(hop.state)));
+            if (hop.recordsMissing)
+                line += tr(", did not forward the records");
+            lines << line;
+        }
+        return lines.join(QLatin1Char('\n'));
+    }
+    case Process: case Destination: case Chain: case Node: return display(row, column);
+    default: return {};
     }
 }
 
@@ -279,6 +312,20 @@ void FlowModel::applyBatch(std::vector<engine::Flow>&& updates)
         else
             pending_[it->second] = std::move(flow);
     }
+}
+
+void FlowModel::clear()
+{
+    beginResetModel();
+    slab_.clear();
+    freeSlots_.clear();
+    order_.clear();
+    slotOf_.clear();
+    detail_.clear();
+    detailIndex_.clear();
+    pending_.clear();
+    pendingIndex_.clear();
+    endResetModel();
 }
 
 void FlowModel::setFrozen(bool frozen)

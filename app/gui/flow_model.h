@@ -22,8 +22,8 @@ namespace redirect::gui {
 class FlowModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { Time, Process, Destination, Chain, State, Records, Context, BytesUp, BytesDown, Duration, Reason,
-                  Node, ColumnCount };
+    enum Column { Time, Process, Destination, Rule, Route, Chain, Records, Context, BytesUp, BytesDown, Duration,
+                  Reason, Node, ColumnCount };
     enum Role { RawRole = Qt::UserRole, FlowIdRole };
 
     explicit FlowModel(QObject* parent = nullptr);
@@ -43,6 +43,10 @@ public:
     /// Full flows (with records/context blobs) kept for the details pane.
     void setDetailCacheSize(size_t flows);
 
+    /// Forgets every row and what is queued (Capture > Clear); open flows come back with their next
+    /// update. Counters (evicted) stay: they count since the console started.
+    void clear();
+
     /// While frozen, batches are queued (merged by flow id) and applied on unfreeze.
     void setFrozen(bool frozen);
     bool isFrozen() const { return frozen_; }
@@ -60,6 +64,8 @@ public:
     uint64_t keyAt(int row) const;
     int rowForKey(uint64_t key) const;
 
+    /// The flow went direct (FlowRow::direct).
+    bool rowIsDirect(int row) const { return rowAt(row).direct; }
     /// Whether a row passes `filter` and overlaps [fromNs, toNs] (0 bounds are open).
     bool rowMatches(int row, const engine::FlowFilter& filter, int64_t fromNs, int64_t toNs) const;
     /// Compares two rows on the raw value of `column` (what RawRole returns), without QVariant.
@@ -75,6 +81,7 @@ private:
     uint64_t keyOf(const engine::Flow& flow) const;
     const std::string& pooled(uint32_t id) const { return pool_.at(id); }
     const FlowRow& rowAt(int row) const;
+    QVariant toolTip(const FlowRow& row, int column) const;
     int rowOfSlot(uint32_t slot) const;
     void cacheFull(engine::Flow&& flow);
     void applyNow(std::vector<engine::Flow>&& updates);

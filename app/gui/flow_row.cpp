@@ -82,11 +82,14 @@ void FlowRow::assign(const engine::Flow& flow, StringPool& pool)
     rule = pool.intern(flow.rule);
     verdict = pool.intern(flow.verdict);
     node = pool.intern(flow.node);
+    route = pool.intern(flow.routeText());
+    direct = flow.direct();
     hops.resize(flow.hops.size());
     hops.shrink_to_fit();
     for (size_t i = 0; i < flow.hops.size(); ++i) {
         copyHopFields(flow.hops[i], hops[i]);
         hops[i].name = pool.intern(flow.hops[i].redirector);
+        hops[i].rule = pool.intern(flow.hops[i].rule);
     }
 }
 
@@ -102,6 +105,7 @@ void FlowRow::toFlow(const StringPool& pool, engine::Flow& out) const
     for (size_t i = 0; i < hops.size(); ++i) {
         copyHopFields(hops[i], out.hops[i]);
         out.hops[i].redirector = pool.at(hops[i].name);
+        out.hops[i].rule = pool.at(hops[i].rule);
     }
 }
 

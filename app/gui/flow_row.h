@@ -35,10 +35,11 @@ private:
     std::unordered_map<std::string, uint32_t> index_;
 };
 
-/// One hop without its blobs; the redirector name is a pool id.
+/// One hop without its blobs; the redirector and rule names are pool ids.
 struct FlowHopRow {
     uint32_t redirectorId = 0;
     uint32_t name = 0;
+    uint32_t rule = 0;
     uint32_t recordsSize = 0;
     uint32_t contextSize = 0;
     float connectMs = -1;
@@ -69,7 +70,9 @@ struct FlowRow {
     uint32_t rule = 0;
     uint32_t verdict = 0;
     uint32_t node = 0;
+    uint32_t route = 0;  ///< Flow::routeText(), computed once per update
     engine::EndReason reason = engine::EndReason::Open;
+    bool direct = false; ///< Flow::direct()
     std::string destination;
     std::string host;
     std::vector<FlowHopRow> hops;

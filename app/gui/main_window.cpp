@@ -25,53 +25,27 @@
 #include <QTableView>
 #include <QTextBlock>
 #include <QToolBar>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 #include <sstream>
 
-#include "chain_view.h"
 #include "charts_panel.h"
+#include "flow_details.h"
+#include "flow_legend.h"
+#include "filter_completer.h"
 #include "nodes_view.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
-#include "output_file.h"
-#include "rules.h"
 #include "rules_model.h"
+#include "rules_panel.h"
 #include "table_csv.h"
 
 namespace redirect::gui {
 
 namespace {
 
-// Classic hex dump: offset, 16 bytes, ASCII.
-QString hexDump(const std::vector<uint8_t>& bytes)
-{
-    QString out;
-    for (size_t off = 0; off < bytes.size(); off += 16) {
-        QString hex, ascii;
-        for (size_t i = off; i < off + 16; ++i) {
-            if (i < bytes.size()) {
-                hex += QString::asprintf("%02x ", bytes[i]);
-                ascii += (bytes[i] >= 32 && bytes[i] < 127) ? QChar(bytes[i]) : QChar('.');
-            } else {
-                hex += "   ";
-            }
-            if (i == off + 7)
-                hex += ' ';
-        }
-        out += QString::asprintf("%04zx  ", off) + hex + ' ' + ascii + '\n';
-    }
-    return out;
-}
-
-QPlainTextEdit* monospaceView()
-{
-    auto* view = new QPlainTextEdit;
-    view->setReadOnly(true);
-    view->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-    view->setLineWrapMode(QPlainTextEdit::NoWrap);
-    return view;
-}
+const char* const kHeaderKey = "flows/header-v2";  // v2: Rule and Route columns
 
 }  // namespace
 
@@ -88,45 +62,26 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     toolbar->setObjectName("flowToolbar");
     filter_ = new QLineEdit;
     filter_->setObjectName("filterEdit");
-    filter_->setPlaceholderText(tr("Filter: text or field:value, e.g. comm:curl reason:refused -chain:dlp"));
+    filter_->setPlaceholderText(tr("Filter: text or field:value, e.g. comm:curl port:443 -rule:bypass"));
     filter_->setClearButtonEnabled(true);
     filter_->setMinimumWidth(420);
     toolbar->addWidget(filter_);
-    auto* focusFilter = new QAction(tr("Filter"), this);
-    focusFilter->setShortcut(QKeySequence::Find);
-    connect(focusFilter, &QAction::triggered, filter_, [this] {
-        filter_->setFocus();
-        filter_->selectAll();
-    });
-    addAction(focusFilter);
-    auto* freeze = toolbar->addAction(tr("Freeze"));
-    freeze->setObjectName("freezeAction");
-    freeze->setCheckable(true);
-    freeze->setShortcut(Qt::Key_Space);
-    freeze->setToolTip(tr("Stop updating the table (Space); updates are kept and applied on release"));
-    // Space freezes only while the flow table has focus: elsewhere it toggles checkboxes and buttons.
-    freeze->setShortcutContext(Qt::WidgetWithChildrenShortcut);
-    connect(freeze, &QAction::toggled, this, [this](bool on) { flows_->setFrozen(on); });
-    auto* exportAction = toolbar->addAction(tr("Export…"));
-    exportAction->setObjectName("exportAction");
-    exportAction->setShortcut(Qt::CTRL | Qt::Key_E);
-    connect(exportAction, &QAction::triggered, this, [this] { exportDialog()->show(); });
-    auto* copy = new QAction(tr("Copy rows as CSV"), this);
-    copy->setShortcut(QKeySequence::Copy);
-    connect(copy, &QAction::triggered, this, [this] { QApplication::clipboard()->setText(selectedRowsCsv()); });
-    addAction(copy);
+    savedFilters_ = new SavedFilters(filter_, this);
+    toolbar->addWidget(savedFilters_->button());
     connect(filter_, &QLineEdit::textChanged, this, [this](const QString& text) {
         bool ok = proxy_->setFilterText(text);
         filter_->setStyleSheet(ok ? QString() : "QLineEdit { background: #fde2e2; }");
         filter_->setToolTip(ok ? QString() : proxy_->filterError());
+        showDetails();  // a flow the filter took away leaves the details pane too
     });
 
     buildTable();
-    flowView_->addAction(freeze);
     tabs_ = new QTabWidget;
     tabs_->setObjectName("bottomTabs");
-    tabs_->addTab(buildDetails(), tr("Flow details"));
-    tabs_->addTab(buildRules(), tr("Rules"));
+    details_ = new FlowDetails;
+    tabs_->addTab(details_, tr("Flow details"));
+    rulesPanel_ = new RulesPanel(rules_, bridge_);
+    tabs_->addTab(rulesPanel_, tr("Rules"));
     charts_ = new ChartsPanel;
     tabs_->addTab(charts_, tr("Charts"));
     log_ = monospaceView();
@@ -134,24 +89,31 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     tabs_->addTab(log_, tr("Log"));
     nodes_ = new NodesPage(bridge_);
     tabs_->addTab(nodes_, tr("Nodes"));
-    auto* connectNode = toolbar->addAction(tr("Connect to node…"));
-    connectNode->setObjectName("connectNodeAction");
-    connect(connectNode, &QAction::triggered, this, [this] {
-        tabs_->setCurrentWidget(nodes_);
-        nodes_->openConnectDialog();
-    });
+    auto* table = new QWidget;
+    auto* tableLayout = new QVBoxLayout(table);
+    tableLayout->setContentsMargins(0, 0, 0, 0);
+    tableLayout->setSpacing(2);
+    tableLayout->addWidget(flowView_, 1);
+    tableLayout->addWidget(makeFlowLegend(table));
     splitter_ = new QSplitter(Qt::Vertical);
     splitter_->setObjectName("mainSplitter");
-    splitter_->addWidget(flowView_);
+    splitter_->addWidget(table);
     splitter_->addWidget(tabs_);
     splitter_->setStretchFactor(0, 3);
     splitter_->setStretchFactor(1, 2);
     setCentralWidget(splitter_);
+    buildActions(toolbar);
+    flowCompleter_ = new FilterCompleter(filter_, flows_, bridge_, this);
 
     calloutLabel_ = new QLabel;
     redirectorsLabel_ = new QLabel;
     dropsLabel_ = new QLabel;
     countLabel_ = new QLabel;
+    pausedLabel_ = new QLabel;
+    pausedLabel_->setObjectName("pausedLabel");
+    pausedLabel_->setStyleSheet("background: #ffe08a; color: #000; padding: 0 6px; font-weight: bold;");
+    pausedLabel_->hide();
+    statusBar()->addWidget(pausedLabel_);
     for (QLabel* l : {calloutLabel_, redirectorsLabel_, countLabel_, dropsLabel_})
         statusBar()->addWidget(l);
     connect(bridge_, &EngineBridge::ticked, this, [this](qint64) { onTick(); });
@@ -176,7 +138,8 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
     splitter_->restoreState(settings.value("window/splitter").toByteArray());
-    flowView_->horizontalHeader()->restoreState(settings.value("flows/header").toByteArray());
+    // The key names the column set: a header saved with other columns would put them in the wrong places.
+    flowView_->horizontalHeader()->restoreState(settings.value(kHeaderKey).toByteArray());
     // The header menu's checks follow the restored column choices.
     const auto actions = flowView_->horizontalHeader()->actions();
     for (int c = 0; c < actions.size(); ++c) {
@@ -188,6 +151,9 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
 MainWindow::~MainWindow() = default;
 
 NodesView* MainWindow::nodesView() const { return nodes_->table(); }
+QTableView* MainWindow::rulesView() const { return rulesPanel_->view(); }
+QComboBox* MainWindow::rulesNode() const { return rulesPanel_->nodeChooser(); }
+ChainView* MainWindow::chainView() const { return details_->chainView(); }
 
 void MainWindow::closeEvent(QCloseEvent* event)
 {
@@ -195,7 +161,7 @@ void MainWindow::closeEvent(QCloseEvent* event)
     settings.setValue("window/geometry", saveGeometry());
     settings.setValue("window/state", saveState());
     settings.setValue("window/splitter", splitter_->saveState());
-    settings.setValue("flows/header", flowView_->horizontalHeader()->saveState());
+    settings.setValue(kHeaderKey, flowView_->horizontalHeader()->saveState());
     QMainWindow::closeEvent(event);
 }
 
@@ -212,9 +178,14 @@ void MainWindow::buildTable()
     flowView_->verticalHeader()->setDefaultSectionSize(22);
     flowView_->horizontalHeader()->setSectionsMovable(true);
     flowView_->horizontalHeader()->setStretchLastSection(true);
-    flowView_->setColumnWidth(FlowModel::Process, 170);
-    flowView_->setColumnWidth(FlowModel::Destination, 190);
-    flowView_->setColumnWidth(FlowModel::Chain, 330);
+    // Widths that fit every default column into 1280 px; longer cells are elided, with a tooltip.
+    flowView_->setTextElideMode(Qt::ElideMiddle);
+    const std::pair<int, int> widths[] = {{FlowModel::Time, 92}, {FlowModel::Process, 150}, {FlowModel::Destination, 170},
+                                          {FlowModel::Rule, 90}, {FlowModel::Route, 120}, {FlowModel::Chain, 200},
+                                          {FlowModel::Records, 62}, {FlowModel::Context, 62}, {FlowModel::BytesUp, 70},
+                                          {FlowModel::BytesDown, 70}, {FlowModel::Duration, 70}, {FlowModel::Reason, 76}};
+    for (auto [column, width] : widths)
+        flowView_->setColumnWidth(column, width);
     // Column choices: right-click the header to hide or show columns (remembered).
     flowView_->horizontalHeader()->setContextMenuPolicy(Qt::ActionsContextMenu);
     for (int c = 0; c < FlowModel::ColumnCount; ++c) {
@@ -227,90 +198,11 @@ void MainWindow::buildTable()
     connect(flowView_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this] { showDetails(); });
 }
 
-QWidget* MainWindow::buildDetails()
-{
-    auto* page = new QWidget;
-    auto* layout = new QVBoxLayout(page);
-    chain_ = new ChainView;
-    chain_->setObjectName("chainView");
-    layout->addWidget(chain_);
-    auto* grid = new QGridLayout;
-    recordsSize_ = new QLabel(tr("Redirect records"));
-    contextSize_ = new QLabel(tr("Redirect context"));
-    recordsHex_ = monospaceView();
-    recordsHex_->setObjectName("recordsHex");
-    contextHex_ = monospaceView();
-    contextHex_->setObjectName("contextHex");
-    grid->addWidget(recordsSize_, 0, 0);
-    grid->addWidget(contextSize_, 0, 1);
-    grid->addWidget(recordsHex_, 1, 0);
-    grid->addWidget(contextHex_, 1, 1);
-    layout->addLayout(grid, 1);
-    return page;
-}
-
-QWidget* MainWindow::buildRules()
-{
-    auto* page = new QWidget;
-    auto* outer = new QVBoxLayout(page);
-    auto* top = new QHBoxLayout;
-    rulesNode_ = new QComboBox;
-    rulesNode_->setObjectName("rulesNode");
-    rulesNode_->setToolTip(tr("The node whose rules this panel shows and edits (also: select it in the Nodes tab)"));
-    top->addWidget(new QLabel(tr("Rules of node")));
-    top->addWidget(rulesNode_);
-    top->addStretch();
-    outer->addLayout(top);
-    auto* layout = new QHBoxLayout;
-    outer->addLayout(layout, 1);
-    connect(rulesNode_, &QComboBox::activated, this, [this](int index) { bridge_->selectNode(rulesNode_->itemText(index)); });
-    connect(bridge_, &EngineBridge::nodesChanged, this, [this] {
-        QSignalBlocker block(rulesNode_);
-        rulesNode_->clear();
-        rulesNode_->addItems(bridge_->nodeNames());
-        rulesNode_->setCurrentText(bridge_->selectedNode());
-    });
-    rulesNode_->addItems(bridge_->nodeNames());
-    rulesNode_->setCurrentText(bridge_->selectedNode());
-    rulesView_ = new QTableView;
-    rulesView_->setObjectName("rulesView");
-    rulesView_->setModel(rules_);
-    rulesView_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    rulesView_->verticalHeader()->hide();
-    rulesView_->horizontalHeader()->setStretchLastSection(true);
-    layout->addWidget(rulesView_, 1);
-    auto* buttons = new QVBoxLayout;
-    auto add = [&](const QString& text, const char* name, auto slot) {
-        auto* b = new QPushButton(text);
-        b->setObjectName(name);
-        b->setEnabled(false);  // until the node says this user may change it
-        ruleButtons_ << b;
-        connect(b, &QPushButton::clicked, this, slot);
-        buttons->addWidget(b);
-    };
-    add(tr("Move up"), "ruleUp", [this] {
-        int row = rulesView_->currentIndex().row();
-        if (row > 0 && rules_->moveUp(row))
-            rulesView_->selectRow(row - 1);
-    });
-    add(tr("Move down"), "ruleDown", [this] {
-        int row = rulesView_->currentIndex().row();
-        if (row >= 0 && rules_->moveDown(row))
-            rulesView_->selectRow(row + 1);
-    });
-    add(tr("Edit…"), "ruleEdit", [this] { editRules(); });
-    add(tr("Import…"), "ruleImport", [this] { importRules(); });
-    add(tr("Export…"), "ruleExport", [this] { exportRules(); });
-    buttons->addStretch();
-    layout->addLayout(buttons);
-    return page;
-}
-
 void MainWindow::showDetails()
 {
     QModelIndex current = flowView_->currentIndex();
     if (!current.isValid()) {
-        chain_->setFlow(std::nullopt);
+        details_->setFlow(std::nullopt);
         shownFlow_ = 0;
         return;
     }
@@ -318,30 +210,8 @@ void MainWindow::showDetails()
     std::optional<engine::Flow> flow = flows_->fullFlow(row);
     if (!flow)
         flow = flows_->flowSummary(row);
-    chain_->setFlow(flow);
+    details_->setFlow(flow);
     shownFlow_ = flow ? flows_->keyAt(row) : 0;
-    std::vector<uint8_t> records, context;
-    QString recordsText = tr("Redirect records"), contextText = tr("Redirect context");
-    if (flow) {
-        // The last hop we relayed carries the longest records.
-        for (const engine::Hop& h : flow->hops) {
-            if (!h.records.empty())
-                records = h.records;
-            if (!h.context.empty() && context.empty())
-                context = h.context;
-        }
-        QStringList rs, cs;
-        for (const engine::Hop& h : flow->hops) {
-            rs << QString::number(h.recordsSize);
-            cs << QString::number(h.contextSize);
-        }
-        recordsText = tr("Redirect records: %1 bytes per hop").arg(rs.join(" → "));
-        contextText = tr("Redirect context: %1 bytes per hop").arg(cs.join(" → "));
-    }
-    recordsSize_->setText(recordsText);
-    contextSize_->setText(contextText);
-    recordsHex_->setPlainText(records.empty() ? tr("(not kept for this flow)") : hexDump(records));
-    contextHex_->setPlainText(context.empty() ? tr("(not kept for this flow)") : hexDump(context));
 }
 
 void MainWindow::onTick()
@@ -351,6 +221,8 @@ void MainWindow::onTick()
     if (shownFlow_ && tabs_->currentIndex() == 0)
         showDetails();
     countLabel_->setText(tr("%1 flows shown of %2").arg(proxy_->rowCount()).arg(flows_->rowCount()));
+    if (flows_->isFrozen())
+        pausedLabel_->setText(tr("⏸ Paused: %1 flow updates waiting (Space resumes)").arg(flows_->pendingCount()));
     if (ticks_ % 10 != 0)
         return;
     quint64 total = static_cast<quint64>(flows_->rowCount()) + flows_->evictedCount();
@@ -367,8 +239,7 @@ void MainWindow::onStats(const BridgeStats& stats)
 {
     calloutLabel_->setText(stats.calloutAttached ? tr("%1, callout attached to %2").arg(stats.node, stats.scope)
                                                  : tr("%1, callout not attached: %2").arg(stats.node, stats.notice));
-    for (QPushButton* b : ruleButtons_)
-        b->setEnabled(stats.canChange);
+    rulesPanel_->setCanChange(stats.canChange);
     nodes_->table()->show(stats.nodes);
     QStringList reds, why;
     bool allWell = true;  // every redirector reachable and passing records on
@@ -443,84 +314,6 @@ QString MainWindow::selectedRowsCsv() const
     for (const QModelIndex& index : flowView_->selectionModel()->selectedRows())
         rows << index.row();
     return rowsAsCsv(*proxy_, rows);
-}
-
-void MainWindow::editRules()
-{
-    QDialog dialog(this);
-    dialog.setWindowTitle(tr("Edit rules"));
-    auto* layout = new QVBoxLayout(&dialog);
-    auto* help = new QLabel(tr("Rules apply in order; the first match decides. \"expires\" (RFC 3339) makes a "
-                               "temporary rule. Applying is all or nothing."));
-    help->setWordWrap(true);
-    auto* text = new QPlainTextEdit(QString::fromStdString(engine::rulesToJson(bridge_->rules())));
-    text->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-    auto* error = new QLabel;
-    error->setStyleSheet("color: #b00020;");
-    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Apply | QDialogButtonBox::Cancel);
-    layout->addWidget(help);
-    layout->addWidget(text, 1);
-    layout->addWidget(error);
-    layout->addWidget(buttons);
-    dialog.resize(760, 560);
-    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
-    connect(buttons->button(QDialogButtonBox::Apply), &QPushButton::clicked, &dialog, [&] {
-        engine::RulesResult parsed = engine::parseRules(text->toPlainText().toStdString());
-        if (!parsed.ok()) {
-            const QString message = QString::fromStdString(parsed.error.str());
-            QTextCursor cursor(text->document()->findBlockByNumber(std::max(0, parsed.error.line - 1)));
-            cursor.movePosition(QTextCursor::Right, QTextCursor::MoveAnchor, std::max(0, parsed.error.column - 1));
-            text->setTextCursor(cursor);
-            text->setFocus();
-            error->setText(message);
-            return;
-        }
-        // The node answers later; the dialog stays until it did (and closes only if it took them).
-        buttons->setEnabled(false);
-        error->setText(tr("Applying…"));
-        bridge_->applyRules(parsed.rules, [dialog = QPointer<QDialog>(&dialog), buttons, error](bool ok, const QString& why) {
-            if (!dialog)
-                return;
-            buttons->setEnabled(true);
-            if (ok)
-                dialog->accept();
-            else
-                error->setText(tr("Nothing was changed: %1").arg(why));
-        });
-    });
-    dialog.exec();
-}
-
-void MainWindow::importRules()
-{
-    QString path = QFileDialog::getOpenFileName(this, tr("Import rules"), {}, tr("Rules (*.json)"));
-    if (path.isEmpty())
-        return;
-    engine::RulesResult parsed = engine::loadRulesFile(path.toStdString());
-    auto refused = [window = QPointer<MainWindow>(this)](const QString& message) {
-        if (window)
-            QMessageBox::warning(window, tr("Import rules"), tr("Nothing was changed.\n\n%1").arg(message));
-    };
-    if (!parsed.ok()) {
-        refused(path + ':' + QString::fromStdString(parsed.error.str()));
-        return;
-    }
-    bridge_->applyRules(parsed.rules, [refused](bool ok, const QString& why) {
-        if (!ok)
-            refused(why);
-    });
-}
-
-void MainWindow::exportRules()
-{
-    QString path = QFileDialog::getSaveFileName(this, tr("Export rules"), "rules.json", tr("Rules (*.json)"));
-    if (path.isEmpty())
-        return;
-    const std::string json = engine::rulesToJson(bridge_->rules());
-    std::string error;
-    if (!engine::writeWholeFile(
-            path.toStdString(), [&](std::ostream& out) { return bool(out << json); }, &error))
-        QMessageBox::warning(this, tr("Export rules"), tr("Cannot write %1: %2").arg(path, QString::fromStdString(error)));
 }
 
 }  // namespace redirect::gui

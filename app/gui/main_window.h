@@ -11,7 +11,10 @@
 #include "export_dialog.h"
 #include "rules.h"
 
+class QAction;
 class QComboBox;
+class QMenu;
+class QToolBar;
 class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
@@ -22,6 +25,10 @@ class QTableView;
 namespace redirect::gui {
 
 class ChainView;
+class FlowDetails;
+class FilterCompleter;
+class SavedFilters;
+class RulesPanel;
 class ChartsPanel;
 class NodesPage;
 class NodesView;
@@ -40,13 +47,16 @@ public:
 
     FlowFilterProxy* proxy() const { return proxy_; }
     QTableView* flowView() const { return flowView_; }
-    QTableView* rulesView() const { return rulesView_; }
+    QTableView* rulesView() const;
     QLineEdit* filterEdit() const { return filter_; }
     QTabWidget* tabs() const { return tabs_; }
-    ChainView* chainView() const { return chain_; }
+    ChainView* chainView() const;
     NodesView* nodesView() const;
     NodesPage* nodesPage() const { return nodes_; }
-    QComboBox* rulesNode() const { return rulesNode_; }
+    QComboBox* rulesNode() const;
+    FlowDetails* details() const { return details_; }
+    /// File menu, for entries added by what the window hosts (Open report…).
+    QMenu* fileMenu() const { return fileMenu_; }
     /// The export dialog (created on first use), already set to the current filter.
     ExportDialog* exportDialog();
     /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
@@ -59,35 +69,31 @@ protected:
 
 private:
     void buildTable();
-    QWidget* buildDetails();
-    QWidget* buildRules();
+    void buildActions(QToolBar* toolbar);
     void showDetails();
     void onTick();
     void onStats(const BridgeStats& stats);
-    void editRules();
-    void importRules();
-    void exportRules();
 
     FlowModel* flows_;
     RulesModel* rules_;
     EngineBridge* bridge_;
     ExportDialog::Snapshot snapshot_;
-    QList<QPushButton*> ruleButtons_;  // on only while the node lets this user change its rules
     FlowFilterProxy* proxy_;
     QTableView* flowView_ = nullptr;
-    QTableView* rulesView_ = nullptr;
     QLineEdit* filter_ = nullptr;
     QTabWidget* tabs_ = nullptr;
     QSplitter* splitter_ = nullptr;
-    ChainView* chain_ = nullptr;
-    QPlainTextEdit* recordsHex_ = nullptr;
-    QPlainTextEdit* contextHex_ = nullptr;
-    QLabel* recordsSize_ = nullptr;
-    QLabel* contextSize_ = nullptr;
+    FlowDetails* details_ = nullptr;
+    FilterCompleter* flowCompleter_ = nullptr;
+    SavedFilters* savedFilters_ = nullptr;
+    QAction* pause_ = nullptr;
+    QAction* showDirect_ = nullptr;
+    QMenu* fileMenu_ = nullptr;
+    QLabel* pausedLabel_ = nullptr;
+    RulesPanel* rulesPanel_ = nullptr;
     QPlainTextEdit* log_ = nullptr;
     ChartsPanel* charts_ = nullptr;
     NodesPage* nodes_ = nullptr;
-    QComboBox* rulesNode_ = nullptr;
     QLabel* calloutLabel_ = nullptr;
     QLabel* redirectorsLabel_ = nullptr;
     QLabel* dropsLabel_ = nullptr;

@@ -2,6 +2,8 @@
 add_library(redirect_gui_models STATIC
   engine_bridge.cpp
   engine_bridge.h
+  flow_colors.cpp
+  flow_colors.h
   flow_filter_proxy.cpp
   flow_filter_proxy.h
   flow_model.cpp

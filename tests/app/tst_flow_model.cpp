@@ -372,7 +372,7 @@ void TestFlowModel::displayFormatsRawValues()
     QCOMPARE(text(FlowModel::Process), QStringLiteral("curl [1009] alice"));
     QCOMPARE(text(FlowModel::Destination), QStringLiteral("example.com (10.0.0.9:443)"));
     QCOMPARE(text(FlowModel::Chain), QStringLiteral("audit → 10.0.0.9:443"));
-    QCOMPARE(text(FlowModel::State), QStringLiteral("REDIRECTED_BY_SELF"));
+    QCOMPARE(text(FlowModel::Route), QStringLiteral("1 hop"));
     QCOMPARE(text(FlowModel::Records), QStringLiteral("40 B"));
     QCOMPARE(text(FlowModel::Context), QStringLiteral("16 B"));
     QCOMPARE(text(FlowModel::Time),
@@ -445,12 +445,12 @@ void TestFlowModel::copiedRowsAreGuardedCsv()
 
     const QStringList lines = rowsAsCsv(proxy, {1, 0}).split(QStringLiteral("\r\n"));
     QCOMPARE(lines.size(), 4);  // header, two rows, nothing after the last CRLF
-    QCOMPARE(lines[0], QStringLiteral("Time,Process,Destination,Chain,Redirect state,Records,Context,Up,Down,"
+    QCOMPARE(lines[0], QStringLiteral("Time,Process,Destination,Rule,Route,Chain,Records,Context,Up,Down,"
                                       "Duration,End reason,Node"));
-    QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,10.0.0.2:443,dlp → 10.0.0.2:443,"
-                                                "NOT_REDIRECTED,40 B,16 B,0 B,0 B,,open,"));
+    QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,10.0.0.2:443,web,1 hop,dlp → 10.0.0.2:443,"
+                                                "40 B,16 B,0 B,0 B,,open,"));
     QCOMPARE(lines[2], time(0) + QStringLiteral(",'=cmd|'/C calc'!A0 [1001] alice,\"'@SUM(1,2) (10.0.0.1:443)\","
-                                                "dlp → 10.0.0.1:443,NOT_REDIRECTED,40 B,16 B,1.5 KiB,0 B,2.00 s,closed,"));
+                                                "web,1 hop,dlp → 10.0.0.1:443,40 B,16 B,1.5 KiB,0 B,2.00 s,closed,"));
     QVERIFY(lines[3].isEmpty());
 }
 

@@ -176,6 +176,7 @@ private slots:
     void reorderAddRemoveApplyLive();
     void badRulesChangeNothing();
     void externalOnlyChainEndsWithApplicationCounts();
+    void directConnectionsAreFlowsWithTheirEnd();
 };
 
 void TestEngine::thousandFlowsBytesIntact()
@@ -508,6 +509,43 @@ void TestEngine::externalOnlyChainEndsWithApplicationCounts()
     QVERIFY(f.hops.at(0).external);
     QCOMPARE(f.bytesUp, r.sent);
     QCOMPARE(f.bytesDown, r.received);
+}
+
+void TestEngine::directConnectionsAreFlowsWithTheirEnd()
+{
+    // Connections the callout sent direct are flows too: verdict, the rule (or none), and an end
+    // from the application socket's close, with its counts and reason.
+    EchoServer bypassed, unruled;
+    uint16_t closedPort = 0;
+    ::close(listenLoopback(AF_INET, &closedPort));  // nobody listens there now
+    auto eng = startEngine();
+    QVERIFY(eng->applyRules(rulesFor(R"({"version":1,"redirectors":[{"id":"a","name":"A"}],"rules":[
+      {"id":"by","action":"bypass","ports":)" + std::to_string(bypassed.port()) + R"(},
+      {"id":"ra","action":"redirect","redirector":"a","ports":)" + std::to_string(closedPort) + "}]}"))
+                .message.empty());
+    std::mt19937 rng(5);
+    ClientResult whole = runClient(unruled.port(), 5000, false, rng);
+    QVERIFY(whole.ok);
+    ClientResult reset = runClient(bypassed.port(), 40000, true, rng);  // RST half-way
+    QVERIFY(reset.ok);
+    std::map<uint64_t, engine::Flow> ended = waitEnded(*eng, 2, 10000);
+    QCOMPARE(ended.size(), size_t(2));
+    const engine::Flow* plain = nullptr;
+    const engine::Flow* bypass = nullptr;
+    for (auto& [id, f] : ended)
+        (f.verdict == "bypass" ? bypass : plain) = &f;
+    QVERIFY(plain && bypass);
+    QCOMPARE(plain->verdict, std::string("direct"));
+    QCOMPARE(plain->rule, std::string());
+    QVERIFY(plain->hops.empty());
+    QCOMPARE(plain->destination, "127.0.0.1:" + std::to_string(unruled.port()));
+    QCOMPARE(int(plain->reason), int(engine::EndReason::Closed));
+    QCOMPARE(plain->bytesUp, whole.sent);
+    QCOMPARE(plain->bytesDown, whole.received);
+    QCOMPARE(plain->routeText(), std::string("direct, no rule"));
+    QCOMPARE(bypass->rule, std::string("by"));
+    QCOMPARE(int(bypass->reason), int(engine::EndReason::Reset));
+    QCOMPARE(eng->ruleHits()["by"].bypassed, uint64_t(1));
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestEngine)

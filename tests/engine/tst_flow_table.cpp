@@ -3,6 +3,11 @@
 // first at the retention cap, never while open.
 #include <QtTest>
 
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+
+#include <cstring>
+
 #include "flow_table.h"
 
 using namespace redirect::engine;
@@ -58,6 +63,8 @@ class TestFlowTable : public QObject {
     Q_OBJECT
 
 private slots:
+    void directConnectsAreFlowsEndedByTheirClose();
+    void everyHopCountsForItsRule();
     void endsWithFirstHopAndEvictsOldestEnded();
     void openFlowsAreNeverEvicted();
     void snapshotInPartsSurvivesEvictions();
@@ -161,6 +168,81 @@ void TestFlowTable::openCountFollowsEveryEnd()
     QCOMPARE(table.openCount(), size_t(2));
     QCOMPARE(table.openCount(), counted());
     QCOMPARE(table.size(), size_t(2));
+}
+
+void TestFlowTable::directConnectsAreFlowsEndedByTheirClose()
+{
+    FlowTable table(10, names());
+    callout_event direct{};
+    direct.flow_id = 41;  // the callout names a direct connect's flow by its cookie
+    direct.verdict = CALLOUT_VERDICT_DIRECT;
+    direct.rule_id = 0;
+    direct.family = AF_INET;
+    direct.orig_port = htons(8080);
+    std::memcpy(direct.comm, "wget", 4);
+    callout_event bypass = direct;
+    bypass.flow_id = 42;
+    bypass.verdict = CALLOUT_VERDICT_BYPASS;
+    bypass.rule_id = 3;
+    table.onCalloutEvent(direct, 0);
+    table.onCalloutEvent(bypass, 0);
+    std::vector<Flow> flows = table.takeChanged();
+    QCOMPARE(flows.size(), size_t(2));
+    QCOMPARE(flows[0].verdict, std::string("direct"));
+    QCOMPARE(flows[0].rule, std::string());  // no rule decided it
+    QCOMPARE(flows[0].routeText(), std::string("direct, no rule"));
+    QVERIFY(flows[0].direct());
+    QCOMPARE(flows[1].verdict, std::string("bypass"));
+    QCOMPARE(flows[1].rule, std::string("rule3"));
+    QCOMPARE(table.ruleHits()[3].bypassed, 1ull);
+    QCOMPARE(table.openCount(), size_t(2));
+
+    // The close says how it ended, by the TCP state the socket left.
+    callout_event closed{};
+    closed.verdict = CALLOUT_VERDICT_CLOSED;
+    closed.flow_id = 41;
+    closed.state = BPF_TCP_TIME_WAIT;
+    closed.bytes_acked = 100;
+    closed.bytes_received = 2000;
+    table.onCalloutEvent(closed, 0);
+    closed.flow_id = 42;
+    closed.state = BPF_TCP_ESTABLISHED;  // straight to CLOSE: a reset
+    table.onCalloutEvent(closed, 0);
+    closed.flow_id = 43;  // a socket whose connect was never seen: nothing to end
+    table.onCalloutEvent(closed, 0);
+    flows = table.takeChanged();
+    QCOMPARE(flows.size(), size_t(2));
+    QCOMPARE(flows[0].reason, EndReason::Closed);
+    QCOMPARE(flows[0].bytesUp, 100ull);
+    QCOMPARE(flows[0].bytesDown, 2000ull);
+    QCOMPARE(flows[1].reason, EndReason::Reset);
+    QCOMPARE(table.openCount(), size_t(0));
+    QCOMPARE(table.size(), size_t(2));
+}
+
+void TestFlowTable::everyHopCountsForItsRule()
+{
+    FlowTable table(10, names());
+    callout_event first = appConnect(7);
+    first.rule_id = 1;
+    // The first redirector's own connect, carrying the records, sent to a second redirector by rule 2.
+    callout_event second = first;
+    second.flags = CALLOUT_FLAG_HAD_RECORDS;
+    second.redirector_id = 2;
+    second.rule_id = 2;
+    second.hop_count = 2;
+    second.hops[1].redirector_id = 2;
+    table.onCalloutEvent(first, 0);
+    table.onCalloutEvent(second, 0);
+    auto hits = table.ruleHits();
+    QCOMPARE(hits[1].redirected, 1ull);
+    QCOMPARE(hits[2].redirected, 1ull);  // before: 0, though every flow passed through it
+    std::vector<Flow> flows = table.takeChanged();
+    QCOMPARE(flows.size(), size_t(1));
+    QCOMPARE(flows[0].hops.size(), size_t(2));
+    QCOMPARE(flows[0].hops[0].rule, std::string("rule1"));
+    QCOMPARE(flows[0].hops[1].rule, std::string("rule2"));
+    QCOMPARE(flows[0].routeText(), std::string("2 hops"));
 }
 
 QTEST_APPLESS_MAIN(TestFlowTable)

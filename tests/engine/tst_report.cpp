@@ -137,7 +137,7 @@ void TestReport::flowJsonSchema()
         keys.push_back(item.key());
     std::vector<std::string> expected = {"bytes_down", "bytes_up", "cgroup_id", "chain", "comm", "destination",
                                          "duration_ms", "end", "flow_id", "hops", "host", "pid", "reason",
-                                         "rule", "start", "uid", "user", "verdict"};
+                                         "route", "rule", "start", "uid", "user", "verdict"};
     QCOMPARE(keys, expected);
     COMPARE_JSON(f1["flow_id"], json(1));
     COMPARE_JSON(f1["start"], json("2023-11-14T22:13:20.123Z"));
@@ -146,6 +146,7 @@ void TestReport::flowJsonSchema()
     COMPARE_JSON(f1["cgroup_id"], json(77));
     COMPARE_JSON(f1["chain"], json("app -> Web inspector -> DLP agent -> 93.184.216.34:443"));
     COMPARE_JSON(f1["reason"], json("closed"));
+    COMPARE_JSON(f1["route"], json(flows[0].routeText()));
     QCOMPARE(f1["hops"].size(), size_t(3));
     const json& h0 = f1["hops"][0];
     std::vector<std::string> hopKeys;
@@ -153,7 +154,7 @@ void TestReport::flowJsonSchema()
         hopKeys.push_back(item.key());
     std::vector<std::string> expectedHop = {"bytes_down", "bytes_up", "connect_ms", "context_hex", "context_size",
                                             "end", "external", "reason", "records_hex", "records_missing",
-                                            "records_size", "redirector", "redirector_id", "start", "state"};
+                                            "records_size", "redirector", "redirector_id", "rule", "start", "state"};
     QCOMPARE(hopKeys, expectedHop);
     COMPARE_JSON(h0["redirector_id"], json(1));
     COMPARE_JSON(h0["redirector"], json("Web inspector"));
