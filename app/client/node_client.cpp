@@ -312,6 +312,22 @@ NodeClient::Result NodeClient::applyRules(const std::string& json)
     return {reply.applied(), reply.error().message(), reply.error().line(), reply.error().column()};
 }
 
+std::optional<v1::RulesPreview> NodeClient::previewRules(const std::string& json, uint32_t windowSeconds,
+                                                         uint32_t maxExamples, std::string* error)
+{
+    v1::PreviewRulesRequest request;
+    request.set_json(json);
+    request.set_window_seconds(windowSeconds);
+    request.set_max_examples(maxExamples);
+    v1::RulesPreview reply;
+    if (auto e = callFailed([&](grpc::ClientContext* c) { return stub_->PreviewRules(c, request, &reply); })) {
+        if (error)
+            *error = *e;
+        return std::nullopt;
+    }
+    return reply;
+}
+
 NodeClient::Result NodeClient::reorderRules(const std::vector<std::string>& ruleIds)
 {
     v1::ReorderRulesRequest request;

@@ -78,6 +78,9 @@ public:
     Result applyRules(const std::string& json);
     Result reorderRules(const std::vector<std::string>& ruleIds);
     std::optional<v1::RuleSet> rules(std::string* error);
+    /// The node's dry run of `json` (PreviewRules); nullopt with the transport's reason.
+    std::optional<v1::RulesPreview> previewRules(const std::string& json, uint32_t windowSeconds, uint32_t maxExamples,
+                                                 std::string* error);
 
 private:
     void flowLoop();

@@ -280,6 +280,23 @@ void EngineBridge::applyRules(const engine::RuleSet& rules, Done done)
     submit(tr("Rules"), [json](client::NodeClient& n) { return n.applyRules(json); }, std::move(done));
 }
 
+void EngineBridge::previewRules(const engine::RuleSet& rules, uint32_t windowSeconds, PreviewDone done)
+{
+    NodePtr node = selected();
+    if (!node || !commands_) {
+        done(std::nullopt, tr("not connected to a node"));
+        return;
+    }
+    // In the command queue: a preview answers for the rules as they are after the changes before it.
+    commands_->push([this, node, json = engine::rulesToJson(rules), windowSeconds, done = std::move(done)] {
+        std::string error;
+        std::optional<v1::RulesPreview> preview = node->previewRules(json, windowSeconds, 20, &error);
+        QMetaObject::invokeMethod(
+            this, [preview = std::move(preview), error = QString::fromStdString(error), done] { done(preview, error); },
+            Qt::QueuedConnection);
+    });
+}
+
 // The selected node's rules into the rules model when they changed (here or by another administrator).
 void EngineBridge::refreshRules()
 {

@@ -121,6 +121,11 @@ public:
     engine::RuleSet rules() const { return rulesSet_; }
     /// Replaces the selected node's rules, all or nothing. The call runs off the GUI thread; `done`
     /// comes back on it (not at all when the bridge is gone first).
+    /// The selected node's dry run of `rules` (what they would change for the connections it saw
+    /// in the last `windowSeconds`), answered on the GUI thread; nullopt with the reason when the
+    /// node could not be asked.
+    using PreviewDone = std::function<void(std::optional<v1::RulesPreview> preview, const QString& error)>;
+    void previewRules(const engine::RuleSet& rules, uint32_t windowSeconds, PreviewDone done);
     void applyRules(const engine::RuleSet& rules, Done done);
 
 public slots:

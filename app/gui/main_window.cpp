@@ -13,6 +13,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPointer>
@@ -38,6 +39,7 @@
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
 #include "rules_model.h"
+#include "rule_form.h"
 #include "rules_panel.h"
 #include "table_csv.h"
 
@@ -196,6 +198,19 @@ void MainWindow::buildTable()
         flowView_->horizontalHeader()->addAction(a);
     }
     connect(flowView_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this] { showDetails(); });
+    // From a flow to a rule: right-click a flow.
+    flowView_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(flowView_, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
+        QModelIndex index = flowView_->indexAt(at);
+        if (!index.isValid())
+            return;
+        auto* menu = new QMenu(flowView_);
+        menu->setAttribute(Qt::WA_DeleteOnClose);
+        const int row = proxy_->mapToSource(index).row();
+        menu->addAction(tr("Redirect similar…"), this, [this, row] { ruleFromFlow(row, engine::RuleAction::Redirect); });
+        menu->addAction(tr("Bypass similar…"), this, [this, row] { ruleFromFlow(row, engine::RuleAction::Bypass); });
+        menu->popup(flowView_->viewport()->mapToGlobal(at));
+    });
 }
 
 void MainWindow::showDetails()
@@ -305,6 +320,16 @@ bool MainWindow::selectRichestFlow()
     flowView_->scrollTo(proxy_->index(best, 0));
     tabs_->setCurrentIndex(0);
     showDetails();
+    return true;
+}
+
+bool MainWindow::ruleFromFlow(int sourceRow, engine::RuleAction action)
+{
+    std::optional<engine::Flow> flow = flows_->flowSummary(sourceRow);
+    if (!flow)
+        return false;
+    tabs_->setCurrentWidget(rulesPanel_);
+    rulesPanel_->openForm(-1, &*flow, action);
     return true;
 }
 

@@ -61,6 +61,10 @@ public:
     ExportDialog* exportDialog();
     /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
     bool selectRichestFlow();
+    /// "Redirect similar…" / "Bypass similar…" on the flow of model row `sourceRow`: the rule form,
+    /// prefilled from it, in the Rules tab. False when there is no such row.
+    bool ruleFromFlow(int sourceRow, engine::RuleAction action);
+    RulesPanel* rulesPanel() const { return rulesPanel_; }
     /// Selected rows as CSV (RFC 4180), the text Ctrl+C copies.
     QString selectedRowsCsv() const;
 

@@ -83,6 +83,8 @@ QVariant RulesModel::data(const QModelIndex& index, int role) const
         return qs(rule.id);
     if (role == Qt::CheckStateRole)
         return index.column() == Id ? QVariant(rule.enabled ? Qt::Checked : Qt::Unchecked) : QVariant();
+    if (role == Qt::ToolTipRole)  // the whole match, where the view elides it
+        return index.column() == Match ? QVariant(matchSummary(rule)) : QVariant();
     if (role != Qt::DisplayRole && role != RawRole)
         return {};
     const bool rawRole = role == RawRole;
@@ -117,14 +119,34 @@ bool RulesModel::setData(const QModelIndex& index, const QVariant& value, int ro
     if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid) ||
         role != Qt::CheckStateRole || index.column() != Id)
         return false;
-    engine::RuleSpec& rule = rules_.rules[static_cast<size_t>(index.row())];
+    const engine::RuleSpec& rule = rules_.rules[static_cast<size_t>(index.row())];
     const bool enabled = value.value<Qt::CheckState>() == Qt::Checked;
     if (enabled == rule.enabled)
         return true;
-    if (!toggler_ || !toggler_(rule.id, enabled))
+    if (!gate_)
+        return applyEnabled(rule.id, enabled);
+    engine::RuleSet proposed = rules_;
+    proposed.rules[static_cast<size_t>(index.row())].enabled = enabled;
+    const QString what = (enabled ? tr("Enable rule %1") : tr("Disable rule %1")).arg(qs(rule.id));
+    gate_(what, proposed, [this, id = rule.id, enabled] { applyEnabled(id, enabled); });
+    return false;  // not yet: the gate applies it, or not
+}
+
+int RulesModel::rowOf(const std::string& id) const
+{
+    for (size_t row = 0; row < rules_.rules.size(); ++row)
+        if (rules_.rules[row].id == id)
+            return static_cast<int>(row);
+    return -1;
+}
+
+bool RulesModel::applyEnabled(const std::string& id, bool enabled)
+{
+    const int row = rowOf(id);
+    if (row < 0 || !toggler_ || !toggler_(id, enabled))
         return false;
-    rule.enabled = enabled;
-    emit dataChanged(index, index, {Qt::CheckStateRole});
+    rules_.rules[static_cast<size_t>(row)].enabled = enabled;
+    emit dataChanged(index(row, Id), index(row, Id), {Qt::CheckStateRole});
     return true;
 }
 
@@ -161,6 +183,22 @@ bool RulesModel::moveDown(int row) { return swapRows(row); }
 bool RulesModel::swapRows(int upper)
 {
     if (upper < 0 || upper + 1 >= rowCount() || !applier_)
+        return false;
+    const std::string upperId = rules_.rules[static_cast<size_t>(upper)].id;
+    const std::string lowerId = rules_.rules[static_cast<size_t>(upper) + 1].id;
+    if (!gate_)
+        return applySwap(upperId, lowerId);
+    engine::RuleSet proposed = rules_;
+    std::swap(proposed.rules[static_cast<size_t>(upper)], proposed.rules[static_cast<size_t>(upper) + 1]);
+    gate_(tr("Move rule %1 above %2").arg(qs(lowerId), qs(upperId)), proposed,
+          [this, upperId, lowerId] { applySwap(upperId, lowerId); });
+    return false;
+}
+
+bool RulesModel::applySwap(const std::string& upperId, const std::string& lowerId)
+{
+    const int upper = rowOf(upperId);
+    if (upper < 0 || upper + 1 >= rowCount() || rowOf(lowerId) != upper + 1 || !applier_)
         return false;
     engine::RuleSet reordered = rules_;
     std::swap(reordered.rules[static_cast<size_t>(upper)], reordered.rules[static_cast<size_t>(upper) + 1]);

@@ -26,6 +26,10 @@ public:
     /// Applies a new order of the rules (or submits it, as Toggler); false leaves the order as it was.
     using Applier = std::function<bool(const engine::RuleSet& rules)>;
 
+    /// Asked before a toggle or a move applies: shows what `proposed` would do and calls `proceed`
+    /// to apply it (or never, to cancel). Without a gate changes apply at once.
+    using Gate = std::function<void(const QString& what, const engine::RuleSet& proposed, std::function<void()> proceed)>;
+
     explicit RulesModel(QObject* parent = nullptr);
 
     int rowCount(const QModelIndex& parent = {}) const override;
@@ -37,6 +41,7 @@ public:
 
     void setToggler(Toggler toggler) { toggler_ = std::move(toggler); }
     void setApplier(Applier applier) { applier_ = std::move(applier); }
+    void setGate(Gate gate) { gate_ = std::move(gate); }
 
     /// Replaces the whole list (a rules change, not a tick).
     void setRules(const engine::RuleSet& rules);
@@ -50,12 +55,17 @@ public:
 
 private:
     bool swapRows(int upper);
+    /// The change itself, by rule id: the row may have moved while a gate asked.
+    bool applyEnabled(const std::string& id, bool enabled);
+    bool applySwap(const std::string& upperId, const std::string& lowerId);
+    int rowOf(const std::string& id) const;
     QString matchSummary(const engine::RuleSpec& rule) const;
 
     engine::RuleSet rules_;
     std::map<std::string, engine::RuleHits> hits_;
     Toggler toggler_;
     Applier applier_;
+    Gate gate_;
 };
 
 }  // namespace redirect::gui

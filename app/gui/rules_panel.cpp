@@ -1,9 +1,11 @@
 #include "rules_panel.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFontDatabase>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -12,12 +14,15 @@
 #include <QPlainTextEdit>
 #include <QPointer>
 #include <QPushButton>
+#include <QSettings>
 #include <QSignalBlocker>
 #include <QTableView>
 #include <QTextBlock>
 #include <QVBoxLayout>
 
 #include "output_file.h"
+#include "preview_dialog.h"
+#include "rule_form.h"
 #include "rules.h"
 #include "rules_model.h"
 
@@ -34,6 +39,16 @@ RulesPanel::RulesPanel(RulesModel* rules, EngineBridge* bridge, QWidget* parent)
     top->addWidget(new QLabel(tr("Rules of node")));
     top->addWidget(node_);
     top->addStretch();
+    preview_ = new QCheckBox(tr("Show what a change does before it applies"));
+    preview_->setObjectName("previewChanges");
+    preview_->setToolTip(tr("A dry run on the node: which of the connections it saw in the last 10 minutes "
+                            "the change would send another way"));
+    preview_->setChecked(QSettings().value("rules/preview", true).toBool());
+    connect(preview_, &QCheckBox::toggled, this, [this](bool on) {
+        QSettings().setValue("rules/preview", on);
+        updateGate();
+    });
+    top->addWidget(preview_);
     outer->addLayout(top);
     auto* layout = new QHBoxLayout;
     outer->addLayout(layout, 1);
@@ -72,11 +87,72 @@ RulesPanel::RulesPanel(RulesModel* rules, EngineBridge* bridge, QWidget* parent)
         if (row >= 0 && rules_->moveDown(row))
             view_->selectRow(row + 1);
     });
-    add(tr("Edit…"), "ruleEdit", [this] { editRules(); });
+    add(tr("Add rule…"), "ruleAdd", [this] { openForm(-1); });
+    add(tr("Edit rule…"), "ruleEditForm", [this] { openForm(view_->currentIndex().row()); });
+    add(tr("Edit JSON…"), "ruleEdit", [this] { editRules(); });
     add(tr("Import…"), "ruleImport", [this] { importRules(); });
     add(tr("Export…"), "ruleExport", [this] { exportRules(); });
     buttons->addStretch();
     layout->addLayout(buttons);
+    updateGate();
+}
+
+void RulesPanel::openForm(int row, const engine::Flow* like, engine::RuleAction action)
+{
+    const engine::RuleSet current = rules_->rules();
+    if (row >= int(current.rules.size()))
+        row = -1;
+    auto* form = new RuleForm(current, row, this);
+    form->setAttribute(Qt::WA_DeleteOnClose);
+    if (like)
+        form->prefill(*like, action);
+    connect(form, &QDialog::accepted, this, [this, form, row] {
+        std::optional<engine::RuleSet> set = form->ruleSet(nullptr);
+        if (!set)
+            return;
+        const QString id = QString::fromStdString(set->rules[row < 0 ? 0 : size_t(row)].id);
+        propose(row < 0 ? tr("New rule %1").arg(id) : tr("Changed rule %1").arg(id), *set, [this, rules = *set] {
+            bridge_->applyRules(rules, [this](bool ok, const QString& why) {
+                if (!ok)
+                    QMessageBox::warning(this, tr("Rules"), tr("Nothing was changed.\n\n%1").arg(why));
+            });
+        });
+    });
+    form_ = form;
+    form->open();
+}
+
+void RulesPanel::updateGate()
+{
+    if (!preview_->isChecked()) {
+        rules_->setGate({});
+        return;
+    }
+    rules_->setGate([this](const QString& what, const engine::RuleSet& proposed, std::function<void()> proceed) {
+        propose(what, proposed, std::move(proceed));
+    });
+}
+
+void RulesPanel::propose(const QString& what, const engine::RuleSet& proposed, std::function<void()> proceed,
+                         QWidget* over, std::function<void()> cancelled)
+{
+    if (!preview_->isChecked()) {
+        proceed();
+        return;
+    }
+    QPointer<QWidget> parent = over ? over : this;
+    bridge_->previewRules(proposed, kPreviewWindowSeconds,
+                          [parent, what, proceed = std::move(proceed), cancelled = std::move(cancelled)](
+                              std::optional<v1::RulesPreview> preview, const QString& error) {
+                              if (!parent)
+                                  return;
+                              auto* dialog = new PreviewDialog(what, preview, error, parent);
+                              dialog->setAttribute(Qt::WA_DeleteOnClose);
+                              connect(dialog, &QDialog::accepted, parent, proceed);
+                              if (cancelled)
+                                  connect(dialog, &QDialog::rejected, parent, cancelled);
+                              dialog->open();
+                          });
 }
 
 void RulesPanel::setCanChange(bool canChange)
@@ -118,14 +194,20 @@ void RulesPanel::editRules()
         // The node answers later; the dialog stays until it did (and closes only if it took them).
         buttons->setEnabled(false);
         error->setText(tr("Applying…"));
-        bridge_->applyRules(parsed.rules, [dialog = QPointer<QDialog>(&dialog), buttons, error](bool ok, const QString& why) {
-            if (!dialog)
-                return;
-            buttons->setEnabled(true);
-            if (ok)
-                dialog->accept();
-            else
-                error->setText(tr("Nothing was changed: %1").arg(why));
+        auto apply = [this, rules = parsed.rules, dialog = QPointer<QDialog>(&dialog), buttons, error] {
+            bridge_->applyRules(rules, [dialog, buttons, error](bool ok, const QString& why) {
+                if (!dialog)
+                    return;
+                buttons->setEnabled(true);
+                if (ok)
+                    dialog->accept();
+                else
+                    error->setText(tr("Nothing was changed: %1").arg(why));
+            });
+        };
+        propose(tr("The edited rules"), parsed.rules, apply, &dialog, [buttons, error] {
+            buttons->setEnabled(true);  // cancelled in the preview: edit on
+            error->clear();
         });
     });
     dialog.exec();
@@ -145,9 +227,11 @@ void RulesPanel::importRules()
         refused(path + ':' + QString::fromStdString(parsed.error.str()));
         return;
     }
-    bridge_->applyRules(parsed.rules, [refused](bool ok, const QString& why) {
-        if (!ok)
-            refused(why);
+    propose(tr("Importing %1").arg(QFileInfo(path).fileName()), parsed.rules, [this, rules = parsed.rules, refused] {
+        bridge_->applyRules(rules, [refused](bool ok, const QString& why) {
+            if (!ok)
+                refused(why);
+        });
     });
 }
 

@@ -21,6 +21,10 @@ add_library(redirect_gui_window STATIC
   connect_dialog.h
   nodes_view.cpp
   nodes_view.h
+  preview_dialog.cpp
+  preview_dialog.h
+  rule_form.cpp
+  rule_form.h
   rules_panel.cpp
   rules_panel.h)
 target_include_directories(redirect_gui_window PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})

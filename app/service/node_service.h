@@ -39,6 +39,8 @@ public:
                           v1::RuleSet* reply) override;
     grpc::Status ApplyRules(grpc::ServerContext* context, const v1::ApplyRulesRequest* request,
                             v1::ApplyRulesReply* reply) override;
+    grpc::Status PreviewRules(grpc::ServerContext* context, const v1::PreviewRulesRequest* request,
+                              v1::RulesPreview* reply) override;
     grpc::Status SetRuleEnabled(grpc::ServerContext* context, const v1::SetRuleEnabledRequest* request,
                                 v1::ChangeReply* reply) override;
     grpc::Status ReorderRules(grpc::ServerContext* context, const v1::ReorderRulesRequest* request,

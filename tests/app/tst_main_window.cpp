@@ -35,107 +35,11 @@
 #include "pki.h"
 #include "rules.h"
 #include "rules_model.h"
+#include "console_fixture.h"
 #include "service_fixture.h"
 
 using namespace redirect;
 using namespace redirect::test;
-
-namespace {
-
-std::string exchange(uint16_t port)
-{
-    int fd = connectLoopback(AF_INET, port);
-    if (fd < 0)
-        return "connect failed";
-    std::string out;
-    char buf[64];
-    [[maybe_unused]] ssize_t w = ::write(fd, "ping", 4);
-    for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;)
-        out.append(buf, static_cast<size_t>(n));
-    ::close(fd);
-    return out;
-}
-
-// A real service and the window attached to it, as runGui wires them.
-struct Console {
-    ServiceUnderTest service;
-    std::unique_ptr<client::NodeClient> node;  // the test's own look at the node, beside the window's
-    gui::FlowModel flows;
-    gui::RulesModel rules;
-    std::unique_ptr<gui::EngineBridge> bridge;
-    std::unique_ptr<gui::MainWindow> window;
-
-    /// With `cgroup` (a child of the sandbox's), its service covers only that cgroup.
-    explicit Console(const std::string& rulesJson, const std::string& cgroup = {}) : service(rulesJson, {}, cgroup)
-    {
-        if (!service.ready())
-            qFatal("the service's API never answered");
-        node = std::make_unique<client::NodeClient>(client::NodeEndpoint{"local", "unix:" + service.socket(), {}, {}, {}});
-        node->start();
-        bridge = std::make_unique<gui::EngineBridge>(&flows, &rules, std::make_shared<gui::LogSink>());
-        QString error;
-        if (!bridge->addNode({"local", "unix:" + service.socket(), {}, {}, {}}, &error))
-            qFatal("addNode: %s", qPrintable(error));
-        window = std::make_unique<gui::MainWindow>(&flows, &rules, bridge.get(), [this] { return allFlows(); });
-        window->show();
-        bridge->start(100);
-    }
-    ~Console()
-    {
-        bridge->stop();
-        window.reset();
-        bridge.reset();
-        node->stop();
-    }
-    std::vector<engine::Flow> allFlows() const
-    {
-        std::vector<engine::Flow> out;
-        for (int r = 0; r < flows.rowCount(); ++r)
-            if (auto f = flows.flowSummary(r))
-                out.push_back(*f);
-        return out;
-    }
-    /// Chains of the ended flows the table shows, in row order (arrival, not connect order).
-    QStringList endedChains()
-    {
-        QStringList out;
-        for (int r = 0; r < flows.rowCount(); ++r) {
-            auto f = flows.flowSummary(r);
-            if (f && f->endNs)
-                out << QString::fromStdString(f->chainText());
-        }
-        return out;
-    }
-    int ruleRow(const QString& id)
-    {
-        for (int r = 0; r < rules.rowCount(); ++r)
-            if (rules.index(r, gui::RulesModel::Id).data(gui::RulesModel::RuleIdRole).toString() == id)
-                return r;
-        return -1;
-    }
-    /// The rule as the node runs it now (asked over the API, not the window's own model).
-    bool nodeRuleEnabled(const std::string& id)
-    {
-        std::string error;
-        auto set = node->rules(&error);
-        if (!set)
-            qFatal("GetRules: %s", error.c_str());
-        for (const v1::RuleState& r : set->rules())
-            if (r.id() == id)
-                return r.enabled();
-        return false;
-    }
-};
-
-std::string twoRedirectors(uint16_t port, uint16_t other)
-{
-    return R"({"version":1,"redirectors":[{"id":"a","name":"A"},{"id":"b","name":"B"}],"rules":[
-      {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + "," +
-           std::to_string(other) + R"("},
-      {"id":"rb","action":"redirect","redirector":"b","ports":")" + std::to_string(port) + R"("}]})";
-}
-
-}  // namespace
 
 class TestMainWindow : public QObject {
     Q_OBJECT
@@ -340,6 +244,7 @@ void TestMainWindow::twoNodesInOneTable()
     QVERIFY2(a.ready() && b.ready(), "a service's API never answered");
     gui::FlowModel flows;
     gui::RulesModel rules;
+    QSettings().setValue("rules/preview", false);  // this test's toggles apply at once
     gui::EngineBridge bridge(&flows, &rules, std::make_shared<gui::LogSink>());
     QString error;
     QVERIFY(bridge.addNode({"node-a", "unix:" + a.socket(), {}, {}, {}}, &error));
