@@ -78,6 +78,8 @@ public:
     Result applyRules(const std::string& json);
     Result reorderRules(const std::vector<std::string>& ruleIds);
     std::optional<v1::RuleSet> rules(std::string* error);
+    /// Who else is on the node's callout hooks (GetCoexistence); nullopt with the reason.
+    std::optional<v1::Coexistence> getCoexistence(std::string* error);
 
 private:
     void flowLoop();
