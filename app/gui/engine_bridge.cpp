@@ -280,6 +280,23 @@ void EngineBridge::applyRules(const engine::RuleSet& rules, Done done)
     submit(tr("Rules"), [json](client::NodeClient& n) { return n.applyRules(json); }, std::move(done));
 }
 
+void EngineBridge::getCoexistence(CoexistenceDone done)
+{
+    NodePtr node = selected();
+    if (!node || !commands_) {
+        done(std::nullopt, tr("not connected to a node"));
+        return;
+    }
+    commands_->push([this, node, done = std::move(done)] {
+        std::string error;
+        std::optional<v1::Coexistence> answer = node->getCoexistence(&error);
+        // Back on the GUI thread; dropped with the bridge when it is gone by then.
+        QMetaObject::invokeMethod(
+            this, [answer = std::move(answer), error = QString::fromStdString(error), done] { done(answer, error); },
+            Qt::QueuedConnection);
+    });
+}
+
 // The selected node's rules into the rules model when they changed (here or by another administrator).
 void EngineBridge::refreshRules()
 {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,10 @@ public:
     /// Replaces the selected node's rules, all or nothing. The call runs off the GUI thread; `done`
     /// comes back on it (not at all when the bridge is gone first).
     void applyRules(const engine::RuleSet& rules, Done done);
+    /// The selected node's coexistence inventory (who else is on its hooks), asked on the command
+    /// thread; `done` comes back on the GUI thread with the answer or the reason there is none.
+    using CoexistenceDone = std::function<void(const std::optional<v1::Coexistence>&, const QString& error)>;
+    void getCoexistence(CoexistenceDone done);
 
 public slots:
     /// One drain; the timer calls it, tests may too.

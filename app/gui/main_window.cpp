@@ -31,6 +31,7 @@
 
 #include "chain_view.h"
 #include "charts_panel.h"
+#include "coexistence_view.h"
 #include "nodes_view.h"
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
@@ -134,6 +135,7 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     tabs_->addTab(log_, tr("Log"));
     nodes_ = new NodesPage(bridge_);
     tabs_->addTab(nodes_, tr("Nodes"));
+    tabs_->addTab(new CoexistenceView(bridge_), tr("Coexistence"));
     auto* connectNode = toolbar->addAction(tr("Connect to node…"));
     connectNode->setObjectName("connectNodeAction");
     connect(connectNode, &QAction::triggered, this, [this] {
