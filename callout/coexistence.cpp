@@ -200,7 +200,7 @@ void inventoryHook(const Hook& hook, const std::vector<std::string>& cgroups, co
                                       errnoText(levels.back().error));
     }
     const Query effective = fds[0] < 0 ? Query{{}, {}, 0, EBADF} : query(fds[0], hook.type, true);
-    if (effective.error != 0)
+    if (effective.error != 0 && fds[0] >= 0)  // an unopened scope is said once, by inventory()
         report.problems.push_back(std::string(hook.name) + " of " + cgroups[0] + ": cannot read the run order: " +
                                   errnoText(effective.error));
     const std::vector<bool> runs = levelsThatRun(levels);

@@ -2,12 +2,15 @@
 // in a child cgroup of the sandbox (the scope), foreign programs beside it and in its parent. Each
 // is listed where it is attached, marked ours or foreign, with its owner (this process) and its
 // place in the kernel's run order relative to ours, and gone once detached.
+#include <algorithm>
+#include <cstring>
 #include <set>
 
 #include <QtTest>
 
 #include <unistd.h>
 
+#include "callout_paths.h"
 #include "coexistence.h"
 #include "foreign_program.h"
 #include "kernel_test.h"
@@ -52,6 +55,7 @@ class TestCoexistence : public QObject {
 
 private slots:
     void foreignProgramsAroundOurs();
+    void missingScopeIsReported();
 };
 
 void TestCoexistence::foreignProgramsAroundOurs()
@@ -70,7 +74,17 @@ void TestCoexistence::foreignProgramsAroundOurs()
     ForeignProgram exclusive("vendor_excl", BPF_CGROUP_INET6_CONNECT, parent, ForeignProgram::Attach::Legacy,
                              BPF_F_ALLOW_OVERRIDE);
 
+    // A pin keeps a program alive with no process: it is named as the owner.
+    struct Pin {
+        std::string path = std::string(CALLOUT_BPFFS_ROOT "/") + instanceName() + "-coexist";
+        ~Pin() { ::unlink(path.c_str()); }
+    } pin;
+    QVERIFY2(bpf_obj_pin(exclusive.programFd(), pin.path.c_str()) == 0, std::strerror(errno));
+
+    QElapsedTimer took;
+    took.start();
     coexist::Report report = coexist::inventory(scope, ours);
+    qInfo("inventory of %zu cgroups took %lld ms", report.cgroups.size(), static_cast<long long>(took.elapsed()));
     const std::string text = describe(report);
     QVERIFY2(report.cgroups.size() >= 2 && report.cgroups[0] == scope && report.cgroups[1] == parent, text.c_str());
 
@@ -129,6 +143,9 @@ void TestCoexistence::foreignProgramsAroundOurs()
     QVERIFY2(a->warning.find("single-program (override) attachment in an ancestor") != std::string::npos,
              a->warning.c_str());
     QVERIFY2(ownedBy(*a, ::getpid(), "program"), text.c_str());
+    QVERIFY2(std::any_of(a->owners.begin(), a->owners.end(),
+                         [&](const coexist::Owner& o) { return o.pid == 0 && o.comm == pin.path && o.holds == "pinned program"; }),
+             text.c_str());
 
     QVERIFY2(report.foreignCount() >= 4, text.c_str());
     QVERIFY2(report.summary().find("warning") != std::string::npos, text.c_str());
@@ -139,6 +156,22 @@ void TestCoexistence::foreignProgramsAroundOurs()
     report = coexist::inventory(scope, ours);
     QVERIFY2(!find(report, "connect4", lateId), describe(report).c_str());
     QVERIFY2(find(report, "connect4", early.id()), describe(report).c_str());
+}
+
+// A scope that is not there: said once with the reason, nothing else made up about it.
+void TestCoexistence::missingScopeIsReported()
+{
+    const std::string scope = sandbox().cgroup() + "/no-such-scope";
+    const coexist::Report report = coexist::inventory(scope, {});
+    const std::string expected = "cannot open cgroup " + scope + ": " + std::strerror(ENOENT);
+    size_t aboutScope = 0;
+    for (const std::string& p : report.problems)
+        aboutScope += p.find(scope) != std::string::npos;
+    QVERIFY2(aboutScope == 1 && std::count(report.problems.begin(), report.problems.end(), expected) == 1,
+             describe(report).c_str());
+    for (const coexist::Attachment& a : report.attachments)
+        QVERIFY2(a.cgroup != scope, describe(report).c_str());
+    QVERIFY2(report.summary().find(" unreadable") != std::string::npos, report.summary().c_str());
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestCoexistence)

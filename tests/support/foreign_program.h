@@ -64,6 +64,7 @@ public:
     ForeignProgram& operator=(const ForeignProgram&) = delete;
 
     uint32_t id() const { return id_; }
+    int programFd() const { return prog_; }
     /// Takes it off the hook now.
     void detach()
     {
