@@ -264,6 +264,11 @@ void Callout::attach()
         if (!link)
             fail(std::string("attach ") + bpf_program__name(program) + " to " + cgroupPath_, errno);
         links_.push_back(link);
+        bpf_prog_info info{};
+        uint32_t length = sizeof(info);
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) != 0)
+            fail(std::string("read the id of ") + bpf_program__name(program), errno);
+        programIds_.push_back(info.id);
     }
 }
 

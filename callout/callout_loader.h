@@ -58,6 +58,8 @@ public:
     const std::string& cgroupPath() const { return cgroupPath_; }
     const std::string& pinPath() const { return pinPath_; }
     const std::string& instance() const { return options_.instance; }
+    /// Kernel ids of our attached programs (fixed once loaded: safe to read from any thread).
+    const std::vector<uint32_t>& programIds() const { return programIds_; }
 
     /// Write one redirector slot (0..CALLOUT_MAX_REDIRECTORS-1).
     void setRedirector(uint32_t slot, const callout_redirector& redirector);
@@ -122,6 +124,7 @@ private:
     int lockFd_ = -1;
     callout* skel_ = nullptr;
     std::vector<::bpf_link*> links_;
+    std::vector<uint32_t> programIds_;
     ring_buffer* ring_ = nullptr;
     EventHandler handler_;
 };

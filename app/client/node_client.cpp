@@ -361,4 +361,16 @@ std::optional<v1::RuleSet> NodeClient::rules(std::string* error)
     return reply;
 }
 
+std::optional<v1::Coexistence> NodeClient::getCoexistence(std::string* error)
+{
+    v1::Coexistence reply;
+    if (auto e = callFailed(
+            [&](grpc::ClientContext* c) { return stub_->GetCoexistence(c, v1::GetCoexistenceRequest(), &reply); })) {
+        if (error)
+            *error = *e;
+        return std::nullopt;
+    }
+    return reply;
+}
+
 }  // namespace redirect::client

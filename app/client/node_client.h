@@ -81,6 +81,8 @@ public:
     /// The node's dry run of `json` (PreviewRules); nullopt with the transport's reason.
     std::optional<v1::RulesPreview> previewRules(const std::string& json, uint32_t windowSeconds, uint32_t maxExamples,
                                                  std::string* error);
+    /// Who else is on the node's callout hooks (GetCoexistence); nullopt with the reason.
+    std::optional<v1::Coexistence> getCoexistence(std::string* error);
 
 private:
     void flowLoop();

@@ -280,21 +280,41 @@ void EngineBridge::applyRules(const engine::RuleSet& rules, Done done)
     submit(tr("Rules"), [json](client::NodeClient& n) { return n.applyRules(json); }, std::move(done));
 }
 
-void EngineBridge::previewRules(const engine::RuleSet& rules, uint32_t windowSeconds, PreviewDone done)
+void EngineBridge::ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode)
 {
     NodePtr node = selected();
     if (!node || !commands_) {
-        done(std::nullopt, tr("not connected to a node"));
+        noNode();
         return;
     }
-    // In the command queue: a preview answers for the rules as they are after the changes before it.
-    commands_->push([this, node, json = engine::rulesToJson(rules), windowSeconds, done = std::move(done)] {
-        std::string error;
-        std::optional<v1::RulesPreview> preview = node->previewRules(json, windowSeconds, 20, &error);
-        QMetaObject::invokeMethod(
-            this, [preview = std::move(preview), error = QString::fromStdString(error), done] { done(preview, error); },
-            Qt::QueuedConnection);
+    // In the command queue: the answer is for the node as it is after the changes before it.
+    commands_->push([this, node, work = std::move(work)] {
+        std::function<void()> answer = work(*node);
+        // Back on the GUI thread; dropped with the bridge when it is gone by then.
+        QMetaObject::invokeMethod(this, std::move(answer), Qt::QueuedConnection);
     });
+}
+
+void EngineBridge::previewRules(const engine::RuleSet& rules, uint32_t windowSeconds, PreviewDone done)
+{
+    ask(
+        [json = engine::rulesToJson(rules), windowSeconds, done](client::NodeClient& node) -> std::function<void()> {
+            std::string error;
+            std::optional<v1::RulesPreview> preview = node.previewRules(json, windowSeconds, 20, &error);
+            return [preview = std::move(preview), error = QString::fromStdString(error), done] { done(preview, error); };
+        },
+        [done] { done(std::nullopt, tr("not connected to a node")); });
+}
+
+void EngineBridge::getCoexistence(CoexistenceDone done)
+{
+    ask(
+        [done](client::NodeClient& node) -> std::function<void()> {
+            std::string error;
+            std::optional<v1::Coexistence> answer = node.getCoexistence(&error);
+            return [answer = std::move(answer), error = QString::fromStdString(error), done] { done(answer, error); };
+        },
+        [done] { done(std::nullopt, tr("not connected to a node")); });
 }
 
 // The selected node's rules into the rules model when they changed (here or by another administrator).

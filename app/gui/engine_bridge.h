@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,10 @@ public:
     using PreviewDone = std::function<void(std::optional<v1::RulesPreview> preview, const QString& error)>;
     void previewRules(const engine::RuleSet& rules, uint32_t windowSeconds, PreviewDone done);
     void applyRules(const engine::RuleSet& rules, Done done);
+    /// The selected node's coexistence inventory (who else is on its hooks), asked on the command
+    /// thread; `done` comes back on the GUI thread with the answer or the reason there is none.
+    using CoexistenceDone = std::function<void(const std::optional<v1::Coexistence>&, const QString& error)>;
+    void getCoexistence(CoexistenceDone done);
 
 public slots:
     /// One drain; the timer calls it, tests may too.
@@ -146,6 +151,10 @@ signals:
     void commandFailed(const QString& what, const QString& reason);
 
 private:
+    /// Runs `work` for the selected node on the command thread; what it returns runs on the GUI
+    /// thread. `noNode` runs (at once) when there is no node to ask.
+    void ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode);
+
     using NodePtr = std::shared_ptr<client::NodeClient>;
     NodePtr selected() const;
     /// The panel shows no rules until the selected node's are known.

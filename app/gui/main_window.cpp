@@ -32,6 +32,7 @@
 #include <sstream>
 
 #include "charts_panel.h"
+#include "coexistence_view.h"
 #include "flow_details.h"
 #include "flow_legend.h"
 #include "filter_completer.h"
@@ -91,6 +92,7 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     tabs_->addTab(log_, tr("Log"));
     nodes_ = new NodesPage(bridge_);
     tabs_->addTab(nodes_, tr("Nodes"));
+    tabs_->addTab(new CoexistenceView(bridge_), tr("Coexistence"));
     auto* table = new QWidget;
     auto* tableLayout = new QVBoxLayout(table);
     tableLayout->setContentsMargins(0, 0, 0, 0);

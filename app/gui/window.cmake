@@ -4,6 +4,8 @@ add_library(redirect_gui_window STATIC
   chain_view.h
   charts_panel.cpp
   charts_panel.h
+  coexistence_view.cpp
+  coexistence_view.h
   export_dialog.cpp
   export_dialog.h
   flow_details.cpp

@@ -47,6 +47,9 @@ public:
                               v1::ChangeReply* reply) override;
     grpc::Status WatchLog(grpc::ServerContext* context, const v1::WatchLogRequest* request,
                           grpc::ServerWriter<v1::LogBatch>* writer) override;
+    /// In node_coexistence.cpp.
+    grpc::Status GetCoexistence(grpc::ServerContext* context, const v1::GetCoexistenceRequest* request,
+                                v1::Coexistence* reply) override;
 
 private:
     /// OK, or PERMISSION_DENIED with the caller's reason.
