@@ -234,6 +234,12 @@ int runService(const CommandLine& cl)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // A stdout that closed (`--print | head`) is a failed write the flow printer reports, not the
+    // end of the service and its report.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
     std::string why;
     if (cl.forConsole && !followConsole(&why)) {

@@ -12,6 +12,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <unistd.h>
+
 #include "callout_loader.h"
 #include "pty_console.h"
 
@@ -297,6 +299,28 @@ private slots:
         QVERIFY(!printed.flows.isEmpty());
         QVERIFY2(printed.status.isEmpty(), "--status-every 0 printed status lines");
         QVERIFY(!summaryLine(printed.summary, "queue drops").isEmpty());
+    }
+
+    void printIntoClosedPipe()
+    {
+        // `--print | head -1`: the reader goes, the service warns once and runs to its end.
+        QProcess p;
+        p.setChildProcessModifier([] {
+            // Stdout: a pipe whose reader is gone already.
+            int fds[2];
+            if (::pipe(fds) != 0 || ::close(fds[0]) != 0 || ::dup2(fds[1], STDOUT_FILENO) < 0)
+                ::_exit(126);
+        });
+        p.start(kConsole, {"--demo", "--duration", "3", "--print"});
+        QVERIFY(p.waitForStarted(5000));
+        if (!p.waitForFinished(30000)) {
+            p.kill();
+            p.waitForFinished(5000);
+            QFAIL("the demo did not exit within 30 s");
+        }
+        const QByteArray err = p.readAllStandardError();
+        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, err.constData());
+        QCOMPARE(err.count("flow lines: stdout: Broken pipe; no more are printed"), 1);
     }
 };
 
