@@ -3,6 +3,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <unordered_set>
@@ -93,8 +94,11 @@ private:
             return;
         std::string error;
         if (toStdout_) {
-            std::fwrite(pending_.data(), 1, pending_.size(), stdout);
-            std::fflush(stdout);
+            const bool written = std::fwrite(pending_.data(), 1, pending_.size(), stdout) == pending_.size();
+            if ((!written || std::fflush(stdout) != 0) && ok_) {
+                ok_ = false;  // the collector went away (SIGPIPE is blocked): its lines are lost
+                spdlog::error("JSON lines: stdout: {}; later lines are lost", std::strerror(errno));
+            }
         } else if (!file_->append(pending_, &error) && ok_) {
             ok_ = false;
             spdlog::error("flow log: {}; later lines may be missing", error);

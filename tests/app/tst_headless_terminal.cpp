@@ -301,9 +301,24 @@ private slots:
         QVERIFY(!summaryLine(printed.summary, "queue drops").isEmpty());
     }
 
-    void printIntoClosedPipe()
+    void intoClosedPipe_data()
     {
-        // `--print | head -1`: the reader goes, the service warns once and runs to its end.
+        QTest::addColumn<QStringList>("output");
+        QTest::addColumn<int>("code");
+        QTest::addColumn<QByteArray>("message");
+        // Lines for people are lost with a warning; a collector's JSON lines are an error (exit 1).
+        QTest::newRow("--print") << QStringList{"--print"} << 0
+                                 << QByteArray("[warning] flow lines: stdout: Broken pipe; no more are printed");
+        QTest::newRow("--jsonl -") << QStringList{"--jsonl", "-"} << 1
+                                   << QByteArray("[error] JSON lines: stdout: Broken pipe; later lines are lost");
+    }
+
+    void intoClosedPipe()
+    {
+        // `... | head -1`: the reader goes, the service says so once and runs to its end.
+        QFETCH(QStringList, output);
+        QFETCH(int, code);
+        QFETCH(QByteArray, message);
         QProcess p;
         p.setChildProcessModifier([] {
             // Stdout: a pipe whose reader is gone already.
@@ -311,7 +326,7 @@ private slots:
             if (::pipe(fds) != 0 || ::close(fds[0]) != 0 || ::dup2(fds[1], STDOUT_FILENO) < 0)
                 ::_exit(126);
         });
-        p.start(kConsole, {"--demo", "--duration", "3", "--print"});
+        p.start(kConsole, QStringList{"--demo", "--duration", "3"} + output);
         QVERIFY(p.waitForStarted(5000));
         if (!p.waitForFinished(30000)) {
             p.kill();
@@ -319,8 +334,8 @@ private slots:
             QFAIL("the demo did not exit within 30 s");
         }
         const QByteArray err = p.readAllStandardError();
-        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, err.constData());
-        QCOMPARE(err.count("flow lines: stdout: Broken pipe; no more are printed"), 1);
+        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == code, err.constData());
+        QCOMPARE(err.count(message), 1);
     }
 };
 
