@@ -153,7 +153,7 @@ void FlowPrinter::write(const std::vector<engine::Flow>& flows)
         }
         text += flowLine(f) + '\n';
     }
-    emit(text);
+    put(text);
 }
 
 bool FlowPrinter::statusDue(Clock::time_point now) const
@@ -170,7 +170,7 @@ void FlowPrinter::status(Clock::time_point now, const engine::EngineStats& s)
     if (changed && seconds > 0) {
         char rate[32];
         std::snprintf(rate, sizeof(rate), "%.1f", static_cast<double>(newFlows_) / seconds);
-        emit(localClock(engine::wallNowNs()) + " status: " + std::to_string(open) + " open, " + rate +
+        put(localClock(engine::wallNowNs()) + " status: " + std::to_string(open) + " open, " + rate +
              " new flows/s, " + engine::formatRate(static_cast<double>(newBytes_) / seconds) + ", " +
              std::to_string(drops) + " drops\n");
     }
@@ -218,12 +218,12 @@ void FlowPrinter::summary(Clock::time_point now, const engine::EngineStats& s)
                       c.meaning);
         text += line;
     }
-    emit(text);
+    put(text);
 }
 
 // One write per batch, whole lines: the log (stderr) on the same terminal lands between lines,
 // never inside one.
-void FlowPrinter::emit(const std::string& text)
+void FlowPrinter::put(const std::string& text)
 {
     size_t done = 0;
     while (!failed_ && done < text.size()) {

@@ -51,7 +51,7 @@ public:
     static std::string headerLine();
 
 private:
-    void emit(const std::string& text);
+    void put(const std::string& text);
 
     int fd_;
     double statusEvery_;
