@@ -17,7 +17,7 @@ namespace {
 
 // Column widths in characters; with one space between them a line is 119 wide, so that it stays on
 // one row of a 120-column terminal.
-constexpr size_t kTime = 12, kProcess = 18, kChain = 32, kDestination = 24, kReason = 11, kBytes = 8;
+constexpr size_t kTime = 12, kProcess = 20, kChain = 32, kDestination = 22, kReason = 11, kBytes = 8;
 
 // Open flows remembered for their byte counts; past this (updates lost in queue drops) the map starts
 // over rather than grow: one status line's bytes/s is off, nothing else.

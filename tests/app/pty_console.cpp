@@ -72,7 +72,7 @@ size_t pidText(pid_t pid, char* out)
     if (cg < 0 || ::write(cg, pid, n) != ssize_t(n))
         ::_exit(11);
     ::close(cg);
-    ::prctl(PR_SET_NAME, "tst-transfer");
+    ::prctl(PR_SET_NAME, "tst-xfer");
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in to{};
     to.sin_family = AF_INET;

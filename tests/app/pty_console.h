@@ -44,7 +44,7 @@ private:
 /**
  * Makes one TCP exchange from a process of the test's inside the demo of `console` (its network
  * namespace and cgroup): connects to 127.0.0.1:`port`, sends `bytes` bytes, half-closes and reads
- * until the server closes. The process is named "tst-transfer". Pumps `console` while it waits.
+ * until the server closes. The process is named "tst-xfer". Pumps `console` while it waits.
  * Returns the process's pid, or -1 with the reason in *error (also when fewer bytes came back).
  */
 pid_t transferInDemo(PtyConsole& console, const QString& demoCgroup, uint16_t port, size_t bytes, QString* error);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "callout_loader.h"
+#include "process_run.h"
 #include "pty_console.h"
 
 namespace {
@@ -103,6 +104,29 @@ QString summaryLine(const QStringList& summary, const QString& name)
     return {};
 }
 
+// Starts the console on a terminal with `args`: "" or why not.
+QString start(redirect::test::PtyConsole& console, const QStringList& args)
+{
+    QString error;
+    return console.start(kConsole, args, &error) ? QString() : error;
+}
+
+// Reads the console's output to its end (bounded): "" when it exited with 0, else what went wrong.
+QString finish(redirect::test::PtyConsole& console)
+{
+    if (!console.waitExit(40000))
+        return QStringLiteral("the console did not exit within 40 s");
+    return console.code == 0 ? QString() : QStringLiteral("exit %1: %2").arg(console.code).arg(QString(console.err));
+}
+
+// A run through a pipe, for process_run.h.
+struct PipeRun {
+    bool finished = false;
+    int code = -1;
+    QByteArray out;
+    QByteArray err;
+};
+
 }  // namespace
 
 class TstHeadlessTerminal : public QObject {
@@ -117,9 +141,9 @@ private slots:
         QVERIFY(dir.isValid());
         const QString jsonl = dir.filePath("flows.jsonl");
         redirect::test::PtyConsole console;
+        const QString started = start(console, {"--demo", "--duration", "8", "--status-every", "1", "--jsonl", jsonl});
+        QVERIFY2(started.isEmpty(), qPrintable(started));
         QString error;
-        QVERIFY2(console.start(kConsole, {"--demo", "--duration", "8", "--status-every", "1", "--jsonl", jsonl}, &error),
-                 qPrintable(error));
         // The transfer once the demo redirects (its first flow is in the log), not before its callout is attached.
         QElapsedTimer waited;
         waited.start();
@@ -127,9 +151,9 @@ private slots:
             console.pump(100);
         const pid_t transfer = redirect::test::transferInDemo(console, demoCgroup(console.pid()), kEchoPort,
                                                               kTransferBytes, &error);
-        QVERIFY2(console.waitExit(40000), "the demo did not exit within 40 s");
+        const QString ended = finish(console);
+        QVERIFY2(ended.isEmpty(), qPrintable(ended));
         QVERIFY2(transfer > 0, qPrintable(error));
-        QVERIFY2(console.code == 0, qPrintable(QStringLiteral("exit %1: %2").arg(console.code).arg(QString(console.err))));
 
         const Printed printed = sortOut(console.out);
         QVERIFY2(printed.other.isEmpty(), qPrintable("unexpected on the terminal: " + printed.other.join('\n')));
@@ -169,7 +193,7 @@ private slots:
             printedEnds[f.process + " " + f.rest[0]]++;
             if (f.chain == "Web inspector -> DLP agent" && f.destination == "-> 127.0.0.1:8080")
                 ++webLines;
-            if (f.process != QStringLiteral("tst-transfer[%1]").arg(transfer))
+            if (f.process != QStringLiteral("tst-xfer[%1]").arg(transfer))
                 continue;
             ++transferLines;
             QCOMPARE(f.chain, QString("Vendor X proxy -> Web inspector"));
@@ -177,7 +201,7 @@ private slots:
             QCOMPARE(f.rest, (QStringList{"closed", "2.5", "MiB", "2.5", "MiB"}));
         }
         QCOMPARE(printedEnds, ends);
-        QVERIFY2(transferLines == 1, qPrintable(QStringLiteral("%1 lines of tst-transfer[%2] in:\n%3")
+        QVERIFY2(transferLines == 1, qPrintable(QStringLiteral("%1 lines of tst-xfer[%2] in:\n%3")
                                                     .arg(transferLines).arg(transfer).arg(printed.flows.filter("tst-").join('\n'))));
         QVERIFY2(webLines > 0, "no flow line through the web chain");
         // The flow log agrees on the transfer's bytes.
@@ -222,11 +246,10 @@ private slots:
         QVERIFY(dir.isValid());
         const QString jsonl = dir.filePath("flows.jsonl");
         redirect::test::PtyConsole console;
-        QString error;
-        QVERIFY2(console.start(kConsole, {"--demo", "--duration", "3", "--quiet", "--jsonl", jsonl}, &error),
-                 qPrintable(error));
-        QVERIFY2(console.waitExit(30000), "the demo did not exit within 30 s");
-        QVERIFY2(console.code == 0, console.err.constData());
+        const QString started = start(console, {"--demo", "--duration", "3", "--quiet", "--jsonl", jsonl});
+        QVERIFY2(started.isEmpty(), qPrintable(started));
+        const QString ended = finish(console);
+        QVERIFY2(ended.isEmpty(), qPrintable(ended));
         QCOMPARE(console.out, QByteArray());
         for (const char* level : {"[info]", "[debug]", "[trace]"})
             QVERIFY2(!console.err.contains(level), console.err.constData());
@@ -251,10 +274,10 @@ private slots:
         QFETCH(QString, flag);
         QFETCH(bool, trace);
         redirect::test::PtyConsole console;
-        QString error;
-        QVERIFY2(console.start(kConsole, {"--demo", "--duration", "3", flag}, &error), qPrintable(error));
-        QVERIFY2(console.waitExit(30000), "the demo did not exit within 30 s");
-        QVERIFY2(console.code == 0, console.err.constData());
+        const QString started = start(console, {"--demo", "--duration", "3", flag});
+        QVERIFY2(started.isEmpty(), qPrintable(started));
+        const QString ended = finish(console);
+        QVERIFY2(ended.isEmpty(), qPrintable(ended));
         QVERIFY2(console.err.contains("[debug]"), console.err.constData());
         const QByteArray level = trace ? "trace" : "debug";
         QVERIFY2(console.err.contains("stdout: flow lines, status lines, summary; log level " + level),
@@ -267,10 +290,10 @@ private slots:
     void jsonlStdoutStaysJson()
     {
         redirect::test::PtyConsole console;
-        QString error;
-        QVERIFY2(console.start(kConsole, {"--demo", "--duration", "3", "--jsonl", "-"}, &error), qPrintable(error));
-        QVERIFY2(console.waitExit(30000), "the demo did not exit within 30 s");
-        QVERIFY2(console.code == 0, console.err.constData());
+        const QString started = start(console, {"--demo", "--duration", "3", "--jsonl", "-"});
+        QVERIFY2(started.isEmpty(), qPrintable(started));
+        const QString ended = finish(console);
+        QVERIFY2(ended.isEmpty(), qPrintable(ended));
         const QStringList out = lines(console.out);
         QVERIFY(out.size() > 1);
         for (const QString& line : out) {
@@ -288,13 +311,10 @@ private slots:
         QProcess p;
         p.start(kConsole, {"--demo", "--duration", "3", "--print", "--status-every", "0"});
         QVERIFY(p.waitForStarted(5000));
-        if (!p.waitForFinished(30000)) {
-            p.kill();
-            p.waitForFinished(5000);
-            QFAIL("the demo did not exit within 30 s");
-        }
-        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
-        const Printed printed = sortOut(p.readAllStandardOutput());
+        PipeRun r;
+        redirect::test::finishRun(p, 30000, r);
+        QVERIFY2(r.finished && r.code == 0, r.err.constData());
+        const Printed printed = sortOut(r.out);
         QVERIFY(!printed.header.isEmpty());
         QVERIFY(!printed.flows.isEmpty());
         QVERIFY2(printed.status.isEmpty(), "--status-every 0 printed status lines");
@@ -328,14 +348,10 @@ private slots:
         });
         p.start(kConsole, QStringList{"--demo", "--duration", "3"} + output);
         QVERIFY(p.waitForStarted(5000));
-        if (!p.waitForFinished(30000)) {
-            p.kill();
-            p.waitForFinished(5000);
-            QFAIL("the demo did not exit within 30 s");
-        }
-        const QByteArray err = p.readAllStandardError();
-        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == code, err.constData());
-        QCOMPARE(err.count(message), 1);
+        PipeRun r;
+        redirect::test::finishRun(p, 30000, r);
+        QVERIFY2(r.finished && r.code == code, r.err.constData());
+        QCOMPARE(r.err.count(message), 1);
     }
 };
 
