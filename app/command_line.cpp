@@ -66,16 +66,17 @@ live redirected connections. With a display it opens the window; without one
   --jsonl FILE|-         write one JSON line per flow start and end ("-": stdout, and
                          nothing else goes there: no flow or status lines, a JSON summary)
   --print                one aligned line per ended flow on stdout (time, process[pid],
-                         destination, chain, end reason, bytes up and down), status lines
+                         chain, destination, end reason, bytes up and down), status lines
                          and a summary that says what each counter means; the default
                          when stdout is a terminal. The log goes to stderr
   --status-every SECONDS with flow lines: a status line (open flows, new flows/s,
                          bytes/s, drops) this often when something changed (default 5;
                          0: none)
-  --quiet                log warnings and errors only; no flow lines, status lines or
+  -q, --quiet            log warnings and errors only; no flow lines, status lines or
                          summary on stdout
-  -v, --verbose          log debug messages too (what the engine and libbpf decide);
-                         -vv or twice: trace as well (each batch of flow updates)
+  -v, --verbose          log debug messages too (libbpf's notes while the callout loads,
+                         what goes to stdout); -vv or twice: trace as well (each batch
+                         of flow updates)
   --report FILE          write a report on exit; format from the extension
                          (.csv, .json, .html)
   --screenshot FILE      save the main window as PNG after startup (GUI)
