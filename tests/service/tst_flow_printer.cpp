@@ -1,6 +1,9 @@
 // The headless flow line for people: columns that stay aligned and within 120 characters whatever
 // the names, cut with an ellipsis (never inside a UTF-8 character, never the pid), the destination
 // by host when the peek saw one. The lines on a real terminal: tst_headless_terminal.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <QtTest>
 
 #include "flow_printer.h"
@@ -87,6 +90,56 @@ private slots:
         const std::string line = FlowPrinter::flowLine(ended("curl", {hop(1, name)}, "10.0.0.1:443"));
         QVERIFY(QString::fromStdString(line).toStdString() == line);  // round-trips: no broken sequence
         QCOMPARE(columns(line), columns(FlowPrinter::headerLine()));
+    }
+
+    void statusOnlyWhenSomethingChanged()
+    {
+        int fds[2];
+        QVERIFY(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
+        auto closeBoth = qScopeGuard([&] { ::close(fds[0]), ::close(fds[1]); });
+        auto printed = [&] {
+            char buf[4096];
+            ssize_t n = ::read(fds[0], buf, sizeof(buf));
+            return n > 0 ? QString::fromUtf8(buf, n) : QString();
+        };
+        using namespace std::chrono_literals;
+        const auto t0 = FlowPrinter::Clock::now();
+        FlowPrinter printer(fds[1], 1.0, t0);
+        redirect::engine::EngineStats stats;
+        QVERIFY(!printer.statusDue(t0 + 500ms));
+        QVERIFY(printer.statusDue(t0 + 1s));
+        printer.status(t0 + 1s, stats);
+        QCOMPARE(printed(), QString());  // nothing happened: no line
+
+        Flow f = ended("curl", {hop(1, "A")}, "10.0.0.1:443");
+        f.endNs = 0;
+        f.reason = EndReason::Open;
+        f.bytesUp = 1024;
+        f.bytesDown = 0;
+        printer.write({f});
+        QCOMPARE(printed(), QString());  // open: no flow line yet
+        stats.openFlows = 1;
+        printer.status(t0 + 2s, stats);
+        QVERIFY2(printed().endsWith(" status: 1 open, 1.0 new flows/s, 1.0 KiB/s, 0 drops\n"), "first status");
+        printer.status(t0 + 3s, stats);
+        QCOMPARE(printed(), QString());  // the same as before: no line
+        stats.queueDrops = 2;
+        printer.status(t0 + 4s, stats);
+        QVERIFY(printed().endsWith(" status: 1 open, 0.0 new flows/s, 0 B/s, 2 drops\n"));
+
+        // It ends: the header, then its line, once, whatever late updates follow.
+        f.endNs = f.startNs + 1;
+        f.reason = EndReason::Closed;
+        f.bytesDown = 2048;
+        printer.write({f, f});
+        printer.write({f});
+        const QStringList lines = printed().split('\n', Qt::SkipEmptyParts);
+        QCOMPARE(lines.size(), 2);
+        QVERIFY(lines[0].startsWith("TIME "));
+        QCOMPARE(lines[1].toStdString(), FlowPrinter::flowLine(f));
+        stats.openFlows = 0;
+        printer.status(t0 + 6s, stats);
+        QVERIFY(printed().endsWith(" status: 0 open, 0.0 new flows/s, 1.0 KiB/s, 2 drops\n"));  // 2 KiB in 2 s
     }
 };
 
