@@ -1,5 +1,6 @@
 #include "command_line.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -39,7 +40,7 @@ bool optionTakesValue(const std::string& option)
                                              "--screenshot", "--instance",    "--duration", "--workers",
                                              "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
                                              "--audit-log", "--metrics", "--listen", "--tls-cert", "--tls-key",
-                                             "--tls-ca"};
+                                             "--tls-ca", "--status-every"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -62,7 +63,20 @@ live redirected connections. With a display it opens the window; without one
   --cgroup DIR           attach the callout to this cgroup v2 directory
                          (default: the whole machine)
   --duration SECONDS     stop after this long (headless)
-  --jsonl FILE|-         write one JSON line per flow start and end ("-": stdout)
+  --jsonl FILE|-         write one JSON line per flow start and end ("-": stdout, and
+                         nothing else goes there: no flow or status lines, a JSON summary)
+  --print                one aligned line per ended flow on stdout (time, process[pid],
+                         chain, destination, end reason, bytes up and down), status lines
+                         and a summary that says what each counter means; the default
+                         when stdout is a terminal. The log goes to stderr
+  --status-every SECONDS with flow lines: a status line (open flows, new flows/s,
+                         bytes/s, drops) this often when something changed (default 5;
+                         0: none)
+  -q, --quiet            log warnings and errors only; no flow lines, status lines or
+                         summary on stdout
+  -v, --verbose          log debug messages too (libbpf's notes while the callout loads,
+                         what goes to stdout); -vv or twice: trace as well (each batch
+                         of flow updates)
   --report FILE          write a report on exit; format from the extension
                          (.csv, .json, .html)
   --screenshot FILE      save the main window as PNG after startup (GUI)
@@ -115,6 +129,14 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
             cl.demo = true;
         } else if (a == "--for-console") {
             cl.forConsole = true;
+        } else if (a == "--print") {
+            cl.print = true;
+        } else if (a == "--quiet" || a == "-q") {
+            cl.quiet = true;
+        } else if (a == "-v" || a == "--verbose") {
+            cl.verbosity = std::min(cl.verbosity + 1, 2);
+        } else if (a == "-vv") {
+            cl.verbosity = 2;
         } else if (optionTakesValue(a)) {
             auto v = value(i, a);
             if (!v)
@@ -160,6 +182,15 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                     *error = "--duration " + *v + ": expected a positive number of seconds";
                     return std::nullopt;
                 }
+            } else if (a == "--status-every") {
+                char* end = nullptr;
+                errno = 0;
+                double seconds = std::strtod(v->c_str(), &end);
+                if (errno || *end || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) {
+                    *error = "--status-every " + *v + ": expected seconds from 0 (off) to 86400";
+                    return std::nullopt;
+                }
+                cl.statusEvery = seconds;
             } else if (a == "--stall-deadline") {
                 char* end = nullptr;
                 long n = std::strtol(v->c_str(), &end, 10);
@@ -192,6 +223,18 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
     }
     if (cl.forConsole && (!cl.demo || cl.apiSocket != CommandLine{}.apiSocket)) {
         *error = "--for-console goes with --demo only, and picks its own socket (no --api-socket)";
+        return std::nullopt;
+    }
+    if (cl.quiet && cl.verbosity > 0) {
+        *error = "--quiet and -v/--verbose do not go together";
+        return std::nullopt;
+    }
+    if (cl.print && cl.jsonl == "-") {
+        *error = "--print and --jsonl - both want stdout; give --jsonl a FILE to have both";
+        return std::nullopt;
+    }
+    if (cl.print && cl.quiet) {
+        *error = "--print and --quiet do not go together (--quiet prints no flow lines)";
         return std::nullopt;
     }
     if (cl.demo && !cl.cgroup.empty()) {

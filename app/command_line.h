@@ -26,6 +26,10 @@ struct CommandLine {
     std::string cgroup;         ///< --cgroup DIR ("" = whole machine)
     double duration = 0;        ///< --duration SECONDS (0 = until a signal)
     std::string jsonl;          ///< --jsonl FILE or "-"
+    bool print = false;         ///< --print: flow and status lines on stdout even when it is no terminal
+    double statusEvery = 5;     ///< --status-every SECONDS (0 = no status lines)
+    bool quiet = false;         ///< --quiet: warnings and errors only, no flow or status lines
+    int verbosity = 0;          ///< -v: 1 (debug log), -vv: 2 (trace log)
     std::string report;         ///< --report FILE (.csv, .json, .html)
     std::string screenshot;     ///< --screenshot FILE (GUI)
     std::string instance = "default";

@@ -383,8 +383,10 @@ void EngineBridge::tick()
 
     if (source_ && flows_) {
         batch_.clear();
-        if (source_(batch_) > 0 || !batch_.empty())
+        if (source_(batch_) > 0 || !batch_.empty()) {
+            emit flowsArrived(batch_);
             flows_->applyBatch(std::move(batch_));
+        }
         batch_ = {};
     }
     refreshRules();

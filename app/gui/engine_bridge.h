@@ -138,6 +138,8 @@ public slots:
     void tick();
 
 signals:
+    /// Each tick's flow updates, just before they go into the model (charts count them).
+    void flowsArrived(const std::vector<engine::Flow>& batch);
     /// After every tick, with the time since the previous tick started (0 for the first).
     void ticked(qint64 gapMs);
     /// When the status numbers change (checked every tick).

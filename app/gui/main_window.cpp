@@ -121,6 +121,7 @@ MainWindow::MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge
     for (QLabel* l : {calloutLabel_, redirectorsLabel_, countLabel_, dropsLabel_})
         statusBar()->addWidget(l);
     connect(bridge_, &EngineBridge::ticked, this, [this](qint64) { onTick(); });
+    connect(bridge_, &EngineBridge::flowsArrived, charts_, &ChartsPanel::addFlows);
     connect(bridge_, &EngineBridge::statsChanged, this, &MainWindow::onStats);
     connect(bridge_, &EngineBridge::logLines, this, [this](const QStringList& lines, quint64 dropped) {
         if (dropped)

@@ -1,10 +1,11 @@
 #include "service_run.h"
 
 #include <chrono>
-#include <deque>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 
 #include <malloc.h>
@@ -20,6 +21,7 @@
 
 #include "session.h"
 #include "engine.h"
+#include "flow_printer.h"
 #include "output_file.h"
 #include "report.h"
 #include "rules.h"
@@ -49,17 +51,11 @@ public:
         if (!file_ && !toStdout_)
             return;
         for (const engine::Flow& f : flows) {
-            if (!ended_.count(f.flowId) && started_.insert(f.flowId).second)
+            if (!ended_.contains(f.flowId) && started_.insert(f.flowId).second)
                 line("flow_start", f);
-            if (f.endNs != 0 && ended_.insert(f.flowId).second) {
+            if (f.endNs != 0 && ended_.mark(f.flowId)) {
                 started_.erase(f.flowId);
                 line("flow_end", f);
-                // Remember ended ids only as long as a late update could still name them.
-                endedOrder_.push_back(f.flowId);
-                if (endedOrder_.size() > kEndedMemory) {
-                    ended_.erase(endedOrder_.front());
-                    endedOrder_.pop_front();
-                }
             }
         }
         flush();
@@ -98,8 +94,11 @@ private:
             return;
         std::string error;
         if (toStdout_) {
-            std::fwrite(pending_.data(), 1, pending_.size(), stdout);
-            std::fflush(stdout);
+            const bool written = std::fwrite(pending_.data(), 1, pending_.size(), stdout) == pending_.size();
+            if ((!written || std::fflush(stdout) != 0) && ok_) {
+                ok_ = false;  // the collector went away (SIGPIPE is blocked): its lines are lost
+                spdlog::error("JSON lines: stdout: {}; later lines are lost", std::strerror(errno));
+            }
         } else if (!file_->append(pending_, &error) && ok_) {
             ok_ = false;
             spdlog::error("flow log: {}; later lines may be missing", error);
@@ -111,9 +110,7 @@ private:
     bool ok_ = true;
     std::string pending_;
     std::unordered_set<uint64_t> started_;
-    std::unordered_set<uint64_t> ended_;
-    std::deque<uint64_t> endedOrder_;
-    static constexpr size_t kEndedMemory = 1 << 18;  // a days-long run must not grow without bound
+    EndedFlows ended_;
 };
 
 int checkRules(const std::string& path)
@@ -202,6 +199,10 @@ int runService(const CommandLine& cl)
     ::mallopt(M_ARENA_MAX, 2);
     // Logs go to stderr: stdout may carry the JSON lines.
     spdlog::set_default_logger(spdlog::stderr_color_mt("redirect"));
+    spdlog::set_level(cl.quiet ? spdlog::level::warn
+                      : cl.verbosity >= 2 ? spdlog::level::trace
+                      : cl.verbosity == 1 ? spdlog::level::debug
+                                          : spdlog::level::info);
     if (!cl.checkRules.empty())
         return checkRules(cl.checkRules);
     if (!isAdministrator()) {
@@ -237,6 +238,12 @@ int runService(const CommandLine& cl)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // A stdout that closed (`--print | head`) is a failed write the flow printer reports, not the
+    // end of the service and its report.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
     std::string why;
     if (cl.forConsole && !followConsole(&why)) {
@@ -278,6 +285,14 @@ int runService(const CommandLine& cl)
 
     JsonLines lines(flowLog.isOpen() ? &flowLog : nullptr, cl.jsonl == "-");
     auto start = std::chrono::steady_clock::now();
+    // Lines for people only where a person reads them (or --print asks), and never into JSON lines.
+    std::optional<FlowPrinter> printer;
+    if (!cl.quiet && cl.jsonl != "-" && (cl.print || ::isatty(STDOUT_FILENO)))
+        printer.emplace(STDOUT_FILENO, cl.statusEvery, start);
+    spdlog::debug("stdout: {}; log level {}", printer ? "flow lines, status lines, summary"
+                                              : cl.jsonl == "-" ? "JSON lines"
+                                                                : "nothing",
+                  spdlog::level::to_string_view(spdlog::get_level()));
     std::vector<engine::Flow> batch;
     uint64_t ticks = 0;
     uint64_t loops = 0;
@@ -288,7 +303,14 @@ int runService(const CommandLine& cl)
         if (batch.capacity() > 256)
             batch = {};  // a burst's capacity is not kept for good
         eng->drainFlows(batch);
+        if (!batch.empty())
+            spdlog::trace("{} flow updates drained", batch.size());
         lines.write(batch);
+        if (printer) {
+            printer->write(batch);
+            if (auto now = std::chrono::steady_clock::now(); printer->statusDue(now))
+                printer->status(now, eng->stats());
+        }
         api->publish(batch);
         if (metrics) {
             metrics->observe(batch);
@@ -321,6 +343,8 @@ int runService(const CommandLine& cl)
     deliver(true);
     api->stop();
     lines.summary(eng->stats());
+    if (printer)
+        printer->summary(std::chrono::steady_clock::now(), eng->stats());
     int code = lines.ok() ? ExitOk : ExitRuntimeError;
     if (!cl.report.empty() && !writeReportFile(*eng, cl))
         code = ExitRuntimeError;

@@ -191,6 +191,10 @@ private slots:
         QTest::newRow("report x.txt") << QStringList{"--demo", "--report", "x.txt"} << "--report x.txt";
         QTest::newRow("workers 0") << QStringList{"--demo", "--workers", "0"} << "--workers 0";
         QTest::newRow("rules without value") << QStringList{"--rules"} << "--rules needs a value";
+        QTest::newRow("status-every -1") << QStringList{"--demo", "--status-every", "-1"} << "--status-every -1";
+        QTest::newRow("status-every 1s") << QStringList{"--demo", "--status-every", "1s"} << "--status-every 1s";
+        QTest::newRow("print and jsonl -") << QStringList{"--demo", "--print", "--jsonl", "-"} << "--print and --jsonl -";
+        QTest::newRow("quiet and -v") << QStringList{"--demo", "--quiet", "-v"} << "--quiet and -v";
     }
 
     void badFlags()
