@@ -110,13 +110,9 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
             QTimer::singleShot(start.demo ? 4500 : 1500, &window, [&] {
                 window.selectRichestFlow();
                 QTimer::singleShot(300, &window, [&] {
-                    QString path = QString::fromStdString(cl.screenshot);
-                    bool ok = window.grab().save(path);
-                    QString details = path.left(path.lastIndexOf('.')) + "-details.png";
-                    ok = window.tabs()->grab().save(details) && ok;
-                    spdlog::info("screenshots {} and {}: {}", path.toStdString(), details.toStdString(),
-                                 ok ? "saved" : "FAILED");
-                    code = ok ? app::ExitOk : app::ExitRuntimeError;
+                    const QStringList saved = window.saveScreenshots(QString::fromStdString(cl.screenshot));
+                    spdlog::info("screenshots: {}", saved.join(' ').toStdString());
+                    code = saved.isEmpty() ? app::ExitRuntimeError : app::ExitOk;
                     QApplication::quit();
                 });
             });

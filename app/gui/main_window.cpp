@@ -336,6 +336,25 @@ bool MainWindow::ruleFromFlow(int sourceRow, engine::RuleAction action)
     return true;
 }
 
+QStringList MainWindow::saveScreenshots(const QString& path)
+{
+    resize(1280, 800);
+    showDirect_->setChecked(true);  // every kind of row, as the legend shows them
+    const QString stem = path.left(path.lastIndexOf(QLatin1Char('.')));
+    QStringList saved;
+    for (int tab = 0; tab < tabs_->count(); ++tab) {
+        tabs_->setCurrentIndex(tab);
+        QApplication::processEvents();
+        QString tabName = tabs_->tabText(tab).toLower().replace(QLatin1Char(' '), QLatin1Char('-'));
+        const QString name = tab == 0 ? path : stem + QLatin1Char('-') + tabName + ".png";
+        if (!grab().save(name))
+            return {};
+        saved << name;
+    }
+    tabs_->setCurrentIndex(0);
+    return saved;
+}
+
 QString MainWindow::selectedRowsCsv() const
 {
     QList<int> rows;

@@ -59,6 +59,9 @@ public:
     QMenu* fileMenu() const { return fileMenu_; }
     /// The export dialog (created on first use), already set to the current filter.
     ExportDialog* exportDialog();
+    /// The window at 1280x800 with each bottom tab in turn: `path` (flow details) and
+    /// path-<tab>.png for the others. Returns the files saved; empty when one failed.
+    QStringList saveScreenshots(const QString& path);
     /// Select the newest ended flow with the most hops and show its details (screenshots, demo).
     bool selectRichestFlow();
     /// "Redirect similar…" / "Bypass similar…" on the flow of model row `sourceRow`: the rule form,
