@@ -11,6 +11,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <QPixmap>
+#include <QSettings>
+#include <QTemporaryDir>
 #include <QTimer>
 
 #include <spdlog/spdlog.h>
@@ -70,6 +72,13 @@ int runGui(int argc, char** argv, const app::CommandLine& cl)
     QApplication::setApplicationName("redirect-console");
     QApplication::setOrganizationName("Redirect Console");
     QApplication::setApplicationDisplayName("Redirect Console");
+
+    // Screenshots show the defaults (column widths, panes), not what this user arranged and saved.
+    QTemporaryDir screenshotSettings;
+    if (!cl.screenshot.empty()) {
+        QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, screenshotSettings.path());
+        QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, screenshotSettings.path());
+    }
 
     auto logSink = std::make_shared<LogSink>(5000);
     spdlog::default_logger()->sinks().push_back(logSink);

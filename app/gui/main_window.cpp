@@ -7,6 +7,7 @@
 #include <QCloseEvent>
 #include <QDialogButtonBox>
 #include <QFileDialog>
+#include <QElapsedTimer>
 #include <QFontDatabase>
 #include <QGridLayout>
 #include <QHBoxLayout>
@@ -185,10 +186,10 @@ void MainWindow::buildTable()
     flowView_->horizontalHeader()->setStretchLastSection(true);
     // Widths that fit every default column into 1280 px; longer cells are elided, with a tooltip.
     flowView_->setTextElideMode(Qt::ElideMiddle);
-    const std::pair<int, int> widths[] = {{FlowModel::Time, 92}, {FlowModel::Process, 150}, {FlowModel::Destination, 170},
-                                          {FlowModel::Rule, 90}, {FlowModel::Route, 120}, {FlowModel::Chain, 200},
-                                          {FlowModel::Records, 62}, {FlowModel::Context, 62}, {FlowModel::BytesUp, 70},
-                                          {FlowModel::BytesDown, 70}, {FlowModel::Duration, 70}, {FlowModel::Reason, 76}};
+    const std::pair<int, int> widths[] = {{FlowModel::Time, 92}, {FlowModel::Process, 130}, {FlowModel::Destination, 150},
+                                          {FlowModel::Rule, 84}, {FlowModel::Route, 120}, {FlowModel::Chain, 176},
+                                          {FlowModel::Records, 60}, {FlowModel::Context, 60}, {FlowModel::BytesUp, 64},
+                                          {FlowModel::BytesDown, 64}, {FlowModel::Duration, 66}, {FlowModel::Reason, 76}};
     for (auto [column, width] : widths)
         flowView_->setColumnWidth(column, width);
     // Column choices: right-click the header to hide or show columns (remembered).
@@ -344,7 +345,11 @@ QStringList MainWindow::saveScreenshots(const QString& path)
     QStringList saved;
     for (int tab = 0; tab < tabs_->count(); ++tab) {
         tabs_->setCurrentIndex(tab);
-        QApplication::processEvents();
+        // A tab that asks its node (coexistence) answers within a moment: let it, and paint.
+        QElapsedTimer waited;
+        waited.start();
+        while (waited.elapsed() < 700)
+            QApplication::processEvents(QEventLoop::AllEvents, 50);
         QString tabName = tabs_->tabText(tab).toLower().replace(QLatin1Char(' '), QLatin1Char('-'));
         const QString name = tab == 0 ? path : stem + QLatin1Char('-') + tabName + ".png";
         if (!grab().save(name))
