@@ -18,3 +18,6 @@ redirect_test(tst_report_scope SOURCES tst_report_scope.cpp LIBS redirect_report
 
 # The formatter of bytes, rates and durations and the CSV field writer (engine/format.h).
 redirect_test(tst_format SOURCES tst_format.cpp LIBS Redirect::engine)
+
+# Reports read back for the console's "Open report…" (engine/report_read.h).
+redirect_test(tst_report_read SOURCES tst_report_read.cpp LIBS redirect_report_fixtures)

@@ -1,0 +1,306 @@
+#include "report_read.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <stdexcept>
+
+#include <sys/stat.h>
+
+namespace redirect::engine {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// A field that is not what the schema says: where it is, and what is wrong with it.
+struct BadField : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void bad(const std::string& where, const std::string& what)
+{
+    throw BadField(where + ": " + what);
+}
+
+const Json& member(const Json& object, const char* key, const std::string& where)
+{
+    auto it = object.find(key);
+    if (it == object.end())
+        bad(where, std::string("missing \"") + key + "\"");
+    return *it;
+}
+
+std::string field(const std::string& where, const char* key) { return where.empty() ? key : where + "." + key; }
+
+std::string str(const Json& object, const char* key, const std::string& where)
+{
+    const Json& v = member(object, key, where);
+    if (!v.is_string())
+        bad(field(where, key), std::string("expected a string, found ") + v.type_name());
+    return v.get<std::string>();
+}
+
+template <typename T> T number(const Json& object, const char* key, const std::string& where)
+{
+    const Json& v = member(object, key, where);
+    // Unsigned fields are written as unsigned; a negative or fractional value is not ours.
+    if (!v.is_number_unsigned())
+        bad(field(where, key), std::string("expected a whole number, found ") + (v.is_number() ? v.dump() : v.type_name()));
+    const uint64_t n = v.get<uint64_t>();
+    if (n > std::numeric_limits<T>::max())
+        bad(field(where, key), v.dump() + " is too large");
+    return T(n);
+}
+
+bool flag(const Json& object, const char* key, const std::string& where)
+{
+    const Json& v = member(object, key, where);
+    if (!v.is_boolean())
+        bad(field(where, key), std::string("expected true or false, found ") + v.type_name());
+    return v.get<bool>();
+}
+
+// A time or null (0: unknown, or still open).
+int64_t timeOf(const Json& object, const char* key, const std::string& where)
+{
+    const Json& v = member(object, key, where);
+    if (v.is_null())
+        return 0;
+    int64_t ns = 0;
+    if (!v.is_string() || !parseRfc3339Utc(v.get_ref<const std::string&>(), &ns))
+        bad(field(where, key), "expected an RFC 3339 UTC time or null, found " + v.dump());
+    return ns;
+}
+
+std::vector<uint8_t> hexOf(const Json& object, const char* key, const std::string& where)
+{
+    const std::string hex = str(object, key, where);
+    auto digit = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    std::vector<uint8_t> bytes;
+    bytes.reserve(hex.size() / 2);
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+        if (hi < 0 || lo < 0)
+            break;
+        bytes.push_back(uint8_t(hi * 16 + lo));
+    }
+    if (bytes.size() * 2 != hex.size())
+        bad(field(where, key), "expected lower-case hex digits in pairs");
+    return bytes;
+}
+
+EndReason reasonOf(const Json& object, const std::string& where)
+{
+    const std::string name = str(object, "reason", where);
+    if (auto r = endReasonByName(name))
+        return *r;
+    bad(field(where, "reason"), "unknown end reason \"" + name + "\"");
+}
+
+Hop hopOf(const Json& j, const std::string& where)
+{
+    if (!j.is_object())
+        bad(where, std::string("expected an object, found ") + j.type_name());
+    Hop hop;
+    hop.redirectorId = number<uint32_t>(j, "redirector_id", where);
+    hop.redirector = str(j, "redirector", where);
+    hop.external = flag(j, "external", where);
+    const std::string state = str(j, "state", where);
+    auto s = redirectStateByName(state);
+    if (!s)
+        bad(field(where, "state"), "unknown redirect state \"" + state + "\"");
+    hop.state = *s;
+    hop.recordsSize = number<uint32_t>(j, "records_size", where);
+    hop.contextSize = number<uint32_t>(j, "context_size", where);
+    hop.records = hexOf(j, "records_hex", where);
+    hop.context = hexOf(j, "context_hex", where);
+    const Json& ms = member(j, "connect_ms", where);
+    if (!ms.is_null() && !ms.is_number())
+        bad(field(where, "connect_ms"), std::string("expected a number or null, found ") + ms.type_name());
+    hop.connectMs = ms.is_null() ? -1 : ms.get<double>();
+    hop.bytesUp = number<uint64_t>(j, "bytes_up", where);
+    hop.bytesDown = number<uint64_t>(j, "bytes_down", where);
+    hop.startNs = timeOf(j, "start", where);
+    hop.endNs = timeOf(j, "end", where);
+    hop.reason = reasonOf(j, where);
+    hop.recordsMissing = flag(j, "records_missing", where);
+    return hop;
+}
+
+Flow flowOf(const Json& j, const std::string& where)
+{
+    if (!j.is_object())
+        bad(where, std::string("expected an object, found ") + j.type_name());
+    Flow flow;
+    flow.flowId = number<uint64_t>(j, "flow_id", where);
+    flow.startNs = timeOf(j, "start", where);
+    flow.endNs = timeOf(j, "end", where);
+    flow.pid = number<uint32_t>(j, "pid", where);
+    flow.uid = number<uint32_t>(j, "uid", where);
+    flow.user = str(j, "user", where);
+    flow.comm = str(j, "comm", where);
+    flow.cgroupId = number<uint64_t>(j, "cgroup_id", where);
+    flow.destination = str(j, "destination", where);
+    flow.host = str(j, "host", where);
+    flow.rule = str(j, "rule", where);
+    flow.verdict = str(j, "verdict", where);
+    const Json& hops = member(j, "hops", where);
+    if (!hops.is_array())
+        bad(field(where, "hops"), std::string("expected an array, found ") + hops.type_name());
+    for (size_t i = 0; i < hops.size(); ++i)
+        flow.hops.push_back(hopOf(hops[i], field(where, "hops") + "[" + std::to_string(i) + "]"));
+    flow.bytesUp = number<uint64_t>(j, "bytes_up", where);
+    flow.bytesDown = number<uint64_t>(j, "bytes_down", where);
+    flow.reason = reasonOf(j, where);
+    if (j.contains("node"))
+        flow.node = str(j, "node", where);
+    return flow;
+}
+
+// nlohmann's message without its "[json.exception.parse_error.101] " prefix.
+std::string parseMessage(const Json::parse_error& e)
+{
+    std::string what = e.what();
+    if (auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos)
+        what.erase(0, close + 2);
+    return what;
+}
+
+}  // namespace
+
+bool parseRfc3339Utc(std::string_view s, int64_t* ns)
+{
+    // YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z
+    auto digits = [&](size_t at, size_t n, int* out) {
+        if (at + n > s.size())
+            return false;
+        int v = 0;
+        for (size_t i = at; i < at + n; ++i) {
+            if (s[i] < '0' || s[i] > '9')
+                return false;
+            v = v * 10 + (s[i] - '0');
+        }
+        *out = v;
+        return true;
+    };
+    std::tm tm{};
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    if (s.size() < 20 || !digits(0, 4, &year) || s[4] != '-' || !digits(5, 2, &month) || s[7] != '-' ||
+        !digits(8, 2, &day) || s[10] != 'T' || !digits(11, 2, &hour) || s[13] != ':' || !digits(14, 2, &minute) ||
+        s[16] != ':' || !digits(17, 2, &second) || s.back() != 'Z')
+        return false;
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+        return false;
+    int64_t fraction = 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t n = 0;
+        for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++n)
+            fraction = fraction * 10 + (s[i] - '0');
+        if (n == 0 || n > 9)
+            return false;
+        for (; n < 9; ++n)
+            fraction *= 10;
+    }
+    if (i != s.size() - 1)
+        return false;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    const time_t seconds = ::timegm(&tm);
+    if (tm.tm_mday != day)  // 2025-02-30 normalised into March: not a date
+        return false;
+    *ns = int64_t(seconds) * 1'000'000'000 + fraction;
+    return true;
+}
+
+ReportReadResult readJsonReport(std::string_view text)
+{
+    ReportReadResult result;
+    Json j;
+    try {
+        j = Json::parse(text.begin(), text.end());
+    } catch (const Json::parse_error& e) {
+        if (e.byte >= text.size())
+            result.error = "truncated: the JSON text ends after " + std::to_string(text.size()) +
+                           " bytes, before the report is complete (" + parseMessage(e) + ")";
+        else
+            result.error = "not JSON: " + parseMessage(e);
+        return result;
+    }
+    try {
+        if (!j.is_object())
+            bad("the report", std::string("expected a JSON object, found ") + j.type_name());
+        auto schema = j.find("schema");
+        if (schema == j.end() || !schema->is_string())
+            bad("schema", "missing: not a Redirect Console report");
+        const std::string name = schema->get<std::string>();
+        const std::string family = std::string(kReportSchema.substr(0, kReportSchema.find('/') + 1));
+        if (name.rfind(family, 0) != 0)
+            bad("schema", "\"" + name + "\" is not a Redirect Console report");
+        if (name != kReportSchema)
+            bad("schema", "version " + name.substr(family.size()) + " of the report format; this console reads version " +
+                              std::string(kReportSchema.substr(family.size())));
+        ReportContents& r = result.report;
+        r.meta.generator = str(j, "generator", "");
+        r.meta.hostname = str(j, "host", "");
+        r.meta.generatedNs = timeOf(j, "generated", "");
+        const Json& scope = member(j, "scope", "");
+        if (!scope.is_object())
+            bad("scope", std::string("expected an object, found ") + scope.type_name());
+        r.scope.filter = str(scope, "filter", "scope");
+        r.scope.fromNs = timeOf(scope, "from", "scope");
+        r.scope.toNs = timeOf(scope, "to", "scope");
+        r.meta.scopeText = str(scope, "text", "scope");
+        const Json& flows = member(j, "flows", "");
+        if (!flows.is_array())
+            bad("flows", std::string("expected an array, found ") + flows.type_name());
+        r.flows.reserve(flows.size());
+        for (size_t i = 0; i < flows.size(); ++i)
+            r.flows.push_back(flowOf(flows[i], "flows[" + std::to_string(i) + "]"));
+        const Json& totals = member(j, "totals", "");
+        if (!totals.is_object() || number<uint64_t>(totals, "flows", "totals") != r.flows.size())
+            bad("totals.flows", "does not match the " + std::to_string(r.flows.size()) + " flows in the file");
+    } catch (const BadField& e) {
+        result.report = {};
+        result.error = e.what();
+    }
+    return result;
+}
+
+ReportReadResult readReportFile(const std::string& path)
+{
+    ReportReadResult result;
+    std::ifstream in(path, std::ios::binary);
+    struct stat st {};
+    if (!in || ::stat(path.c_str(), &st) != 0) {
+        result.error = path + ": " + std::strerror(errno);
+        return result;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        result.error = path + ": not a regular file";
+        return result;
+    }
+    if (size_t(st.st_size) > kMaxReportBytes) {
+        result.error = path + ": " + std::to_string(st.st_size) + " bytes; reports up to " +
+                       std::to_string(kMaxReportBytes >> 20) + " MiB can be opened";
+        return result;
+    }
+    std::string text(size_t(st.st_size), '\0');
+    if (!in.read(text.data(), std::streamsize(text.size()))) {
+        result.error = path + ": " + std::strerror(errno);
+        return result;
+    }
+    result = readJsonReport(text);
+    if (!result.ok())
+        result.error = path + ": " + result.error;
+    return result;
+}
+
+}  // namespace redirect::engine
