@@ -12,9 +12,12 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <QAbstractItemModelTester>
 #include <QtTest>
 
+#include "engine_bridge.h"
 #include "flow_history.h"
+#include "flow_model.h"
 #include "node_client.h"
 #include "output_file.h"
 #include "redirector.h"
@@ -135,6 +138,7 @@ class TestHistory : public QObject {
 private slots:
     void initTestCase() { QVERIFY(dir_.isValid()); }
     void flowsOutliveARestartAndMakeAReport();
+    void bridgeQueryBecomesRows();
     void ageRetentionRemovesTheOldest();
     void sizeRetentionRemovesTheOldest();
     void sigkillWhileWritingKeepsWhatWasCommitted();
@@ -210,6 +214,62 @@ void TestHistory::flowsOutliveARestartAndMakeAReport()
     const engine::ReportReadResult read = engine::readReportFile(report);
     QVERIFY2(read.ok(), read.error.c_str());
     QVERIFY(includes(idsOf(read.report.flows), before));
+}
+
+// The console's bridge: the selected node's history as rows of a model of the caller's, the same rows
+// the live table makes of the flow stream (node column included); a node without history says why.
+void TestHistory::bridgeQueryBecomesRows()
+{
+    TcpServer server(AF_INET, "pong\n", 1);
+    const std::string destination = "127.0.0.1:" + std::to_string(server.port());
+    ServiceUnderTest service(server.port(), {"--history", file("bridge.sqlite")});
+    QVERIFY2(service.ready(), "the service's API never answered");
+    QVERIFY(eventually(server, false));
+    QVERIFY(exchange(server, server.port()).answered);
+    NodeClient direct({"local", "unix:" + service.socket(), {}, {}, {}});
+    QTRY_VERIFY_WITH_TIMEOUT(toDestination(everything(direct).flows, destination).size() >= 2, 20000);
+    const NodeClient::History expected = everything(direct);
+
+    gui::FlowModel live;
+    gui::EngineBridge bridge(&live, nullptr, {});
+    QString error;
+    QVERIFY2(bridge.addNode({"local", "unix:" + service.socket(), {}, {}, {}}, &error), qPrintable(error));
+    gui::FlowModel history;
+    QAbstractItemModelTester tester(&history, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    int answers = 0;
+    bool ok = false;
+    bridge.queryHistory(0, 0, 0, &history, [&](bool success, const QString& why) {
+        ++answers;
+        ok = success;
+        error = why;
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(answers, 1, 20000);
+    QVERIFY2(ok, qPrintable(error));
+    QVERIFY(history.rowCount() >= int(expected.flows.size()));
+    int ours = 0;
+    for (int row = 0; row < history.rowCount(); ++row) {
+        const auto flow = history.flowSummary(row);
+        QVERIFY(flow && flow->endNs != 0);
+        if (flow->destination != destination)
+            continue;
+        ++ours;
+        QCOMPARE(history.data(history.index(row, gui::FlowModel::Chain)).toString(),
+                 QString::fromStdString("Inspector → " + destination));
+        QCOMPARE(history.data(history.index(row, gui::FlowModel::Node)).toString(), QStringLiteral("local"));
+    }
+    QVERIFY(ours >= int(toDestination(expected.flows, destination).size()));
+
+    // A range the node refuses: the reason comes back, the model is left as it was.
+    const int rows = history.rowCount();
+    bridge.queryHistory(2000, 1000, 0, &history, [&](bool success, const QString& why) {
+        ++answers;
+        ok = success;
+        error = why;
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(answers, 2, 20000);
+    QVERIFY(!ok);
+    QVERIFY2(error.contains(QStringLiteral("the time range ends before it starts")), qPrintable(error));
+    QCOMPARE(history.rowCount(), rows);
 }
 
 void TestHistory::ageRetentionRemovesTheOldest()
