@@ -6,6 +6,7 @@ find_program(REPORT_TEST_PYTHON3 NAMES python3 HINTS /usr/bin)
 find_program(REPORT_TEST_CHROMIUM NAMES chromium chromium-browser HINTS /usr/bin)
 add_library(redirect_report_fixtures STATIC report_fixtures.cpp report_fixtures.h)
 target_link_libraries(redirect_report_fixtures PUBLIC Redirect::engine nlohmann_json::nlohmann_json Qt6::Core Qt6::Test)
+target_include_directories(redirect_report_fixtures PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})  # tst_report_view too
 redirect_warnings(redirect_report_fixtures)
 set_target_properties(redirect_report_fixtures PROPERTIES AUTOMOC OFF)
 
