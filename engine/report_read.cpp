@@ -107,6 +107,8 @@ Hop hopOf(const Json& j, const std::string& where)
     Hop hop;
     hop.redirectorId = number<uint32_t>(j, "redirector_id", where);
     hop.redirector = str(j, "redirector", where);
+    if (j.contains("rule"))  // reports before each hop had its rule
+        hop.rule = str(j, "rule", where);
     hop.external = flag(j, "external", where);
     const std::string state = str(j, "state", where);
     auto s = redirectStateByName(state);

@@ -79,6 +79,7 @@ ReportView::ReportView(const QString& path, engine::ReportContents&& report, QWi
     model_->setRetention(std::max(model_->retention(), report.flows.size()));
     model_->applyBatch(std::move(report.flows));
     proxy_->setSourceModel(model_);
+    proxy_->setShowDirect(true);  // a report shows every flow it holds, direct ones too
     table_->setObjectName(QStringLiteral("reportFlowView"));
     table_->setModel(proxy_);
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);

@@ -55,6 +55,9 @@ void TestReportView::showsTheReportsRows()
              1ull);
     QCOMPARE(table->model()->data(table->model()->index(5, FlowModel::Destination)).toString(),
              QStringLiteral("10.0.0.3:443"));
+    // Direct flows too (the live table hides them unless asked): flow 4 went direct by a bypass rule.
+    QCOMPARE(table->model()->data(table->model()->index(3, FlowModel::Destination)).toString(),
+             QStringLiteral("cr\ronly (10.0.0.2:22)"));
     // Read-only: no cell can be edited.
     QCOMPARE(table->editTriggers(), QAbstractItemView::NoEditTriggers);
     QVERIFY(!(table->model()->flags(first) & Qt::ItemIsEditable));

@@ -29,6 +29,7 @@ class TestReportRead : public QObject {
 
 private slots:
     void roundTrip();
+    void olderReportWithoutHopRules();
     void roundTripManyFlows();
     void rfc3339_data();
     void rfc3339();
@@ -39,7 +40,8 @@ private slots:
 
 void TestReportRead::roundTrip()
 {
-    const std::vector<Flow> flows = sampleFlows();
+    std::vector<Flow> flows = sampleFlows();
+    flows[0].hops[1].rule = "dlp-rule";
     const ReportScope scope{"", kT0, kT0 + 60 * kSecond};
     const ReportReadResult r = readJsonReport(jsonReport(flows, scope));
     QVERIFY2(r.ok(), r.error.c_str());
@@ -55,6 +57,7 @@ void TestReportRead::roundTrip()
     QCOMPARE(f1.hops.size(), size_t(3));
     QCOMPARE(f1.hops[1].redirector, std::string("DLP agent"));
     QCOMPARE(f1.hops[1].state, flows[0].hops[1].state);
+    QCOMPARE(f1.hops[1].rule, std::string("dlp-rule"));
     QVERIFY(f1.hops[0].records == flows[0].hops[0].records);
     QVERIFY(f1.hops[0].context == flows[0].hops[0].context);
     QCOMPARE(f1.hops[0].connectMs, 1.25);
@@ -71,6 +74,20 @@ void TestReportRead::roundTrip()
     QCOMPARE(r.report.meta.scopeText, sampleMeta().scopeText);
     QCOMPARE(r.report.scope.fromNs, kT0 / 1'000'000 * 1'000'000);
     QCOMPARE(r.report.scope.toNs, (kT0 + 60 * kSecond) / 1'000'000 * 1'000'000);
+}
+
+// Reports written before each hop carried its rule still open.
+void TestReportRead::olderReportWithoutHopRules()
+{
+    std::string text = jsonReport(sampleFlows());
+    size_t removed = 0;
+    for (size_t at; (at = text.find(R"("rule":"",)")) != std::string::npos; ++removed)
+        text.erase(at, std::string(R"("rule":"",)").size());
+    QVERIFY(removed >= 10);
+    const ReportReadResult r = readJsonReport(text);
+    QVERIFY2(r.ok(), r.error.c_str());
+    QCOMPARE(r.report.flows.size(), size_t(6));
+    QCOMPARE(r.report.flows[0].hops[0].rule, std::string());
 }
 
 void TestReportRead::roundTripManyFlows()
