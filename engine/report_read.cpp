@@ -2,12 +2,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <limits>
 #include <stdexcept>
 
 #include <sys/stat.h>
+
+#include "rules_fields.h"
 
 namespace redirect::engine {
 
@@ -69,9 +70,11 @@ int64_t timeOf(const Json& object, const char* key, const std::string& where)
     const Json& v = member(object, key, where);
     if (v.is_null())
         return 0;
+    if (!v.is_string())
+        bad(field(where, key), std::string("expected an RFC 3339 time or null, found ") + v.type_name());
     int64_t ns = 0;
-    if (!v.is_string() || !parseRfc3339Utc(v.get_ref<const std::string&>(), &ns))
-        bad(field(where, key), "expected an RFC 3339 UTC time or null, found " + v.dump());
+    if (std::string why = fields::parseTime(v.get_ref<const std::string&>(), ns); !why.empty())
+        bad(field(where, key), why);  // the rules' reader of times: one RFC 3339 for the engine
     return ns;
 }
 
@@ -100,10 +103,16 @@ EndReason reasonOf(const Json& object, const std::string& where)
     bad(field(where, "reason"), "unknown end reason \"" + name + "\"");
 }
 
+// Arrays and objects where the schema has them.
+void expect(const Json& j, bool object, const std::string& where)
+{
+    if (object ? !j.is_object() : !j.is_array())
+        bad(where, std::string(object ? "expected an object, found " : "expected an array, found ") + j.type_name());
+}
+
 Hop hopOf(const Json& j, const std::string& where)
 {
-    if (!j.is_object())
-        bad(where, std::string("expected an object, found ") + j.type_name());
+    expect(j, true, where);
     Hop hop;
     hop.redirectorId = number<uint32_t>(j, "redirector_id", where);
     hop.redirector = str(j, "redirector", where);
@@ -134,8 +143,7 @@ Hop hopOf(const Json& j, const std::string& where)
 
 Flow flowOf(const Json& j, const std::string& where)
 {
-    if (!j.is_object())
-        bad(where, std::string("expected an object, found ") + j.type_name());
+    expect(j, true, where);
     Flow flow;
     flow.flowId = number<uint64_t>(j, "flow_id", where);
     flow.startNs = timeOf(j, "start", where);
@@ -150,8 +158,7 @@ Flow flowOf(const Json& j, const std::string& where)
     flow.rule = str(j, "rule", where);
     flow.verdict = str(j, "verdict", where);
     const Json& hops = member(j, "hops", where);
-    if (!hops.is_array())
-        bad(field(where, "hops"), std::string("expected an array, found ") + hops.type_name());
+    expect(hops, false, field(where, "hops"));
     for (size_t i = 0; i < hops.size(); ++i)
         flow.hops.push_back(hopOf(hops[i], field(where, "hops") + "[" + std::to_string(i) + "]"));
     flow.bytesUp = number<uint64_t>(j, "bytes_up", where);
@@ -172,55 +179,6 @@ std::string parseMessage(const Json::parse_error& e)
 }
 
 }  // namespace
-
-bool parseRfc3339Utc(std::string_view s, int64_t* ns)
-{
-    // YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z
-    auto digits = [&](size_t at, size_t n, int* out) {
-        if (at + n > s.size())
-            return false;
-        int v = 0;
-        for (size_t i = at; i < at + n; ++i) {
-            if (s[i] < '0' || s[i] > '9')
-                return false;
-            v = v * 10 + (s[i] - '0');
-        }
-        *out = v;
-        return true;
-    };
-    std::tm tm{};
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    if (s.size() < 20 || !digits(0, 4, &year) || s[4] != '-' || !digits(5, 2, &month) || s[7] != '-' ||
-        !digits(8, 2, &day) || s[10] != 'T' || !digits(11, 2, &hour) || s[13] != ':' || !digits(14, 2, &minute) ||
-        s[16] != ':' || !digits(17, 2, &second) || s.back() != 'Z')
-        return false;
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-        return false;
-    int64_t fraction = 0;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t n = 0;
-        for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++n)
-            fraction = fraction * 10 + (s[i] - '0');
-        if (n == 0 || n > 9)
-            return false;
-        for (; n < 9; ++n)
-            fraction *= 10;
-    }
-    if (i != s.size() - 1)
-        return false;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = month - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = minute;
-    tm.tm_sec = second;
-    const time_t seconds = ::timegm(&tm);
-    if (tm.tm_mday != day)  // 2025-02-30 normalised into March: not a date
-        return false;
-    *ns = int64_t(seconds) * 1'000'000'000 + fraction;
-    return true;
-}
 
 ReportReadResult readJsonReport(std::string_view text)
 {
@@ -254,15 +212,13 @@ ReportReadResult readJsonReport(std::string_view text)
         r.meta.hostname = str(j, "host", "");
         r.meta.generatedNs = timeOf(j, "generated", "");
         const Json& scope = member(j, "scope", "");
-        if (!scope.is_object())
-            bad("scope", std::string("expected an object, found ") + scope.type_name());
+        expect(scope, true, "scope");
         r.scope.filter = str(scope, "filter", "scope");
         r.scope.fromNs = timeOf(scope, "from", "scope");
         r.scope.toNs = timeOf(scope, "to", "scope");
         r.meta.scopeText = str(scope, "text", "scope");
         const Json& flows = member(j, "flows", "");
-        if (!flows.is_array())
-            bad("flows", std::string("expected an array, found ") + flows.type_name());
+        expect(flows, false, "flows");
         r.flows.reserve(flows.size());
         for (size_t i = 0; i < flows.size(); ++i)
             r.flows.push_back(flowOf(flows[i], "flows[" + std::to_string(i) + "]"));

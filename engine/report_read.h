@@ -42,8 +42,4 @@ ReportReadResult readReportFile(const std::string& path);
 /// Larger files are refused before they are read (a report of about a million flows).
 inline constexpr size_t kMaxReportBytes = size_t(1) << 30;
 
-/// "2025-01-02T03:04:05.678Z" (as rfc3339Utc() writes it; 0 to 9 fraction digits) to ns since the
-/// epoch; false for any other text.
-bool parseRfc3339Utc(std::string_view text, int64_t* ns);
-
 }  // namespace redirect::engine

@@ -31,8 +31,6 @@ private slots:
     void roundTrip();
     void olderReportWithoutHopRules();
     void roundTripManyFlows();
-    void rfc3339_data();
-    void rfc3339();
     void badFiles_data();
     void badFiles();
     void fileErrorsNameThePathAndReason();
@@ -103,32 +101,6 @@ void TestReportRead::roundTripManyFlows()
     QVERIFY(again.str() == text);
 }
 
-void TestReportRead::rfc3339_data()
-{
-    QTest::addColumn<QString>("text");
-    QTest::addColumn<bool>("ok");
-    QTest::addColumn<qint64>("ns");
-    QTest::newRow("ms") << "2023-11-14T22:13:20.123Z" << true << qint64(1'700'000'000'123'000'000);
-    QTest::newRow("no fraction") << "2023-11-14T22:13:20Z" << true << qint64(1'700'000'000'000'000'000);
-    QTest::newRow("ns") << "2023-11-14T22:13:20.123456789Z" << true << qint64(1'700'000'000'123'456'789);
-    QTest::newRow("offset") << "2023-11-14T22:13:20.123+01:00" << false << qint64(0);
-    QTest::newRow("no zone") << "2023-11-14T22:13:20.123" << false << qint64(0);
-    QTest::newRow("30 February") << "2023-02-30T00:00:00Z" << false << qint64(0);
-    QTest::newRow("ten digits") << "2023-11-14T22:13:20.1234567890Z" << false << qint64(0);
-    QTest::newRow("empty fraction") << "2023-11-14T22:13:20.Z" << false << qint64(0);
-}
-
-void TestReportRead::rfc3339()
-{
-    QFETCH(QString, text);
-    QFETCH(bool, ok);
-    QFETCH(qint64, ns);
-    int64_t got = 0;
-    QCOMPARE(parseRfc3339Utc(text.toStdString(), &got), ok);
-    if (ok)
-        QCOMPARE(got, int64_t(ns));
-}
-
 void TestReportRead::badFiles_data()
 {
     QTest::addColumn<QByteArray>("text");
@@ -155,7 +127,7 @@ void TestReportRead::badFiles_data()
     QTest::newRow("negative pid") << replaced(R"("pid":100,)", R"("pid":-100,)")
                                   << "flows[1].pid: expected a whole number, found -100";
     QTest::newRow("bad time") << replaced(R"("start":"2023-11-14T22:13:22.123Z")", R"("start":"yesterday")")
-                              << "flows[1].start: expected an RFC 3339 UTC time or null, found \"yesterday\"";
+                              << "flows[1].start: expected an RFC 3339 time like";
     QTest::newRow("bad state") << replaced(R"("state":"REDIRECTED_BY_OTHER")", R"("state":"SIDEWAYS")")
                                << "flows[0].hops[1].state: unknown redirect state \"SIDEWAYS\"";
     QTest::newRow("bad hex") << replaced(R"("context_hex":"ff)", R"("context_hex":"zz)")
