@@ -21,16 +21,19 @@ constexpr int kCapNetAdmin = 12;
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapBpf = 39;
 
-bool parseSeconds(const std::string& text, double* out)
+// A positive number up to `max` (fractions allowed).
+bool parsePositive(const std::string& text, double max, double* out)
 {
     char* end = nullptr;
     errno = 0;
     double v = std::strtod(text.c_str(), &end);
-    if (errno || end == text.c_str() || *end || !std::isfinite(v) || v <= 0 || v > 365.0 * 24 * 3600)
+    if (errno || end == text.c_str() || *end || !std::isfinite(v) || v <= 0 || v > max)
         return false;
     *out = v;
     return true;
 }
+
+bool parseSeconds(const std::string& text, double* out) { return parsePositive(text, 365.0 * 24 * 3600, out); }
 
 }  // namespace
 
@@ -40,7 +43,8 @@ bool optionTakesValue(const std::string& option)
                                              "--screenshot", "--instance",    "--duration", "--workers",
                                              "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
                                              "--audit-log", "--metrics", "--listen", "--tls-cert", "--tls-key",
-                                             "--tls-ca", "--status-every"};
+                                             "--tls-ca", "--status-every", "--history", "--history-days",
+                                             "--history-max-mb"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -98,6 +102,13 @@ The service (redirect-consoled) takes the same options, and serves the control A
   --tls-cert FILE        with this node's certificate and key (PEM) and the CA whose
   --tls-key FILE         client certificates may come in; their OU gives the right:
   --tls-ca FILE          redirect-view or redirect-admin (see the README)
+  --history PATH|off     keep every ended flow in this SQLite database, for QueryHistory
+                         (default /var/lib/redirect-console/history.sqlite; with --demo a
+                         file of its own that goes with it). One that cannot be opened is
+                         logged as an error and the service runs without history
+  --history-days N       flows that ended more than N days ago go (default 7)
+  --history-max-mb N     the database stays within N MiB; the oldest flows go first
+                         (default 256)
   --for-console          with --demo: the private service of the console that started it
                          (socket /run/redirect-console/demo-console-PID.sock, PID the
                          console's; its user may change it; stops when the console ends)
@@ -171,6 +182,15 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                 cl.tlsKey = *v;
             else if (a == "--tls-ca")
                 cl.tlsCa = *v;
+            else if (a == "--history")
+                cl.history = *v;
+            else if (a == "--history-days" || a == "--history-max-mb") {
+                const bool days = a == "--history-days";
+                if (!parsePositive(*v, days ? 36500 : 1 << 20, days ? &cl.historyDays : &cl.historyMaxMb)) {
+                    *error = a + " " + *v + ": expected a positive number" + (days ? " of days" : " of MiB");
+                    return std::nullopt;
+                }
+            }
             else if (a == "--report") {
                 if (!engine::reportFormatForPath(*v)) {
                     *error = "--report " + *v + ": unknown format (use .csv, .json or .html)";

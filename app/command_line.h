@@ -45,6 +45,11 @@ struct CommandLine {
     std::string tlsCert;        ///< --tls-cert FILE (PEM): this node's certificate
     std::string tlsKey;         ///< --tls-key FILE (PEM)
     std::string tlsCa;          ///< --tls-ca FILE (PEM): the CA whose client certificates are let in
+    /// --history PATH|off: ended flows in SQLite (the systemd unit's StateDirectory). --demo with the
+    /// default: a file of its own in the runtime directory, removed when it stops.
+    std::string history = "/var/lib/redirect-console/history.sqlite";
+    double historyDays = 7;     ///< --history-days N: flows that ended longer ago go
+    double historyMaxMb = 256;  ///< --history-max-mb N: the database's size at most; the oldest go first
     /// --for-console (with --demo): the private service of the console that started it, directly or
     /// through pkexec. Its socket is /run/redirect-console/demo-console-<parent pid>.sock, the
     /// parent's user may change it, and it stops when the parent ends. No paths or values: pkexec

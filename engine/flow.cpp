@@ -20,7 +20,23 @@ const char* endReasonName(EndReason reason)
     return "?";
 }
 
+std::optional<EndReason> endReasonByName(std::string_view name)
+{
+    for (int r = 0; r <= int(EndReason::Error); ++r)
+        if (name == endReasonName(EndReason(r)))
+            return EndReason(r);
+    return std::nullopt;
+}
+
 const char* redirectStateName(uint8_t state) { return redirect_state_name(state); }
+
+std::optional<uint8_t> redirectStateByName(std::string_view name)
+{
+    for (int s = 0; s < 8; ++s)
+        if (name != "?" && name == redirectStateName(uint8_t(s)))
+            return uint8_t(s);
+    return std::nullopt;
+}
 
 std::string Flow::chainText() const
 {

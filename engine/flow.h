@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace redirect::engine {
@@ -13,9 +15,13 @@ namespace redirect::engine {
 /// Why a hop or a flow ended. "open" while it lives.
 enum class EndReason : uint8_t { Open, Closed, Reset, Refused, Timeout, Unreachable, HopCap, NoRecords, Error };
 const char* endReasonName(EndReason reason);
+/// The reason endReasonName() spells `name`; nullopt for any other text.
+std::optional<EndReason> endReasonByName(std::string_view name);
 
 /// Redirect state names as WFP spells them.
 const char* redirectStateName(uint8_t state);
+/// The state redirectStateName() spells `name`; nullopt for any other text (also "?").
+std::optional<uint8_t> redirectStateByName(std::string_view name);
 
 /// One leg of a flow: app -> redirector, redirector -> next, last -> destination.
 struct Hop {

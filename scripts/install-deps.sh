@@ -9,6 +9,8 @@ packages=(
   qt6-base-dev libqt6opengl6-dev qt6-charts-dev libqt6svg6 qt6-qpa-plugins libgl-dev libspdlog-dev nlohmann-json3-dev
   # the control API (gRPC + protobuf, as OpenSnitch), Prometheus metrics, systemd notify
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev libsystemd-dev
+  # the service's flow history
+  libsqlite3-dev
   # sanitizers and fuzzing: clang's runtimes with libFuzzer (only recommended by clang, so not
   # pulled in with --no-install-recommends) and llvm-symbolizer for file:line in clang's reports
   libclang-rt-dev llvm

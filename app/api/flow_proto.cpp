@@ -19,10 +19,7 @@ std::vector<uint8_t> bytesOf(const std::string& blob)
 // WFP's state names back to the callout's numbers (the wire carries names: readable, stable).
 uint8_t stateOf(const std::string& name)
 {
-    for (uint8_t s = 0; s < 8; ++s)
-        if (name == engine::redirectStateName(s))
-            return s;
-    return 0;
+    return engine::redirectStateByName(name).value_or(0);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ constexpr int kStatusEveryMs = 1000;
 constexpr int kRetryMs = 250;          // a node that went away is asked again this often
 constexpr int kRefusedRetryMs = 5000;  // a node that refused us: rights change rarely
 constexpr auto kCallDeadline = std::chrono::seconds(10);
+constexpr auto kHistoryDeadline = std::chrono::minutes(5);  // a million flows at a slow link
 
 // A PEM file's text; empty with the reason in *error when it cannot be read.
 std::string readPem(const char* what, const std::string& path, std::string* error)
@@ -118,6 +119,8 @@ void NodeClient::stop()
         for (grpc::ClientContext* c : {flowContext_, logContext_})
             if (c)
                 c->TryCancel();
+        for (grpc::ClientContext* c : queryContexts_)
+            c->TryCancel();
     }
     wake_.notify_all();
     for (auto& t : threads_)
@@ -371,6 +374,41 @@ std::optional<v1::Coexistence> NodeClient::getCoexistence(std::string* error)
         return std::nullopt;
     }
     return reply;
+}
+
+NodeClient::History NodeClient::queryHistory(int64_t fromNs, int64_t toNs, uint64_t limit, const std::string& after)
+{
+    History h;
+    v1::QueryHistoryRequest request;
+    request.set_from_unix_ns(fromNs);
+    request.set_to_unix_ns(toNs);
+    request.set_limit(limit);
+    request.set_after_cursor(after);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kHistoryDeadline);
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_)
+            return {false, "stopped", {}, {}};
+        queryContexts_.push_back(&context);
+    }
+    auto stream = stub_->QueryHistory(&context, request);
+    v1::FlowBatch batch;
+    while (stream->Read(&batch)) {
+        for (const v1::Flow& f : batch.flows())
+            h.flows.push_back(service::fromProto(f));
+        h.cursor = batch.history_cursor();
+    }
+    const grpc::Status status = stream->Finish();
+    {
+        std::lock_guard lock(mutex_);
+        std::erase(queryContexts_, &context);
+    }
+    h.ok = status.ok();
+    h.error = status.error_message();
+    if (!h.ok && h.error.empty())
+        h.error = "the history query failed (gRPC status " + std::to_string(int(status.error_code())) + ")";
+    return h;
 }
 
 }  // namespace redirect::client

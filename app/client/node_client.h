@@ -84,6 +84,18 @@ public:
     /// Who else is on the node's callout hooks (GetCoexistence); nullopt with the reason.
     std::optional<v1::Coexistence> getCoexistence(std::string* error);
 
+    /// Ended flows from the node's history, converted as the flow stream's are.
+    struct History {
+        bool ok = false;
+        std::string error;              ///< the node's reason (no history kept, bad range), or the transport's
+        std::vector<engine::Flow> flows;  ///< in the order they ended
+        std::string cursor;             ///< after the last flow: pass as `after` for the next page
+    };
+    /// The flows whose lifetime overlaps [fromNs, toNs] (unix ns, 0: unbounded), at most `limit`
+    /// (0: all), after the cursor `after` of an earlier call. Waits for the whole answer (bounded,
+    /// cancelled by stop()): call it off the GUI thread.
+    History queryHistory(int64_t fromNs, int64_t toNs, uint64_t limit = 0, const std::string& after = {});
+
 private:
     void flowLoop();
     void statusLoop();
@@ -109,6 +121,7 @@ private:
     std::vector<v1::LogLine> log_;
     grpc::ClientContext* flowContext_ = nullptr;  // the open streams, cancelled by stop()
     grpc::ClientContext* logContext_ = nullptr;
+    std::vector<grpc::ClientContext*> queryContexts_;  // history queries under way
     std::vector<std::thread> threads_;
 };
 

@@ -1,5 +1,7 @@
 #include "engine_bridge.h"
 
+#include <QPointer>
+
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -104,6 +106,7 @@ EngineBridge::EngineBridge(FlowModel* flows, RulesModel* rules, std::shared_ptr<
     : EngineBridge(FlowSource{}, flows, rules, std::move(log), parent)
 {
     commands_ = std::make_unique<CommandQueue>();
+    queries_ = std::make_unique<CommandQueue>();
     source_ = [this](std::vector<engine::Flow>& out) {
         size_t taken = 0;
         for (const NodePtr& node : nodes_) {
@@ -152,7 +155,10 @@ EngineBridge::EngineBridge(FlowSource source, FlowModel* flows, RulesModel* rule
 
 EngineBridge::~EngineBridge()
 {
+    for (const NodePtr& node : nodes_)
+        node->stop();  // a history query under way ends here, not at its deadline
     commands_.reset();  // before the nodes its commands use
+    queries_.reset();
 }
 
 bool EngineBridge::addNode(const client::NodeEndpoint& endpoint, QString* error)
@@ -280,15 +286,17 @@ void EngineBridge::applyRules(const engine::RuleSet& rules, Done done)
     submit(tr("Rules"), [json](client::NodeClient& n) { return n.applyRules(json); }, std::move(done));
 }
 
-void EngineBridge::ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode)
+void EngineBridge::ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode,
+                       CommandQueue* queue)
 {
     NodePtr node = selected();
-    if (!node || !commands_) {
+    queue = queue ? queue : commands_.get();
+    if (!node || !queue) {
         noNode();
         return;
     }
     // In the command queue: the answer is for the node as it is after the changes before it.
-    commands_->push([this, node, work = std::move(work)] {
+    queue->push([this, node, work = std::move(work)] {
         std::function<void()> answer = work(*node);
         // Back on the GUI thread; dropped with the bridge when it is gone by then.
         QMetaObject::invokeMethod(this, std::move(answer), Qt::QueuedConnection);
@@ -315,6 +323,27 @@ void EngineBridge::getCoexistence(CoexistenceDone done)
             return [answer = std::move(answer), error = QString::fromStdString(error), done] { done(answer, error); };
         },
         [done] { done(std::nullopt, tr("not connected to a node")); });
+}
+
+void EngineBridge::queryHistory(int64_t fromNs, int64_t toNs, uint64_t limit, FlowModel* into, Done done)
+{
+    ask(
+        [fromNs, toNs, limit, model = QPointer<FlowModel>(into), done](client::NodeClient& node) -> std::function<void()> {
+            auto h = std::make_shared<client::NodeClient::History>(node.queryHistory(fromNs, toNs, limit));
+            for (engine::Flow& f : h->flows)
+                f.node = node.endpoint().name;
+            return [h, model, done] {
+                if (h->ok && model)
+                    model->applyBatch(std::move(h->flows));
+                if (done)
+                    done(h->ok, QString::fromStdString(h->error));
+            };
+        },
+        [done] {
+            if (done)
+                done(false, tr("not connected to a node"));
+        },
+        queries_.get());
 }
 
 // The selected node's rules into the rules model when they changed (here or by another administrator).

@@ -132,6 +132,13 @@ public:
     /// thread; `done` comes back on the GUI thread with the answer or the reason there is none.
     using CoexistenceDone = std::function<void(const std::optional<v1::Coexistence>&, const QString& error)>;
     void getCoexistence(CoexistenceDone done);
+    /// Ended flows from the selected node's history whose lifetime overlaps [fromNs, toNs] (unix ns,
+    /// 0: unbounded), at most `limit` (0: all), in the order they ended, as rows of `into` (a model
+    /// of the caller's, not the live table: the same conversion as the live flow stream, tagged
+    /// with the node's name; rows beyond into's retention are evicted as there). The query runs off
+    /// the GUI thread, apart from rule changes; `done` comes back on it (not at all when the bridge
+    /// is gone first) with ok, or the node's reason.
+    void queryHistory(int64_t fromNs, int64_t toNs, uint64_t limit, FlowModel* into, Done done);
 
 public slots:
     /// One drain; the timer calls it, tests may too.
@@ -153,9 +160,10 @@ signals:
     void commandFailed(const QString& what, const QString& reason);
 
 private:
-    /// Runs `work` for the selected node on the command thread; what it returns runs on the GUI
-    /// thread. `noNode` runs (at once) when there is no node to ask.
-    void ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode);
+    /// Runs `work` for the selected node on the command thread (or `queue`); what it returns runs on
+    /// the GUI thread. `noNode` runs (at once) when there is no node to ask.
+    void ask(std::function<std::function<void()>(client::NodeClient&)> work, const std::function<void()>& noNode,
+             CommandQueue* queue = nullptr);
 
     using NodePtr = std::shared_ptr<client::NodeClient>;
     NodePtr selected() const;
@@ -169,6 +177,7 @@ private:
     std::vector<NodePtr> nodes_;
     size_t selected_ = 0;
     std::unique_ptr<CommandQueue> commands_;
+    std::unique_ptr<CommandQueue> queries_;  // history queries: a long one holds up no rule change
     std::string rulesJson_;            // the node's rules text last loaded into rules_
     engine::RuleSet rulesSet_;
     FlowSource source_;

@@ -22,6 +22,7 @@
 #include "main_window.h"
 #include "nodes_view.h"
 #include "report.h"
+#include "report_view.h"
 
 namespace redirect::gui {
 
@@ -136,8 +137,11 @@ void MainWindow::buildActions(QToolBar* toolbar)
     auto* aboutQt = action(tr("About Qt"), "aboutQtAction");
     connect(aboutQt, &QAction::triggered, qApp, &QApplication::aboutQt);
 
+    auto* openReport = action(tr("Open report…"), "openReportAction");
+    openReport->setShortcut(QKeySequence::Open);
+    connect(openReport, &QAction::triggered, this, [this] { ReportView::chooseAndOpen(this); });
     QMenu* file = menuBar()->addMenu(tr("&File"));
-    file->addActions({connectNode, exportAction});
+    file->addActions({connectNode, openReport, exportAction});
     fileMenu_ = file;
     file->addSeparator();
     file->addAction(quit);

@@ -27,6 +27,8 @@ add_library(redirect_gui_window STATIC
   preview_dialog.h
   rule_form.cpp
   rule_form.h
+  report_view.cpp
+  report_view.h
   rules_panel.cpp
   rules_panel.h)
 target_include_directories(redirect_gui_window PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})

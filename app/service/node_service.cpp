@@ -22,8 +22,9 @@ std::string onOff(bool enabled)
 }  // namespace
 
 NodeService::NodeService(engine::Engine& engine, FlowJournal& journal, LogRing& log, AuditLog& audit, NodeInfo info,
-                         std::function<Caller(const grpc::ServerContext&)> callerOf)
-    : engine_(engine), journal_(journal), log_(log), audit_(audit), info_(std::move(info)), callerOf_(std::move(callerOf))
+                         std::function<Caller(const grpc::ServerContext&)> callerOf, const FlowHistory* history)
+    : engine_(engine), journal_(journal), log_(log), audit_(audit), info_(std::move(info)), callerOf_(std::move(callerOf)),
+      history_(history)
 {
 }
 
@@ -67,6 +68,8 @@ grpc::Status NodeService::GetStatus(grpc::ServerContext* context, const v1::GetS
     reply->set_clients(watchers_.load());
     reply->set_epoch(info_.epoch);
     reply->set_rights(rightName(caller.right));
+    reply->set_history(info_.history);
+    reply->set_history_drops(history_ ? history_->dropped() : 0);
     return grpc::Status::OK;
 }
 
@@ -266,6 +269,37 @@ grpc::Status NodeService::WatchLog(grpc::ServerContext* context, const v1::Watch
             break;
     }
     return grpc::Status::OK;
+}
+
+grpc::Status NodeService::QueryHistory(grpc::ServerContext* context, const v1::QueryHistoryRequest* request,
+                                       grpc::ServerWriter<v1::FlowBatch>* writer)
+{
+    if (auto s = check(*context, Right::View); !s.ok())
+        return s;
+    if (!history_)
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            info_.history == "off" ? "this node keeps no flow history (--history off)"
+                                                   : "this node keeps no flow history: " + info_.history);
+    HistoryQuery query;
+    query.fromNs = request->from_unix_ns();
+    query.toNs = request->to_unix_ns();
+    query.limit = request->limit();
+    query.after = request->after_cursor();
+    query.batch = request->batch_size() == 0 ? kBatchMax : std::min<size_t>(request->batch_size(), 10000);
+    if (std::string bad = FlowHistory::checkQuery(query); !bad.empty())
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, bad);
+    std::string error;
+    const bool ok = history_->query(
+        query,
+        [&](std::vector<std::string>&& flows, const std::string& cursor) {
+            v1::FlowBatch batch;
+            batch.set_history_cursor(cursor);
+            for (const std::string& f : flows)
+                batch.add_flows()->ParseFromString(f);
+            return !context->IsCancelled() && writer->Write(batch);
+        },
+        &error);
+    return ok ? grpc::Status::OK : grpc::Status(grpc::StatusCode::UNAVAILABLE, error);
 }
 
 }  // namespace redirect::service

@@ -11,6 +11,7 @@
 #include "access.h"
 #include "audit_log.h"
 #include "engine.h"
+#include "flow_history.h"
 #include "flow_journal.h"
 #include "log_ring.h"
 #include "redirect_console.grpc.pb.h"
@@ -23,13 +24,15 @@ struct NodeInfo {
     std::string instance;
     int64_t startedNs = 0;
     uint64_t epoch = 0;  ///< random per run
+    std::string history = "off";  ///< the history's file, "off", or "unavailable: reason"
 };
 
 class NodeService final : public v1::Node::Service {
 public:
-    /// `callerOf` names the caller of a call (the local acceptor, or the TLS identity).
+    /// `callerOf` names the caller of a call (the local acceptor, or the TLS identity); `history` may
+    /// be null (none kept: QueryHistory says why, from info.history).
     NodeService(engine::Engine& engine, FlowJournal& journal, LogRing& log, AuditLog& audit, NodeInfo info,
-                std::function<Caller(const grpc::ServerContext&)> callerOf);
+                std::function<Caller(const grpc::ServerContext&)> callerOf, const FlowHistory* history = nullptr);
 
     grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                            v1::NodeStatus* reply) override;
@@ -50,6 +53,8 @@ public:
     /// In node_coexistence.cpp.
     grpc::Status GetCoexistence(grpc::ServerContext* context, const v1::GetCoexistenceRequest* request,
                                 v1::Coexistence* reply) override;
+    grpc::Status QueryHistory(grpc::ServerContext* context, const v1::QueryHistoryRequest* request,
+                              grpc::ServerWriter<v1::FlowBatch>* writer) override;
 
 private:
     /// OK, or PERMISSION_DENIED with the caller's reason.
@@ -63,6 +68,7 @@ private:
     AuditLog& audit_;
     NodeInfo info_;
     std::function<Caller(const grpc::ServerContext&)> callerOf_;
+    const FlowHistory* history_;
     std::mutex changeMutex_;  // one change at a time: audit lines in the order changes happened
     std::atomic<uint32_t> watchers_{0};
 };

@@ -75,6 +75,20 @@ void makeParent(const std::string& path)
 
 }  // namespace
 
+std::string historyPath(const app::CommandLine& cl)
+{
+    if (cl.history == "off")
+        return {};
+    // The demo is a sandbox that leaves nothing behind, but its console may still look back: a
+    // file of its own next to its socket, in the runtime directory (tmpfs, root only).
+    if (cl.demo && cl.history == app::CommandLine{}.history) {
+        const std::string path = std::string(CALLOUT_RUN_DIR "/demo-") + std::to_string(::getpid()) + ".history.sqlite";
+        makeParent(path);
+        return path;
+    }
+    return cl.history;
+}
+
 std::string apiSocketPath(const app::CommandLine& cl)
 {
     if (cl.apiSocket == "none")
@@ -122,7 +136,8 @@ ServiceApi::~ServiceApi()
     stop();
 }
 
-void ServiceApi::start(engine::Engine& engine, const std::string& instance)
+void ServiceApi::start(engine::Engine& engine, const std::string& instance, const FlowHistory* history,
+                       const std::string& historyState)
 {
     if (!acceptor_ && options_.listen.empty())
         return;
@@ -137,6 +152,7 @@ void ServiceApi::start(engine::Engine& engine, const std::string& instance)
     info.instance = instance;
     info.startedNs = engine::wallNowNs();
     info.epoch = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
+    info.history = historyState;
     UnixAcceptor* acceptor = acceptor_.get();
     const AccessGroups groups = access_;
     // Calls on a descriptor handed over by the acceptor are local; any other came over TLS.
@@ -145,7 +161,8 @@ void ServiceApi::start(engine::Engine& engine, const std::string& instance)
                                                  if (acceptor && c.peer().rfind("fd:", 0) == 0)
                                                      return acceptor->callerOf(c);
                                                  return tlsCaller(c, groups);
-                                             });
+                                             },
+                                             history);
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     int tlsPort = 0;

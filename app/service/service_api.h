@@ -18,6 +18,7 @@ class Server;
 namespace redirect::service {
 
 class AuditLog;
+class FlowHistory;
 class FlowJournal;
 class LogRing;
 class NodeService;
@@ -32,8 +33,10 @@ public:
     ServiceApi(const ServiceApi&) = delete;
     ServiceApi& operator=(const ServiceApi&) = delete;
 
-    /// Starts serving `engine` (which outlives this object's stop()).
-    void start(engine::Engine& engine, const std::string& instance);
+    /// Starts serving `engine` and `history` (both outlive this object's stop(); history may be
+    /// null, `historyState` then says why: "off" or "unavailable: reason").
+    void start(engine::Engine& engine, const std::string& instance, const FlowHistory* history = nullptr,
+               const std::string& historyState = "off");
     /// The engine's updates, for the clients' flow streams.
     void publish(const std::vector<engine::Flow>& flows);
     /// A change that did not come through the API (SIGHUP reload), for the audit log.
@@ -58,6 +61,10 @@ private:
     std::unique_ptr<NodeService> service_;
     std::unique_ptr<grpc::Server> server_;
 };
+
+/// The flow history's database this command line asks for ("" for none): --history, or for --demo
+/// with the default a file of its own in the runtime directory (the caller removes it at the end).
+std::string historyPath(const app::CommandLine& commandLine);
 
 /// The API socket this command line asks for: --api-socket, or for --demo with the default a
 /// private one (/run/redirect-console/demo-PID.sock); "" for none.

@@ -21,6 +21,7 @@
 
 #include "session.h"
 #include "engine.h"
+#include "flow_history.h"
 #include "flow_printer.h"
 #include "output_file.h"
 #include "report.h"
@@ -189,6 +190,44 @@ bool followConsole(std::string* error)
     return true;
 }
 
+// The flow history, when asked for. One that cannot be used is an error said loudly, and the
+// service runs on without it: the history is a record, redirection is the service's job, and a
+// refusal to start would take the redirectors (an inspector, a DLP agent) down with it, restart
+// after restart. *state says which it is, for the API's status.
+std::unique_ptr<service::FlowHistory> openHistory(const CommandLine& cl, std::string* path, std::string* state)
+{
+    std::string error;
+    try {
+        *path = service::historyPath(cl);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    *state = "off";
+    if (path->empty() && error.empty())
+        return nullptr;
+    std::unique_ptr<service::FlowHistory> history;
+    if (error.empty())
+        history = service::FlowHistory::open({*path, cl.historyDays, cl.historyMaxMb}, &error);
+    if (!history) {
+        *state = "unavailable: " + error;
+        spdlog::error("{}; the service runs WITHOUT flow history", error);
+        return nullptr;
+    }
+    *state = *path;
+    spdlog::info("flow history in {} (flows that ended in the last {} days, at most {} MiB)", *path, cl.historyDays,
+                 cl.historyMaxMb);
+    return history;
+}
+
+// The demo's history goes with it (its -wal and -shm files too).
+void removeDemoHistory(const CommandLine& cl, const std::string& path)
+{
+    if (!cl.demo || cl.history != CommandLine{}.history || path.empty())
+        return;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+        ::unlink((path + suffix).c_str());
+}
+
 }  // namespace
 
 int runService(const CommandLine& cl)
@@ -268,6 +307,18 @@ int runService(const CommandLine& cl)
         }
         spdlog::info("Prometheus metrics on http://{}/metrics", cl.metrics);
     }
+    std::string historyFile, historyState;
+    std::unique_ptr<service::FlowHistory> history = openHistory(cl, &historyFile, &historyState);
+    struct RemoveDemoHistory {
+        const CommandLine& cl;
+        const std::string& path;
+        std::unique_ptr<service::FlowHistory>& history;
+        ~RemoveDemoHistory()
+        {
+            history.reset();
+            removeDemoHistory(cl, path);
+        }
+    } removeDemoHistoryAtEnd{cl, historyFile, history};
     if (int code = session.start(cl))
         return code;
     engine::Engine* eng = session.engine.get();
@@ -276,7 +327,7 @@ int runService(const CommandLine& cl)
             metrics->refresh(eng->stats(), eng->redirectors(), eng->ruleHits(), api->journalDrops());
     };
     try {
-        api->start(*eng, session.demo ? session.demo->instance() : cl.instance);
+        api->start(*eng, session.demo ? session.demo->instance() : cl.instance, history.get(), historyState);
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         return ExitRuntimeError;
@@ -312,6 +363,8 @@ int runService(const CommandLine& cl)
                 printer->status(now, eng->stats());
         }
         api->publish(batch);
+        if (history)
+            history->add(batch);
         if (metrics) {
             metrics->observe(batch);
             if (last || ++ticks % 10 == 0)

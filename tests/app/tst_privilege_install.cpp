@@ -235,6 +235,8 @@ void TestPrivilegeInstall::serviceUnitRunsTheHardenedService()
     QCOMPARE(keys.value(QStringLiteral("Restart")), QStringLiteral("on-failure"));
     QCOMPARE(keys.value(QStringLiteral("ProtectSystem")), QStringLiteral("strict"));
     QCOMPARE(keys.value(QStringLiteral("NoNewPrivileges")), QStringLiteral("yes"));
+    // The service's default --history (/var/lib/redirect-console/history.sqlite) is writable.
+    QCOMPARE(keys.value(QStringLiteral("StateDirectory")), QStringLiteral("redirect-console"));
     QVERIFY(unit.contains("fails open"));
 
     // systemd's own check, on the unit as shipped but for the program's place (it checks that

@@ -11,7 +11,8 @@
 # service's resident memory with 10,000 concurrent idle flows; the service's
 # flow stream at 2,000 new connections/s (a flow's end to its row in a console's
 # model, and the service's CPU per attached console, 1 and 10 consoles); and the
-# console's flow table: tick gaps with 100,000 rows and 2,000 new flows/s vs idle.
+# console's flow table: tick gaps with 100,000 rows and 2,000 new flows/s vs idle; and the
+# service's flow history: CPU at 5,000 ended flows/s, one hour out of 1,000,000 flows.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -90,7 +91,8 @@ rules() {  # n redirectors, each matching the given ports, in order
 console_start() {  # n -> starts the service with n chained redirectors; $console is its pid
   rules "$1" "$IPERF,$HTTP,$HOLD"
   "$bin/redirect-console" --headless --rules "$work/rules$1.json" --cgroup "$cg" \
-    --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" 2> "$work/console.log" &
+    --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" \
+    --history "$work/history.sqlite" 2> "$work/console.log" &
   console=$!
   local exe
   # Up to 30 s: once a start took 10 s to "callout attached" (two cores shared with builds), and
@@ -171,4 +173,5 @@ printf '\nservice RSS (redirect-consoled): %.1f MiB idle, %.1f MiB with %d concu
 cat "$work/stream.out"
 echo
 "$bin/bench_connect" 20000 3
+"$bin/bench_history" "$secs" "$work/bench-history"
 QT_QPA_PLATFORM=offscreen "$bin/bench_flow_model" "$secs"

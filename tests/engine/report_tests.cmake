@@ -6,6 +6,7 @@ find_program(REPORT_TEST_PYTHON3 NAMES python3 HINTS /usr/bin)
 find_program(REPORT_TEST_CHROMIUM NAMES chromium chromium-browser HINTS /usr/bin)
 add_library(redirect_report_fixtures STATIC report_fixtures.cpp report_fixtures.h)
 target_link_libraries(redirect_report_fixtures PUBLIC Redirect::engine nlohmann_json::nlohmann_json Qt6::Core Qt6::Test)
+target_include_directories(redirect_report_fixtures PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})  # tst_report_view too
 redirect_warnings(redirect_report_fixtures)
 set_target_properties(redirect_report_fixtures PROPERTIES AUTOMOC OFF)
 
@@ -18,3 +19,6 @@ redirect_test(tst_report_scope SOURCES tst_report_scope.cpp LIBS redirect_report
 
 # The formatter of bytes, rates and durations and the CSV field writer (engine/format.h).
 redirect_test(tst_format SOURCES tst_format.cpp LIBS Redirect::engine)
+
+# Reports read back for the console's "Open report…" (engine/report_read.h).
+redirect_test(tst_report_read SOURCES tst_report_read.cpp LIBS redirect_report_fixtures)

@@ -97,7 +97,9 @@ public:
         std::vector<std::string> argv{
             binaryPath("redirect-consoled"), "--rules", path("rules.json").toStdString(), "--cgroup", scope,
             "--instance", instance, "--api-socket", socket(), "--audit-log", path("audit.log").toStdString(),
-            "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group"};
+            "--view-group", "nogroup", "--admin-group", "redirect-test-no-such-group",
+            // Never the machine's history; a test's own --history comes later and wins.
+            "--history", path("history.sqlite").toStdString()};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         if (!cgroup_.empty())  // the service's own sockets must be in the scope it serves
             argv.insert(argv.begin(), {"/bin/sh", "-c", "echo $$ > '" + cgroup_ + "/cgroup.procs' && exec \"$0\" \"$@\""});
