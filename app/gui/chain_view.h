@@ -15,6 +15,7 @@ class ChainView : public QWidget {
 public:
     explicit ChainView(QWidget* parent = nullptr);
     void setFlow(const std::optional<engine::Flow>& flow);
+    const std::optional<engine::Flow>& flow() const { return flow_; }
     QSize sizeHint() const override;
     QSize minimumSizeHint() const override;
 

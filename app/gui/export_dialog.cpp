@@ -155,8 +155,9 @@ bool ExportDialog::startExport(const QString& path, bool filteredView, qint64 fr
                             (filteredView && !filter.empty() ? "filter \"" + filter + "\", " : std::string("all flows, ")) +
                                 scopeText_.toStdString(),
                             QHostInfo::localHostName().toStdString()};
-    worker_ = std::thread([this, path, format, scope, meta] {
-        std::vector<engine::Flow> flows = snapshot_();
+    // Taken here, on the GUI thread: the flows come from the console's model, which only this
+    // thread may read. Formatting and writing, the slow part, run on the worker.
+    worker_ = std::thread([this, path, format, scope, meta, flows = snapshot_()] {
         std::string writeError;
         // Whole or not at all: a cancelled or failed export leaves the file that was there.
         bool ok = engine::writeWholeFile(

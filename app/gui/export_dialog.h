@@ -26,7 +26,7 @@ namespace redirect::gui {
 class ExportDialog : public QDialog {
     Q_OBJECT
 public:
-    /// `snapshot` is called on the export thread (Engine::snapshot is thread-safe).
+    /// `snapshot` is called on the GUI thread when an export starts; the writing runs on a thread.
     using Snapshot = std::function<std::vector<engine::Flow>()>;
     ExportDialog(Snapshot snapshot, QString viewFilter, QString scopeText, QWidget* parent = nullptr);
     ~ExportDialog() override;

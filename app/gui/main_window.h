@@ -40,7 +40,7 @@ class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     /// Everything about the node goes through `bridge`; rule changes are on while the node lets this
-    /// user change it. `snapshot` feeds exports (called off the GUI thread).
+    /// user change it. `snapshot` feeds exports (called on the GUI thread).
     MainWindow(FlowModel* flows, RulesModel* rules, EngineBridge* bridge, ExportDialog::Snapshot snapshot,
                QWidget* parent = nullptr);
     ~MainWindow() override;
@@ -77,6 +77,8 @@ protected:
 private:
     void buildTable();
     void buildActions(QToolBar* toolbar);
+    /// File > History…: a time range, then the selected node's history in a window (ReportView).
+    void openHistory();
     void showDetails();
     void onTick();
     void onStats(const BridgeStats& stats);

@@ -3,13 +3,19 @@
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
+#include <QDateTimeEdit>
 #include <QDesktopServices>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -140,8 +146,11 @@ void MainWindow::buildActions(QToolBar* toolbar)
     auto* openReport = action(tr("Open report…"), "openReportAction");
     openReport->setShortcut(QKeySequence::Open);
     connect(openReport, &QAction::triggered, this, [this] { ReportView::chooseAndOpen(this); });
+    auto* history = action(tr("History…"), "historyAction");
+    history->setToolTip(tr("The selected node's recorded flows of a time range, in a window of their own"));
+    connect(history, &QAction::triggered, this, [this] { openHistory(); });
     QMenu* file = menuBar()->addMenu(tr("&File"));
-    file->addActions({connectNode, openReport, exportAction});
+    file->addActions({connectNode, history, openReport, exportAction});
     fileMenu_ = file;
     file->addSeparator();
     file->addAction(quit);
@@ -171,6 +180,41 @@ void MainWindow::buildActions(QToolBar* toolbar)
     copy->setShortcut(QKeySequence::Copy);
     connect(copy, &QAction::triggered, this, [this] { QApplication::clipboard()->setText(selectedRowsCsv()); });
     addAction(copy);
+}
+
+void MainWindow::openHistory()
+{
+    QDialog dialog(this);
+    dialog.setWindowTitle(tr("History of %1").arg(bridge_->selectedNode()));
+    auto* form = new QFormLayout(&dialog);
+    const QDateTime now = QDateTime::currentDateTime();
+    auto* from = new QDateTimeEdit(now.addSecs(-3600));
+    auto* to = new QDateTimeEdit(now);
+    for (QDateTimeEdit* edit : {from, to}) {
+        edit->setCalendarPopup(true);
+        edit->setDisplayFormat(QStringLiteral("yyyy-MM-dd hh:mm:ss"));
+    }
+    auto* presets = new QHBoxLayout;
+    for (auto [label, seconds] : {std::pair{tr("Last hour"), 3600}, {tr("Last 24 hours"), 86400}, {tr("Last 7 days"), 604800}}) {
+        auto* b = new QPushButton(label);
+        connect(b, &QPushButton::clicked, &dialog, [from, to, seconds = seconds] {
+            to->setDateTime(QDateTime::currentDateTime());
+            from->setDateTime(to->dateTime().addSecs(-seconds));
+        });
+        presets->addWidget(b);
+    }
+    form->addRow(presets);
+    form->addRow(tr("From"), from);
+    form->addRow(tr("To"), to);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Open | QDialogButtonBox::Cancel);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    form->addRow(buttons);
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    const int64_t ms = 1'000'000;
+    ReportView::history(bridge_, from->dateTime().toMSecsSinceEpoch() * ms, to->dateTime().toMSecsSinceEpoch() * ms, this)
+        ->show();
 }
 
 }  // namespace redirect::gui

@@ -8,10 +8,12 @@
 
 #include "report_read.h"
 
+class QLabel;
 class QTableView;
 
 namespace redirect::gui {
 
+class EngineBridge;
 class FlowFilterProxy;
 class FlowModel;
 
@@ -25,17 +27,26 @@ public:
     /// with the reason.
     static void chooseAndOpen(QWidget* parent);
 
+    /// The selected node's history from fromNs to toNs in a window of its own, filled as the node
+    /// answers (the status bar says how many flows, or why none); exportable like the live table.
+    static ReportView* history(EngineBridge* bridge, int64_t fromNs, int64_t toNs, QWidget* parent);
+
     FlowModel* model() const { return model_; }
+    /// The status bar's text: what the window holds, or why the node gave nothing.
+    QString statusText() const;
     QTableView* table() const { return table_; }
     /// "flows.json — 2025-01-02T03:04:05.678Z to 2025-01-02T04:00:00.000Z"
     static QString titleFor(const QString& path, const engine::ReportContents& report);
 
 private:
-    ReportView(const QString& path, engine::ReportContents&& report, QWidget* parent);
+    ReportView(const QString& title, const QString& scopeText, std::vector<engine::Flow>&& flows, QWidget* parent);
+    void setStatus(const QString& text);
 
     FlowModel* model_;
     FlowFilterProxy* proxy_;
     QTableView* table_;
+    QLabel* status_;
+    QString scopeText_;  // for exports: where the flows came from
 };
 
 }  // namespace redirect::gui
