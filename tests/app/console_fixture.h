@@ -5,7 +5,10 @@
 #include <memory>
 #include <string>
 
+#include <QApplication>
 #include <QSettings>
+#include <QTemporaryDir>
+#include <QTest>
 
 #include <unistd.h>
 
@@ -114,6 +117,22 @@ inline std::string twoRedirectors(uint16_t port, uint16_t other)
       {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + "," +
            std::to_string(other) + R"("},
       {"id":"rb","action":"redirect","redirector":"b","ports":")" + std::to_string(port) + R"("}]})";
+}
+
+/// main() of a GUI test on live nodes: the sandbox, the application, and settings of this run
+/// only (window layout, remembered nodes, saved filters), gone with it.
+template <typename TestObject>
+int consoleTestMain(int argc, char** argv)
+{
+    if (!enterSandbox())
+        return 1;
+    QApplication app(argc, argv);
+    QTemporaryDir settingsDir;
+    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, settingsDir.path());
+    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, settingsDir.path());
+    TestObject tc;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&tc, argc, argv);
 }
 
 }  // namespace redirect::test

@@ -120,17 +120,6 @@ void TestConsoleWindow::historyWindowShowsTheNodesFlows()
     delete view.data();
 }
 
-int main(int argc, char** argv)
-{
-    if (!redirect::test::enterSandbox())
-        return 1;
-    QApplication app(argc, argv);
-    QTemporaryDir settingsDir;  // settings of this run only
-    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, settingsDir.path());
-    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, settingsDir.path());
-    TestConsoleWindow tc;
-    QTEST_SET_MAIN_SOURCE_PATH
-    return QTest::qExec(&tc, argc, argv);
-}
+int main(int argc, char** argv) { return redirect::test::consoleTestMain<TestConsoleWindow>(argc, argv); }
 
 #include "tst_console_window.moc"

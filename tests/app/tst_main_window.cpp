@@ -490,18 +490,6 @@ void TestMainWindow::proxyThatDropsRecordsGetsABadge()
                              10000);
 }
 
-int main(int argc, char** argv)
-{
-    if (!redirect::test::enterSandbox())
-        return 1;
-    QApplication app(argc, argv);
-    // Settings (window layout, remembered nodes) of this run only, gone with it.
-    QTemporaryDir settingsDir;
-    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, settingsDir.path());
-    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, settingsDir.path());
-    TestMainWindow tc;
-    QTEST_SET_MAIN_SOURCE_PATH
-    return QTest::qExec(&tc, argc, argv);
-}
+int main(int argc, char** argv) { return redirect::test::consoleTestMain<TestMainWindow>(argc, argv); }
 
 #include "tst_main_window.moc"

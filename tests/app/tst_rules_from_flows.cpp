@@ -134,17 +134,6 @@ void TestRulesFromFlows::cancelledPreviewChangesNothing()
     QVERIFY(console.nodeRuleEnabled("ra"));
 }
 
-int main(int argc, char** argv)
-{
-    if (!redirect::test::enterSandbox())
-        return 1;
-    QApplication app(argc, argv);
-    QTemporaryDir settingsDir;  // settings of this run only
-    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, settingsDir.path());
-    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, settingsDir.path());
-    TestRulesFromFlows tc;
-    QTEST_SET_MAIN_SOURCE_PATH
-    return QTest::qExec(&tc, argc, argv);
-}
+int main(int argc, char** argv) { return redirect::test::consoleTestMain<TestRulesFromFlows>(argc, argv); }
 
 #include "tst_rules_from_flows.moc"
