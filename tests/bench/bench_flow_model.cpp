@@ -38,17 +38,20 @@ constexpr int kIntervalMs = 100;
 // New flows due by now at perSecond (counted from start()), and the previous call's flows ended.
 class RateSource {
 public:
-    RateSource(uint64_t firstId, int perSecond) : next_(firstId), perSecond_(perSecond) {}
+    RateSource(uint64_t firstId, int perSecond, bool mixDirect)
+        : next_(firstId), perSecond_(perSecond), mixDirect_(mixDirect)
+    {
+    }
     void start() { clock_.start(); }
 
     size_t operator()(std::vector<Flow>& out)
     {
         for (uint64_t id : open_)
-            out.push_back(syntheticFlow(id, true));
+            out.push_back(syntheticFlow(id, true, mixDirect_));
         open_.clear();
         const uint64_t due = static_cast<uint64_t>(clock_.elapsed()) * static_cast<uint64_t>(perSecond_) / 1000;
         for (; produced_ < due; ++produced_) {
-            out.push_back(syntheticFlow(next_, false));
+            out.push_back(syntheticFlow(next_, false, mixDirect_));
             open_.push_back(next_++);
         }
         return out.size();
@@ -58,6 +61,7 @@ public:
 private:
     uint64_t next_;
     int perSecond_;
+    bool mixDirect_;
     uint64_t produced_ = 0;
     QElapsedTimer clock_;
     std::vector<uint64_t> open_;
@@ -78,10 +82,10 @@ struct Phase {
     }
 };
 
-Phase runPhase(FlowModel& model, uint64_t firstId, int perSecond, int seconds)
+Phase runPhase(FlowModel& model, uint64_t firstId, int perSecond, int seconds, bool mixDirect)
 {
     Phase phase;
-    RateSource source(firstId, perSecond);
+    RateSource source(firstId, perSecond, mixDirect);
     EngineBridge bridge([&source](std::vector<Flow>& out) { return source(out); }, &model);
     QObject::connect(&bridge, &EngineBridge::ticked, [&phase](qint64 gapMs) {
         if (gapMs > 0)
@@ -100,20 +104,22 @@ Phase runPhase(FlowModel& model, uint64_t firstId, int perSecond, int seconds)
     return phase;
 }
 
-void runCase(const char* name, int sortColumn, const QString& filter, int seconds, int perSecond)
+// mixDirect: a third of the flows went direct, and the view shows them ("Show direct connections").
+void runCase(const char* name, int sortColumn, const QString& filter, int seconds, int perSecond, bool mixDirect = false)
 {
     FlowModel model;
     FlowFilterProxy proxy;
     proxy.setSourceModel(&model);
     proxy.setFilterText(filter);
-    fillTable(model, kRows);
+    proxy.setShowDirect(mixDirect);
+    fillTable(model, kRows, mixDirect);
     QTableView view;
     showTable(view, &proxy, sortColumn);
     QCoreApplication::processEvents();
 
     // Baseline: the same table and view, ticking with nothing new.
-    Phase idle = runPhase(model, kRows + 1, 0, seconds);
-    Phase load = runPhase(model, kRows + 1, perSecond, seconds);
+    Phase idle = runPhase(model, kRows + 1, 0, seconds, mixDirect);
+    Phase load = runPhase(model, kRows + 1, perSecond, seconds, mixDirect);
     const size_t bytesPerFlow = model.memoryBytes() / static_cast<size_t>(std::max(model.rowCount(), 1));
     const double ratio = idle.percentile(0.99) > 0
                              ? static_cast<double>(load.percentile(0.99)) / static_cast<double>(idle.percentile(0.99))
@@ -148,5 +154,6 @@ int main(int argc, char** argv)
     runCase("sorted by time", FlowModel::Time, QString(), seconds, perSecond);
     runCase("sorted by bytes down, filtered", FlowModel::BytesDown, QStringLiteral("comm:curl -reason:reset"), seconds,
             perSecond);
+    runCase("direct shown, sorted by time", FlowModel::Time, QString(), seconds, perSecond, true);
     return 0;
 }

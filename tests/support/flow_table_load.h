@@ -17,7 +17,9 @@
 namespace redirect::test {
 
 /// Flow `id` through one redirector; with `ended`, closed (every 17th reset) with byte counts.
-inline engine::Flow syntheticFlow(uint64_t id, bool ended)
+/// With `mixDirect`, every third flow went direct instead (no rule, no hops), as a machine's
+/// connections are when the console shows them all.
+inline engine::Flow syntheticFlow(uint64_t id, bool ended, bool mixDirect = false)
 {
     engine::Flow f;
     f.flowId = id;
@@ -39,6 +41,11 @@ inline engine::Flow syntheticFlow(uint64_t id, bool ended)
     proxy.records.assign(96, 0x5a);
     proxy.context.assign(24, 0xa5);
     f.hops = {proxy, engine::Hop{}};
+    if (mixDirect && id % 3 == 0) {
+        f.rule.clear();
+        f.verdict = "direct";
+        f.hops.clear();
+    }
     if (ended) {
         f.endNs = f.startNs + static_cast<int64_t>(id % 997) * 1'000'000;
         f.reason = id % 17 ? engine::EndReason::Closed : engine::EndReason::Reset;
@@ -49,11 +56,11 @@ inline engine::Flow syntheticFlow(uint64_t id, bool ended)
 }
 
 /// Flows 1..rows, all ended, in one batch.
-inline void fillTable(gui::FlowModel& model, int rows)
+inline void fillTable(gui::FlowModel& model, int rows, bool mixDirect = false)
 {
     std::vector<engine::Flow> fill;
     for (int i = 1; i <= rows; ++i)
-        fill.push_back(syntheticFlow(static_cast<uint64_t>(i), true));
+        fill.push_back(syntheticFlow(static_cast<uint64_t>(i), true, mixDirect));
     model.applyBatch(std::move(fill));
 }
 
