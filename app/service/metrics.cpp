@@ -160,6 +160,12 @@ struct Metrics::State {
             .Name("redirect_redirector_available")
             .Help("1 when the callout can send connections to the redirector now, 0 when they go direct")
             .Register(*registry);
+    Family<Counter>& recordsMissing =
+        prometheus::BuildCounter()
+            .Name("redirect_redirector_records_missing_total")
+            .Help("Connections the redirector made without passing the redirect records on (it did not call "
+                  "SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS; the callout repaired them), by redirector")
+            .Register(*registry);
     Family<Counter>& ruleHits = prometheus::BuildCounter()
                                     .Name("redirect_rule_hits_total")
                                     .Help("Application connects a rule decided, by rule and action")
@@ -196,6 +202,7 @@ struct Metrics::State {
     std::map<std::string, std::pair<Counter*, Counter*>> bytesBy;  // up, down
     std::map<std::string, Histogram*> connectBy;
     std::map<std::string, Gauge*> availableBy;
+    std::map<std::string, std::pair<Counter*, uint64_t>> missingBy;  // the counter, the last absolute value
     struct Hits {
         Counter* redirected = nullptr;
         Counter* bypassed = nullptr;
@@ -319,6 +326,10 @@ void Metrics::State::refreshRedirectors(const std::vector<engine::RedirectorStat
         if (inserted)
             it->second = &available.Add({{"redirector", name}});
         it->second->Set(r.available ? 1 : 0);
+        auto [missing, fresh] = missingBy.try_emplace(name, nullptr, 0);
+        if (fresh)
+            missing->second.first = &recordsMissing.Add({{"redirector", name}});
+        missing->second.first->Increment(growth(r.recordsMissing, missing->second.second));
         // Known redirectors' series exist from the start, so rate() sees their first bytes.
         bytesFor(r.name);
         connectFor(r.name);

@@ -200,11 +200,15 @@ void TestMetrics::countersFromAbsoluteValues()
     };
     engine::EngineStats stats;
     stats.openFlows = 3;
+    auto forgetful = redirector("C", true);  // a proxy that does not call SET
+    forgetful.recordsMissing = 4;
     stats.queueDrops = 5;
     stats.evicted = 10;
     stats.callout.values[CALLOUT_STAT_EVENT_DROPS] = 2;
-    m.refresh(stats, {redirector("A", true), redirector("B", false)}, {{"ra", {3, 1}}}, 1);
+    m.refresh(stats, {redirector("A", true), redirector("B", false), forgetful}, {{"ra", {3, 1}}}, 1);
     auto s = scrape(m);
+    QCOMPARE(s[R"(redirect_redirector_records_missing_total{redirector="C"})"], 4.0);
+    QCOMPARE(s[R"(redirect_redirector_records_missing_total{redirector="A"})"], 0.0);
     QCOMPARE(s["redirect_flows_active"], 3.0);
     QCOMPARE(s["redirect_engine_queue_drops_total"], 5.0);
     QCOMPARE(s["redirect_flows_evicted_total"], 10.0);
@@ -221,9 +225,11 @@ void TestMetrics::countersFromAbsoluteValues()
     stats.openFlows = 0;
     stats.queueDrops = 7;
     stats.evicted = 4;
-    m.refresh(stats, {redirector("A", true)}, {{"ra", {5, 1}}}, 1);
-    m.refresh(stats, {redirector("A", true)}, {{"ra", {5, 1}}}, 1);
+    forgetful.recordsMissing = 6;
+    m.refresh(stats, {redirector("A", true), forgetful}, {{"ra", {5, 1}}}, 1);
+    m.refresh(stats, {redirector("A", true), forgetful}, {{"ra", {5, 1}}}, 1);
     s = scrape(m);
+    QCOMPARE(s[R"(redirect_redirector_records_missing_total{redirector="C"})"], 6.0);
     QCOMPARE(s["redirect_flows_active"], 0.0);
     QCOMPARE(s["redirect_engine_queue_drops_total"], 7.0);
     QCOMPARE(s["redirect_flows_evicted_total"], 14.0);
