@@ -105,6 +105,9 @@ ChartsPanel::ChartsPanel(QWidget* parent) : QWidget(parent)
     addSeries(active_, tr("active flows"));
     rate_.chart->legend()->hide();
     active_.chart->legend()->hide();
+    // Beside the plot, not above it: the plot keeps the height its axis labels need.
+    for (Plot* plot : {&bytes_, &latency_})
+        plot->chart->legend()->setAlignment(Qt::AlignRight);
     int i = 0;
     for (Plot* plot : {&rate_, &active_, &bytes_, &latency_}) {
         auto* view = new QChartView(plot->chart);
@@ -133,6 +136,9 @@ ChartsPanel::Plot ChartsPanel::makePlot(const QString& title, const QString& obj
     plot.x = new QValueAxis;
     plot.x->setTitleText(tr("seconds"));
     plot.x->setLabelFormat("%d");
+    // Whole seconds between ticks (a fixed tick count put labels at 2.5, printed as 2).
+    plot.x->setTickType(QValueAxis::TicksDynamic);
+    plot.x->setTickAnchor(0);
     if (scale == Scale::Rate) {
         // Labels in the unit the top reaches, the unit in the title: the series keep raw bytes/s.
         auto* y = new QCategoryAxis;
@@ -167,7 +173,9 @@ void ChartsPanel::rescale(Plot& plot, Scale scale)
 {
     const double window = windowSeconds();
     const double from = std::max(0.0, lastT_ - window);
-    plot.x->setRange(from, std::max(lastT_, std::min(window, 10.0)));
+    const double to = std::max(lastT_, std::min(window, 10.0));
+    plot.x->setRange(from, to);
+    plot.x->setTickInterval(std::max(1.0, niceStep((to - from) / 5)));
     double top = 0;
     for (const QLineSeries* s : plot.series)
         top = std::max(top, visibleMax(s, from));
