@@ -119,6 +119,13 @@ inline std::string twoRedirectors(uint16_t port, uint16_t other)
       {"id":"rb","action":"redirect","redirector":"b","ports":")" + std::to_string(port) + R"("}]})";
 }
 
+/// One redirector A that takes the connections to `port` (rule "ra").
+inline std::string oneRedirector(uint16_t port)
+{
+    return R"({"version":1,"redirectors":[{"id":"a","name":"A"}],"rules":[
+      {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + R"("}]})";
+}
+
 /// main() of a GUI test on live nodes: the sandbox, the application, and settings of this run
 /// only (window layout, remembered nodes, saved filters), gone with it.
 template <typename TestObject>

@@ -21,12 +21,6 @@ using namespace redirect::test;
 
 namespace {
 
-std::string oneRedirector(uint16_t port)
-{
-    return R"({"version":1,"redirectors":[{"id":"a","name":"A"}],"rules":[
-      {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + R"("}]})";
-}
-
 QStringList menuEntries(QMenuBar* bar, const QString& title)
 {
     for (QAction* menu : bar->actions())

@@ -23,12 +23,6 @@ using namespace redirect::test;
 
 namespace {
 
-std::string oneRedirector(uint16_t port)
-{
-    return R"({"version":1,"redirectors":[{"id":"a","name":"A"}],"rules":[
-      {"id":"ra","action":"redirect","redirector":"a","ports":")" + std::to_string(port) + R"("}]})";
-}
-
 int directRowTo(const gui::FlowModel& flows, const std::string& destination)
 {
     for (int r = 0; r < flows.rowCount(); ++r)
