@@ -113,7 +113,8 @@ void FilterCompleter::onEdited()
 {
     const QString text = edit_->text();
     const int cursor = edit_->cursorPosition();
-    const QString word = text.mid(wordStart(text, cursor), cursor - wordStart(text, cursor));
+    const int start = wordStart(text, cursor);
+    const QString word = text.mid(start, cursor - start);
     if (word.isEmpty() || word == QLatin1String("-")) {
         completer_->popup()->hide();
         return;

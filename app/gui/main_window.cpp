@@ -241,7 +241,7 @@ void MainWindow::onTick()
         showDetails();
     countLabel_->setText(tr("%1 flows shown of %2").arg(proxy_->rowCount()).arg(flows_->rowCount()));
     if (flows_->isFrozen())
-        pausedLabel_->setText(tr("⏸ Paused: %1 flow updates waiting (Space resumes)").arg(flows_->pendingCount()));
+        showPaused();
     if (ticks_ % 10 != 0)
         return;
     quint64 total = static_cast<quint64>(flows_->rowCount()) + flows_->evictedCount();
@@ -305,6 +305,11 @@ ExportDialog* MainWindow::exportDialog()
                                    : tr("callout scope %1").arg(bridge_->lastStats().scope),
                                this);
     return export_;
+}
+
+void MainWindow::showPaused()
+{
+    pausedLabel_->setText(tr("⏸ Paused: %1 flow updates waiting (Space resumes)").arg(flows_->pendingCount()));
 }
 
 bool MainWindow::selectRichestFlow()

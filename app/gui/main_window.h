@@ -81,6 +81,8 @@ private:
     void openHistory();
     void showDetails();
     void onTick();
+    /// The status bar's paused label, with the number of updates waiting.
+    void showPaused();
     void onStats(const BridgeStats& stats);
 
     FlowModel* flows_;

@@ -96,7 +96,7 @@ void MainWindow::buildActions(QToolBar* toolbar)
         flows_->setFrozen(on);
         resume->setEnabled(on);
         pausedLabel_->setVisible(on);
-        pausedLabel_->setText(tr("⏸ Paused: %1 flow updates waiting (Space resumes)").arg(flows_->pendingCount()));
+        showPaused();
         setWindowTitle(on ? tr("Redirect Console — paused") : tr("Redirect Console"));
     });
     auto* clear = action(tr("Clear"), "clearAction");

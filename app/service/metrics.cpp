@@ -168,7 +168,7 @@ struct Metrics::State {
             .Register(*registry);
     Family<Counter>& ruleHits = prometheus::BuildCounter()
                                     .Name("redirect_rule_hits_total")
-                                    .Help("Application connects a rule decided, by rule and action")
+                                    .Help("Connects a rule decided, at every hop of a chain, by rule and action")
                                     .Register(*registry);
     Counter& eventDrops = prometheus::BuildCounter()
                               .Name("redirect_callout_event_drops_total")

@@ -2,6 +2,7 @@
 // entries, the visible paused state, the details pane that clears when the filter takes its flow
 // away, and File > History… as a window of the node's recorded flows, exportable.
 #include <QApplication>
+#include <QHeaderView>
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QLineEdit>
@@ -53,6 +54,15 @@ void TestConsoleWindow::menusPauseAndDetails()
     QCOMPARE(menuEntries(bar, "Capture"), (QStringList{"Pause", "Resume", "Clear"}));
     QVERIFY(menuEntries(bar, "View").contains("Show direct connections"));
     QVERIFY(menuEntries(bar, "Help").contains("Documentation"));
+
+    // At the default size every default column is on screen, the last one with room to read.
+    console.window->resize(1280, 800);
+    QApplication::processEvents();
+    QHeaderView* header = console.window->flowView()->horizontalHeader();
+    const int lastStart = header->sectionViewportPosition(gui::FlowModel::Node);
+    QVERIFY2(lastStart >= 0 && lastStart + 60 <= console.window->flowView()->viewport()->width(),
+             qPrintable(QStringLiteral("Node starts at %1 of %2 px").arg(lastStart).arg(
+                 console.window->flowView()->viewport()->width())));
 
     QCOMPARE(exchange(server.port()), std::string("pong"));
     QTRY_COMPARE_WITH_TIMEOUT(console.endedChains().size(), 1, 10000);
