@@ -331,61 +331,130 @@ const char *redirect_state_name(int state)
 	}
 }
 
-static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *bytes)
+/*
+ * Not a socket: ENOTSOCK before anything else. The engine that owns the map skips the fstat():
+ * its map lookup reports ENOTSOCK and EBADF itself (lookup_accepted() passes them on). SET
+ * needs no fstat() either: settable_socket()'s getsockopt() reports them first.
+ */
+static int check_socket(int sock)
 {
-	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
-	struct callout_sock value;
-	size_t need;
+	struct stat st;
+
+	if (g_own_map >= 0)
+		return 0;
+	if (fstat(sock, &st) != 0)
+		return EBADF;
+	return S_ISSOCK(st.st_mode) ? 0 : ENOTSOCK;
+}
+
+/* The accepted socket's entry: 0, or ENOENT, ENOTSOCK, EBADF, EACCES, EOPNOTSUPP. */
+static int lookup_accepted(int sock, struct callout_sock *value)
+{
 	int map, borrowed, err = 0;
 
 	map = open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;
-	if (bpf_map_lookup_elem(map, &sock, &value) != 0)
+	if (bpf_map_lookup_elem(map, &sock, value) != 0)
 		err = errno == ENOTSOCK || errno == EBADF ? errno : ENOENT;
 	if (!borrowed)
 		close(map);
 	if (err)
 		return err;
 	/* Only a redirector's accepted socket carries what the callout attached. */
-	if (!(value.role & CALLOUT_ROLE_ACCEPTED))
-		return ENOENT;
+	return value->role & CALLOUT_ROLE_ACCEPTED ? 0 : ENOENT;
+}
+
+/* One QUERY answer's blob, encoded into blob: 0 and its size in *need, or ENOENT (not attached). */
+static int encode_answer(const struct callout_sock *value, uint32_t code, unsigned char *blob, size_t *need)
+{
 	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS) {
-		if (!(value.role & CALLOUT_ROLE_RECORDS) || value.records.hop_count == 0)
+		if (!(value->role & CALLOUT_ROLE_RECORDS) || value->records.hop_count == 0)
 			return ENOENT;
-		need = sio_encode_records(&value.records, blob);
+		*need = sio_encode_records(&value->records, blob);
 	} else {
-		if (!(value.role & CALLOUT_ROLE_CONTEXT))
+		if (!(value->role & CALLOUT_ROLE_CONTEXT))
 			return ENOENT;
-		need = encode_context(&value.context, blob);
+		*need = encode_context(&value->context, blob);
 	}
-	*bytes = need;
-	if (out_size < need)
-		return EINVAL;
-	memcpy(out, blob, need);
 	return 0;
 }
 
-/* The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting. */
+/* One QUERY answer out of the entry: 0, ENOENT (not attached), EINVAL (*bytes says the size). */
+static int answer(const struct callout_sock *value, uint32_t code, void *out, size_t out_size, size_t *bytes)
+{
+	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
+	int err = encode_answer(value, code, blob, bytes);
+
+	if (err)
+		return err;
+	if (out_size < *bytes)
+		return EINVAL;
+	memcpy(out, blob, *bytes);
+	return 0;
+}
+
+static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *bytes)
+{
+	struct callout_sock value;
+	int err = lookup_accepted(sock, &value);
+
+	return err ? err : answer(&value, code, out, out_size, bytes);
+}
+
+int redirect_query_both(int sock, void *records, size_t records_size, size_t *records_bytes, void *context,
+			size_t context_size, size_t *context_bytes)
+{
+	struct callout_sock value;
+	size_t rb = 0, cb = 0;
+	int err;
+
+	if (!records_bytes || !context_bytes || (!records && records_size) || (!context && context_size)) {
+		errno = EFAULT;
+		return -1;
+	}
+	/* As redirect_ioctl(): a caller that does not own the map learns ENOTSOCK before anything else. */
+	err = check_socket(sock);
+	if (!err)
+		err = lookup_accepted(sock, &value);
+	if (!err) {
+		/* Both encoded first: a failure writes neither buffer. */
+		unsigned char rblob[REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS)];
+		unsigned char cblob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
+
+		err = encode_answer(&value, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, rblob, &rb);
+		if (!err)
+			err = encode_answer(&value, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, cblob, &cb);
+		if (!err && (records_size < rb || context_size < cb))
+			err = EINVAL;
+		if (!err) {
+			memcpy(records, rblob, rb);
+			memcpy(context, cblob, cb);
+		}
+	}
+	*records_bytes = rb;
+	*context_bytes = cb;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting.
- * TCP_INFO answers only for TCP sockets, and its state is CLOSE only before connect()
- * and listen(): two system calls cover family, protocol, connected and listening.
+ * TCP_INFO answers only for TCP sockets (which are IPv4 or IPv6), and its state is CLOSE only
+ * before connect() and listen(): one system call covers family, protocol, connected and
+ * listening, and reports ENOTSOCK and EBADF before anything else.
  */
 static int settable_socket(int sock)
 {
-	int domain = 0;
-	socklen_t len = sizeof(domain);
 	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 
-	if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len))
+	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return errno == ENOTSOCK || errno == EBADF ? errno : EINVAL;
-	if (domain != AF_INET && domain != AF_INET6)
-		return EINVAL;
-	len = sizeof(ti);
-	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE)
-		return EINVAL;
-	return 0;
+	return ti.tcpi_state == TCP_CLOSE ? 0 : EINVAL;
 }
 
 int sio_records_to_sock(const void *in, size_t in_size, struct callout_sock *value)
@@ -414,11 +483,11 @@ static int set_records(int sock, const void *in, size_t in_size, const void *out
 
 	if (out || out_size)
 		return EINVAL;
-	if (sio_records_to_sock(in, in_size, &value) != 0)
-		return EINVAL;
 	err = settable_socket(sock);
 	if (err)
 		return err;
+	if (sio_records_to_sock(in, in_size, &value) != 0)
+		return EINVAL;
 	map = open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;
@@ -434,7 +503,7 @@ static int set_records(int sock, const void *in, size_t in_size, const void *out
 static int dispatch(int sock, uint32_t code, const void *in, size_t in_size, void *out, size_t out_size,
 		    size_t *bytes)
 {
-	struct stat st;
+	int err;
 
 	/* The seed: SET's output buffer is unused and its size must be zero. */
 	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS && (out || out_size))
@@ -444,19 +513,10 @@ static int dispatch(int sock, uint32_t code, const void *in, size_t in_size, voi
 	if (code != SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS && code != SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT &&
 	    code != SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
 		return EINVAL;
-	/*
-	 * Not a socket: ENOTSOCK before anything else. The engine that owns the map skips the
-	 * fstat(): its map lookup reports ENOTSOCK and EBADF itself (query() passes them on).
-	 */
-	if (g_own_map < 0 || code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS) {
-		if (fstat(sock, &st) != 0)
-			return EBADF;
-		if (!S_ISSOCK(st.st_mode))
-			return ENOTSOCK;
-	}
 	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
 		return set_records(sock, in, in_size, out, out_size, bytes);
-	return query(sock, code, out, out_size, bytes);
+	err = check_socket(sock);
+	return err ? err : query(sock, code, out, out_size, bytes);
 }
 
 int redirect_ioctl(int sock, uint32_t control_code, const void *in, size_t in_size, void *out, size_t out_size,

@@ -31,7 +31,12 @@ FdHandle& FdHandle::operator=(FdHandle&& other) noexcept
 
 SysResult FdHandle::watch(int epoll, uint32_t events, void* ptr)
 {
-    epoll_event ev{events, {.ptr = ptr}};
+    return watch(epoll, events, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ptr)));
+}
+
+SysResult FdHandle::watch(int epoll, uint32_t events, uint64_t data)
+{
+    epoll_event ev{events, {.u64 = data}};
     SysResult r = sysResult(::epoll_ctl(epoll, EPOLL_CTL_ADD, fd_, &ev));
     if (r.ok())
         epoll_ = epoll;
@@ -40,9 +45,14 @@ SysResult FdHandle::watch(int epoll, uint32_t events, void* ptr)
 
 SysResult FdHandle::rewatch(uint32_t events, void* ptr)
 {
+    return rewatch(events, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ptr)));
+}
+
+SysResult FdHandle::rewatch(uint32_t events, uint64_t data)
+{
     if (epoll_ < 0)
         return {-1, ENOENT};
-    epoll_event ev{events, {.ptr = ptr}};
+    epoll_event ev{events, {.u64 = data}};
     return sysResult(::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd_, &ev));
 }
 

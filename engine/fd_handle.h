@@ -41,8 +41,15 @@ public:
 
     /// Register with `epoll` (EPOLL_CTL_ADD); events come back carrying `ptr`.
     SysResult watch(int epoll, uint32_t events, void* ptr);
+    /// Register with `epoll`; events come back carrying `data`.
+    SysResult watch(int epoll, uint32_t events, uint64_t data);
+    /// The registration ends with the file instead of by EPOLL_CTL_DEL at close(): one system
+    /// call less, for an owner whose `data` can tell a stale event (a forked child's copy keeps
+    /// the registration, and epoll reporting, alive) from a live one.
+    void leaveWatchToClose() { epoll_ = -1; }
     /// Change the registration (EPOLL_CTL_MOD); 0 events keeps it registered but quiet.
     SysResult rewatch(uint32_t events, void* ptr);
+    SysResult rewatch(uint32_t events, uint64_t data);
     /// Leave the epoll set, then close.
     SysResult close();
     /// Socket: send FIN both ways and stop listening for every holder of the file, then close.

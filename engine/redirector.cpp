@@ -51,6 +51,8 @@ int listenLoopback(int family, uint16_t port, bool nonBlocking, bool reusePort, 
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (family == AF_INET6)
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    // Accepted sockets copy it: the relay sets it on each client socket without a system call.
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     socklen_t len = 0;
     sockaddr_storage ss = loopbackAddress(family, port, &len, addr);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
@@ -76,33 +78,26 @@ int64_t wallNowNs()
         .count();
 }
 
-bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out)
-{
-    // Room for the largest blob of this SDK version first: one call in the common case;
-    // a newer, larger blob still works through the EINVAL + required-size answer. The room is
-    // this thread's, and `out` gets the exact bytes: a blob kept with its room for the largest
-    // cost 300 bytes a connection (3 MB with 10,000 open).
-    thread_local std::vector<uint8_t> room;
-    room.resize(std::max<size_t>(REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS),
-                                 REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX));
-    size_t got = 0;
-    if (redirect_ioctl(sock, code, nullptr, 0, room.data(), room.size(), &got, nullptr, nullptr) != 0) {
-        if (errno != EINVAL || got <= room.size())
-            return false;
-        room.resize(got);
-        if (redirect_ioctl(sock, code, nullptr, 0, room.data(), room.size(), &got, nullptr, nullptr) != 0)
-            return false;
-    }
-    out.assign(room.begin(), room.begin() + static_cast<std::ptrdiff_t>(std::min(got, room.size())));
-    return true;
-}
-
 bool describeAccepted(int fd, HopReport& hop)
 {
-    // QUERY on the accepted socket: where the application wanted to go.
-    if (!queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, hop.records) ||
-        !queryBlob(fd, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, hop.context))
-        return false;
+    // QUERY on the accepted socket, both blobs from one look-up: where the application wanted
+    // to go. Room for the largest blobs of this SDK version first: one call in the common case;
+    // newer, larger blobs still work through the EINVAL + required-size answer. The room is this
+    // thread's, and the hop gets the exact bytes: a blob kept with its room for the largest cost
+    // 300 bytes a connection (3 MB with 10,000 open).
+    thread_local std::vector<uint8_t> records(REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS));
+    thread_local std::vector<uint8_t> context(REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX);
+    size_t rn = 0, cn = 0;
+    if (redirect_query_both(fd, records.data(), records.size(), &rn, context.data(), context.size(), &cn) != 0) {
+        if (errno != EINVAL || (rn <= records.size() && cn <= context.size()))
+            return false;
+        records.resize(std::max(rn, records.size()));
+        context.resize(std::max(cn, context.size()));
+        if (redirect_query_both(fd, records.data(), records.size(), &rn, context.data(), context.size(), &cn) != 0)
+            return false;
+    }
+    hop.records.assign(records.begin(), records.begin() + static_cast<std::ptrdiff_t>(rn));
+    hop.context.assign(context.begin(), context.begin() + static_cast<std::ptrdiff_t>(cn));
     redirect_records_info info{};
     if (redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0)
         hop.flowId = info.flow_id;

@@ -57,8 +57,6 @@ int64_t wallNowNs();
 /// QUERY records and context on an accepted socket and fill the hop's flow id, destination and
 /// client from them; false when the socket carries none (it was not redirected to us).
 bool describeAccepted(int fd, HopReport& hop);
-/// QUERY a blob, growing the buffer to the size the SDK asks for.
-bool queryBlob(int sock, uint32_t code, std::vector<uint8_t>& out);
 /// Map an errno value to a hop end reason.
 EndReason endReasonForErrno(int error);
 /// Close with RST instead of FIN, so the peer can tell a failure from an empty answer.

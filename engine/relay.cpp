@@ -96,7 +96,7 @@ void Relay::Worker::addListener(FdHandle fd, std::shared_ptr<RedirectorRuntime> 
     auto listener = std::make_unique<Listener>(this, std::move(fd), std::move(runtime));
     std::lock_guard lock(listenersMutex_);
     // A paused worker is at the descriptor limit: the new listener joins quiet, woken with the rest.
-    if (SysResult r = listener->fd.watch(epoll_.fd(), paused_ ? 0u : uint32_t(EPOLLIN), listener.get()); !r.ok())
+    if (SysResult r = listener->fd.watch(epoll_.fd(), paused_ ? 0u : uint32_t(EPOLLIN), listener->data()); !r.ok())
         throw std::runtime_error("relay: cannot poll listener: " + r.text());
     listeners_.push_back(std::move(listener));
 }
@@ -128,11 +128,9 @@ void Relay::Worker::run()
             spdlog::error("relay worker: epoll_wait: {}; its connections end", std::strerror(errno));
             break;
         }
-        for (int i = 0; i < n; ++i) {
-            if (!events[i].data.ptr)
-                continue;  // wake-up
-            static_cast<RelayHandler*>(events[i].data.ptr)->onEvents(events[i].events);
-        }
+        for (int i = 0; i < n; ++i)
+            if (RelayHandler* h = handlerFor(events[i].data.u64))
+                h->onEvents(events[i].events);
         expireDeadlines();
         reap();
         if (paused_ && (freed_ || RelayClock::now() >= retryAt_)) {
@@ -144,6 +142,42 @@ void Relay::Worker::run()
     for (auto& [ptr, conn] : connections_)
         finish(*conn, EndReason::Error);
     reap();
+}
+
+uint64_t Relay::Worker::enroll(RelayHandler* handler)
+{
+    uint32_t index;
+    if (!freeSlots_.empty()) {
+        index = freeSlots_.back();
+        freeSlots_.pop_back();
+    } else {
+        index = static_cast<uint32_t>(slots_.size());
+        slots_.emplace_back();
+    }
+    slots_[index].handler = handler;
+    // Even: odd data names a Listener. 31 bits of generation: a slot is reused 2^31 times
+    // before an old token could match again, and a stale registration lives for one fork.
+    return (uint64_t(slots_[index].generation & 0x7fffffffu) << 33) | (uint64_t(index) << 1);
+}
+
+void Relay::Worker::withdraw(uint64_t token)
+{
+    if (token == 0)
+        return;
+    uint32_t index = static_cast<uint32_t>(token >> 1);
+    slots_[index].handler = nullptr;
+    ++slots_[index].generation;
+    freeSlots_.push_back(index);
+}
+
+RelayHandler* Relay::Worker::handlerFor(uint64_t data) const
+{
+    if (data & 1)
+        return reinterpret_cast<Listener*>(static_cast<uintptr_t>(data & ~uint64_t(1)));
+    uint32_t index = static_cast<uint32_t>(data >> 1);
+    if (index == 0 || index >= slots_.size() || (slots_[index].generation & 0x7fffffffu) != (data >> 33))
+        return nullptr;  // the wake-up, or a connection that has ended
+    return slots_[index].handler;
 }
 
 int Relay::Worker::nextTimeoutMs()
@@ -182,7 +216,9 @@ void Relay::Worker::onListener(Listener& l)
 
 void Relay::Worker::acceptAll(Listener& l)
 {
-    for (;;) {
+    // Listeners are level-triggered: a few accepts per event and the rest at the next round,
+    // rather than one more accept4() each time to learn (EAGAIN) that the backlog is empty.
+    for (int i = 0; i < kAcceptsPerEvent; ++i) {
         int fd = ::accept4(l.fd.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (int error = start(fd, l.runtime)) {
@@ -247,7 +283,7 @@ void Relay::Worker::pauseListeners()
 {
     for (auto& l : listeners_)
         if (l->fd.valid())
-            if (SysResult r = l->fd.rewatch(0, l.get()); !r.ok())
+            if (SysResult r = l->fd.rewatch(0, l->data()); !r.ok())
                 spdlog::error("relay: cannot pause a listener at the descriptor limit: {}", r.text());
     paused_ = true;
     freed_ = false;
@@ -260,7 +296,7 @@ void Relay::Worker::resumeListeners()
         spare_ = openSpare();
     for (auto& l : listeners_)
         if (l->fd.valid())
-            if (SysResult r = l->fd.rewatch(EPOLLIN, l.get()); !r.ok())
+            if (SysResult r = l->fd.rewatch(EPOLLIN, l->data()); !r.ok())
                 spdlog::error("relay: cannot resume a listener: {}", r.text());
     paused_ = false;
 }

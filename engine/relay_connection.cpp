@@ -58,10 +58,10 @@ int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runti
         }
         c.hop.setRecords = true;
     }
-    // Latency only: a socket without TCP_NODELAY still relays every byte.
+    // Latency only: a socket without TCP_NODELAY still relays every byte. The client's socket
+    // has it from the listener (accept() copies it).
     int one = 1;
-    [[maybe_unused]] int nodelayUp = ::setsockopt(c.upstream.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    [[maybe_unused]] int nodelayDown = ::setsockopt(c.client.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    [[maybe_unused]] int nodelay = ::setsockopt(c.upstream.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c.connectStart = RelayClock::now();
     socklen_t dlen = c.hop.destination.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     if (::connect(c.upstream.fd(), reinterpret_cast<sockaddr*>(&c.hop.destination), dlen) != 0 &&
@@ -76,10 +76,14 @@ int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runti
     c.clientSide.conn = &c;
     c.upstreamSide.conn = &c;
     c.upstreamSide.upstream = true;
+    // Whatever either socket holds, or gets, is reported by the edge of its first event.
+    c.up.srcReady = c.down.srcReady = false;
+    c.upstreamSide.token = enroll(&c.upstreamSide);
+    c.clientSide.token = enroll(&c.clientSide);
     constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    SysResult watched = c.upstream.watch(epoll_.fd(), kEvents, &c.upstreamSide);
+    SysResult watched = c.upstream.watch(epoll_.fd(), kEvents, c.upstreamSide.token);
     if (watched.ok())
-        watched = c.client.watch(epoll_.fd(), kEvents, &c.clientSide);
+        watched = c.client.watch(epoll_.fd(), kEvents, c.clientSide.token);
     if (!watched.ok())
         failConnect(c, watched.error);  // unwatched, it would never be relayed
     return 0;
@@ -95,24 +99,28 @@ void Relay::Worker::onConnection(Connection& c, uint32_t events, bool fromUpstre
 {
     if (c.closed)
         return;
+    // What this edge says about the socket as a source: the copy reads it only then.
+    Pipe& in = fromUpstream ? c.down : c.up;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        in.srcReady = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        in.srcHup = true;
     if (c.connecting) {
         if (!fromUpstream)
             return;  // the client's data waits: copy() reads it once the upstream is up
-        int error = 0;
-        socklen_t el = sizeof(error);
-        if (::getsockopt(c.upstream.fd(), SOL_SOCKET, SO_ERROR, &error, &el) != 0)
-            error = errno;
-        if (error) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            // Only a failed connect has an error to fetch: a writable upstream without one is up.
+            int error = 0;
+            socklen_t el = sizeof(error);
+            if (::getsockopt(c.upstream.fd(), SOL_SOCKET, SO_ERROR, &error, &el) != 0)
+                error = errno;
             c.hop.connectMs = std::chrono::duration<double, std::milli>(RelayClock::now() - c.connectStart).count();
-            failConnect(c, error);
+            failConnect(c, error ? error : ECONNREFUSED);
             return;
         }
         // Connected only once the upstream reports writable (or readable with data).
-        if (!(events & (EPOLLOUT | EPOLLIN))) {
-            if (events & (EPOLLHUP | EPOLLERR))
-                failConnect(c, ECONNREFUSED);
+        if (!(events & (EPOLLOUT | EPOLLIN)))
             return;
-        }
         c.connecting = false;
         c.hop.connectMs = std::chrono::duration<double, std::milli>(RelayClock::now() - c.connectStart).count();
         clearDeadline(c);
@@ -124,8 +132,22 @@ void Relay::Worker::onConnection(Connection& c, uint32_t events, bool fromUpstre
         finish(c, endReasonForErrno(error), /*reset=*/true);
         return;
     }
-    if (c.up.done() && c.down.done() && c.up.dstShut && c.down.dstShut)
+    halfClose(c.up, c.upstream.fd());
+    halfClose(c.down, c.client.fd());
+    if (c.up.dstShut && c.down.dstShut)
         finish(c, EndReason::Closed);
+}
+
+// A direction whose source ended: its FIN travels on, by shutdown() and not by close(), which
+// a forked child holding a copy of the socket would postpone (tst_relay_limits forks).
+void Relay::Worker::halfClose(Pipe& p, int dst)
+{
+    if (!p.done() || p.dstShut)
+        return;
+    // ENOTCONN: the peer reset meanwhile; its own event ends the flow.
+    [[maybe_unused]] int shut = ::shutdown(dst, SHUT_WR);
+    p.dstShut = true;
+    p.close();
 }
 
 void Relay::Worker::delivered(Connection& c, Pipe& p, size_t n)
@@ -148,15 +170,25 @@ int Relay::Worker::copy(Connection& c, int src, int dst, Pipe& p)
             if (!p.pending.empty())
                 return 0;
         }
-        if (p.srcEof || (!p.copyOnly && p.moved >= kSpliceAfterBytes))
+        if (p.srcEof || !p.srcReady || (!p.copyOnly && p.moved >= kSpliceAfterBytes))
             return 0;
         ssize_t n = ::recv(src, scratch_, sizeof(scratch_), MSG_DONTWAIT);
         if (n == 0) {
             p.srcEof = true;
             return 0;
         }
-        if (n < 0)
-            return errno == EAGAIN ? 0 : errno;
+        if (n < 0) {
+            if (errno != EAGAIN)
+                return errno;
+            p.srcReady = false;
+            return 0;
+        }
+        if (static_cast<size_t>(n) < sizeof(scratch_)) {
+            // A short read emptied the socket: the next bytes come with a new edge, so no read
+            // to hear EAGAIN. After its FIN (RDHUP) nothing can follow the bytes read: the end.
+            p.srcReady = false;
+            p.srcEof = p.srcHup;
+        }
         if (&p == &c.up && !c.peeked) {
             // The first client bytes name the destination (TLS SNI, HTTP Host).
             c.peeked = true;
@@ -220,12 +252,6 @@ int Relay::Worker::pump(Connection& c, int src, int dst, Pipe& p)
         if (!progress)
             break;
     }
-    if (p.done() && !p.dstShut) {
-        // Half-close travels on. ENOTCONN: the peer reset meanwhile; its own event ends the flow.
-        [[maybe_unused]] int shut = ::shutdown(dst, SHUT_WR);
-        p.dstShut = true;
-        p.close();
-    }
     return 0;
 }
 
@@ -254,11 +280,19 @@ void Relay::Worker::finish(Connection& c, EndReason reason, bool reset)
     c.hop.bytesUp = c.up.moved;
     c.hop.bytesDown = c.down.moved;
     c.hop.endNs = wallNowNs();
-    // Out of the epoll set before close, and ended on the wire whoever else holds the files:
-    // after a fork() the child's copies would keep them reported, with this connection freed.
+    // The sockets' events carry tokens that end here, so the registrations can end with the
+    // files. A failure ends them on the wire whoever else holds the files (after a fork() the
+    // child's copies would keep them open); a clean end has sent its FINs both ways already.
+    withdraw(c.clientSide.token);
+    withdraw(c.upstreamSide.token);
+    c.upstream.leaveWatchToClose();
+    c.client.leaveWatchToClose();
     if (reset) {
         c.upstream.resetAndClose();
         c.client.resetAndClose();
+    } else if (reason == EndReason::Closed) {
+        c.upstream.close();
+        c.client.close();
     } else {
         c.upstream.shutdownAndClose();
         c.client.shutdownAndClose();

@@ -65,6 +65,8 @@ private:
         Listener(Worker* w, FdHandle f, std::shared_ptr<RedirectorRuntime> r)
             : worker(w), fd(std::move(f)), runtime(std::move(r)) {}
         void onEvents(uint32_t) override { worker->onListener(*this); }
+        // Its epoll data: the address tagged in the low bit (connections carry slot tokens).
+        uint64_t data() const { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this)) | 1; }
         Worker* worker;
         FdHandle fd;  // invalid once the redirector is removed
         std::shared_ptr<RedirectorRuntime> runtime;
@@ -77,6 +79,8 @@ private:
         size_t capacity = 0;   // what the pipe holds
         size_t queued = 0;     // bytes in the pipe
         bool srcEof = false;
+        bool srcReady = true;  // src may hold unread bytes (edge-triggered: until a short read)
+        bool srcHup = false;   // src reported its FIN: a short read then means the end
         bool dstShut = false;
         bool copyOnly = false; // no descriptors for a pipe: this direction keeps copying
         uint64_t moved = 0;    // bytes delivered to dst
@@ -96,6 +100,7 @@ private:
     struct Side : RelayHandler {
         Connection* conn = nullptr;
         bool upstream = false;
+        uint64_t token = 0;  // its epoll data (slot and generation), 0 before it is watched
         void onEvents(uint32_t events) override;
     };
 
@@ -116,6 +121,18 @@ private:
         Side upstreamSide;
     };
 
+    // Connection sockets leave their epoll registration to close() (one system call less a
+    // socket): their events carry a slot token that outlives the connection, so an event still
+    // reported for a closed socket (a forked child holds a copy) finds no handler. Data 0 is
+    // the wake-up, odd data a Listener.
+    struct Slot {
+        RelayHandler* handler = nullptr;
+        uint32_t generation = 0;
+    };
+    uint64_t enroll(RelayHandler* handler);
+    void withdraw(uint64_t token);
+    RelayHandler* handlerFor(uint64_t data) const;
+
     // relay.cpp: the loop, listeners, accepting and shedding.
     void run();
     int nextTimeoutMs();
@@ -132,6 +149,7 @@ private:
     int start(int fd, const std::shared_ptr<RedirectorRuntime>& runtime);
     void failConnect(Connection& c, int error);
     void onConnection(Connection& c, uint32_t events, bool fromUpstream);
+    void halfClose(Pipe& p, int dst);
     void delivered(Connection& c, Pipe& p, size_t n);
     int copy(Connection& c, int src, int dst, Pipe& p);
     int pump(Connection& c, int src, int dst, Pipe& p);
@@ -141,6 +159,7 @@ private:
     void reap();
 
     static constexpr uint64_t kSpliceAfterBytes = 64 * 1024;
+    static constexpr int kAcceptsPerEvent = 4;
     static constexpr int kMaxWaitMs = 100;
     // How long a listener stays quiet at the descriptor limit when no connection of this
     // worker closes meanwhile; each wake-up resets what waits in the backlog.
@@ -166,6 +185,8 @@ private:
     std::map<Connection*, std::unique_ptr<Connection>> connections_;
     std::multimap<RelayClock::time_point, Connection*> deadlines_;
     std::vector<Connection*> dead_;
+    std::vector<Slot> slots_{1};  // slot 0: the wake-up, never a handler
+    std::vector<uint32_t> freeSlots_;
 };
 
 }  // namespace redirect::engine

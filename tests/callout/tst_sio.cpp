@@ -5,6 +5,8 @@
 #include <fstream>
 #include <string>
 
+#include <fcntl.h>
+
 #include "sio_fixtures.h"
 
 using namespace sio_test;
@@ -28,6 +30,7 @@ private slots:
     void queryAcceptedSocket();
     void queryBufferTooSmall();
     void queryWithoutRecords();
+    void queryBoth();
     void setOnUnconnectedSocket_data();
     void setOnUnconnectedSocket();
     void setWithOutputBuffer();
@@ -102,6 +105,46 @@ void TestSio::queryWithoutRecords()
         for (uint32_t code : {kQueryRecords, kQueryContext})
             QCOMPARE(sio(fd, code, nullptr, 0, out, sizeof(out)), (Result{-1, ENOENT, 0}));
     }
+}
+
+// redirect_query_both(): the two QUERY answers, byte for byte, from one look-up.
+void TestSio::queryBoth()
+{
+    Redirection r;
+    QVERIFY(r.connectApp());
+    unsigned char records[256], context[256], oneRecords[256], oneContext[256];
+    size_t rn = 1, cn = 1;
+    QCOMPARE(redirect_query_both(r.accepted.get(), records, sizeof(records), &rn, context, sizeof(context), &cn), 0);
+    QCOMPARE(rn, kRecords1);
+    QCOMPARE(cn, kContext);
+    QCOMPARE(sio(r.accepted.get(), kQueryRecords, nullptr, 0, oneRecords, sizeof(oneRecords)), (Result{0, 0, kRecords1}));
+    QCOMPARE(sio(r.accepted.get(), kQueryContext, nullptr, 0, oneContext, sizeof(oneContext)), (Result{0, 0, kContext}));
+    QVERIFY(std::memcmp(records, oneRecords, kRecords1) == 0);
+    QVERIFY(std::memcmp(context, oneContext, kContext) == 0);
+
+    // Either buffer too small: EINVAL, both sizes told, neither buffer written.
+    for (auto [rs, cs] : {std::pair<size_t, size_t>{kRecords1 - 1, sizeof(context)}, {sizeof(records), kContext - 1}}) {
+        QByteArray rb(256, char(0xAA)), cb(256, char(0xAA));
+        rn = cn = 0;
+        errno = 0;
+        QCOMPARE(redirect_query_both(r.accepted.get(), rb.data(), rs, &rn, cb.data(), cs, &cn), -1);
+        QCOMPARE(errno, EINVAL);
+        QCOMPARE(rn, kRecords1);
+        QCOMPARE(cn, kContext);
+        QCOMPARE(rb, QByteArray(256, char(0xAA)));
+        QCOMPARE(cb, QByteArray(256, char(0xAA)));
+    }
+    // Not redirected to us, not a socket, no room for the sizes.
+    errno = 0;
+    QCOMPARE(redirect_query_both(r.app.get(), records, sizeof(records), &rn, context, sizeof(context), &cn), -1);
+    QCOMPARE(errno, ENOENT);
+    Fd file(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    errno = 0;
+    QCOMPARE(redirect_query_both(file.get(), records, sizeof(records), &rn, context, sizeof(context), &cn), -1);
+    QCOMPARE(errno, ENOTSOCK);
+    errno = 0;
+    QCOMPARE(redirect_query_both(r.accepted.get(), records, sizeof(records), nullptr, context, sizeof(context), &cn), -1);
+    QCOMPARE(errno, EFAULT);
 }
 
 void TestSio::setOnUnconnectedSocket_data()

@@ -158,6 +158,17 @@ struct redirect_records_info {
 /** Validate and decode a records blob. 0, or -1 with errno EINVAL/EFAULT. */
 int redirect_records_decode(const void *records, size_t size, struct redirect_records_info *info);
 
+/**
+ * Both QUERY answers of an accepted socket in one call (an extension; Windows has two ioctls):
+ * what SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS and ..._CONTEXT would return, from one look-up
+ * of the socket's entry instead of two. A proxy that wants both on every accept saves a system
+ * call. 0, or -1 with errno as redirect_ioctl() gives for the first QUERY that fails (ENOENT when
+ * the socket carries no records; EINVAL, with the required sizes in *records_bytes and
+ * *context_bytes, when a buffer is too small).
+ */
+int redirect_query_both(int sock, void *records, size_t records_size, size_t *records_bytes, void *context,
+			size_t context_size, size_t *context_bytes);
+
 /** Name of a redirect state ("NOT_REDIRECTED", ...), or "?" */
 const char *redirect_state_name(int state);
 
