@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,19 +108,16 @@ int redirect_sio_use_map(int map_fd)
 }
 
 /*
- * Open the live instance's records map: a file descriptor (the caller closes
+ * Open one of the live instance's pinned maps: a file descriptor (the caller closes
  * it unless *borrowed), or a negative errno (EOPNOTSUPP when no callout holds the instance lock, EACCES without
  * administrator rights).
  */
-static int open_socks_map(int *borrowed)
+int sio_open_pinned_map(const char *pin_name, int *borrowed)
 {
 	char name[CALLOUT_INSTANCE_MAX + 1], path[256];
 	int lock, fd, err;
 
-	fd = g_own_map;
-	*borrowed = fd >= 0;
-	if (fd >= 0)
-		return fd;
+	*borrowed = 0;
 
 	err = instance_name(name, sizeof(name));
 	if (err)
@@ -136,13 +132,24 @@ static int open_socks_map(int *borrowed)
 		return -EOPNOTSUPP;
 	}
 	close(lock);
-	snprintf(path, sizeof(path), "%s/%s/%s", CALLOUT_BPFFS_DIR, name, CALLOUT_SOCKS_PIN_NAME);
+	snprintf(path, sizeof(path), "%s/%s/%s", CALLOUT_BPFFS_DIR, name, pin_name);
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		err = errno;
 		return err == EACCES || err == EPERM ? -EACCES : -EOPNOTSUPP;
 	}
 	return fd;
+}
+
+static int open_socks_map(int *borrowed)
+{
+	int fd = g_own_map;
+
+	if (fd >= 0) {
+		*borrowed = 1;
+		return fd;
+	}
+	return sio_open_pinned_map(CALLOUT_SOCKS_PIN_NAME, borrowed);
 }
 
 size_t sio_encode_records(const struct callout_records *r, unsigned char *out)
@@ -331,11 +338,31 @@ const char *redirect_state_name(int state)
 	}
 }
 
-static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *bytes)
+/* The records or the context the callout attached, as the QUERY blobs; EINVAL and the size when out is short. */
+int sio_copy_blob(const struct callout_sock *value, int records, void *out, size_t out_size, size_t *bytes)
 {
 	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
-	struct callout_sock value;
 	size_t need;
+
+	if (records) {
+		if (!(value->role & CALLOUT_ROLE_RECORDS) || value->records.hop_count == 0)
+			return ENOENT;
+		need = sio_encode_records(&value->records, blob);
+	} else {
+		if (!(value->role & CALLOUT_ROLE_CONTEXT))
+			return ENOENT;
+		need = encode_context(&value->context, blob);
+	}
+	*bytes = need;
+	if (out_size < need)
+		return EINVAL;
+	memcpy(out, blob, need);
+	return 0;
+}
+
+static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *bytes)
+{
+	struct callout_sock value;
 	int map, borrowed, err = 0;
 
 	map = open_socks_map(&borrowed);
@@ -350,42 +377,7 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 	/* Only a redirector's accepted socket carries what the callout attached. */
 	if (!(value.role & CALLOUT_ROLE_ACCEPTED))
 		return ENOENT;
-	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS) {
-		if (!(value.role & CALLOUT_ROLE_RECORDS) || value.records.hop_count == 0)
-			return ENOENT;
-		need = sio_encode_records(&value.records, blob);
-	} else {
-		if (!(value.role & CALLOUT_ROLE_CONTEXT))
-			return ENOENT;
-		need = encode_context(&value.context, blob);
-	}
-	*bytes = need;
-	if (out_size < need)
-		return EINVAL;
-	memcpy(out, blob, need);
-	return 0;
-}
-
-/* The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting. */
-/*
- * The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting.
- * TCP_INFO answers only for TCP sockets, and its state is CLOSE only before connect()
- * and listen(): two system calls cover family, protocol, connected and listening.
- */
-static int settable_socket(int sock)
-{
-	int domain = 0;
-	socklen_t len = sizeof(domain);
-	struct tcp_info ti;
-
-	if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len))
-		return errno == ENOTSOCK || errno == EBADF ? errno : EINVAL;
-	if (domain != AF_INET && domain != AF_INET6)
-		return EINVAL;
-	len = sizeof(ti);
-	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE)
-		return EINVAL;
-	return 0;
+	return sio_copy_blob(&value, code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, out, out_size, bytes);
 }
 
 int sio_records_to_sock(const void *in, size_t in_size, struct callout_sock *value)
@@ -416,7 +408,7 @@ static int set_records(int sock, const void *in, size_t in_size, const void *out
 		return EINVAL;
 	if (sio_records_to_sock(in, in_size, &value) != 0)
 		return EINVAL;
-	err = settable_socket(sock);
+	err = sio_settable_socket(sock);
 	if (err)
 		return err;
 	map = open_socks_map(&borrowed);
