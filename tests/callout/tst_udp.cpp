@@ -67,14 +67,9 @@ void TestUdp::redirectedFlow()
     QFETCH(bool, mapped);
     QFETCH(bool, connected);
     const int destFamily = mapped ? AF_INET : family;
-    LoadedCallout callout;
-    UdpRedirector redirector(callout, kRedirectorId, 0);
-    QVERIFY(redirector.ok());
-    uint16_t destPort = 0;
-    Fd dest = boundUdp(destFamily, &destPort);
-    QVERIFY(dest.valid());
-    callout_rule rule = udpRule(1, 0, destPort);
-    callout->setRules({&rule, 1});
+    OneRedirection r(kRedirectorId, destFamily);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
 
     Fd app = udpSocket(family);
     const std::string original = loopbackText(family, destPort, mapped);
@@ -206,13 +201,9 @@ void TestUdp::blockRuleRefusesWithEperm()
 
 void TestUdp::queryErrors()
 {
-    LoadedCallout callout;
-    UdpRedirector redirector(callout, kRedirectorId, 0);
-    uint16_t destPort = 0;
-    Fd dest = boundUdp(AF_INET, &destPort);
-    QVERIFY(redirector.ok() && dest.valid());
-    callout_rule rule = udpRule(1, 0, destPort);
-    callout->setRules({&rule, 1});
+    OneRedirection r(kRedirectorId);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
     Fd app = udpSocket(AF_INET);
     QCOMPARE(sendTo(app.get(), AF_INET, destPort, "ping"), 0);
     Datagram got = receive(redirector.sock4.get());
@@ -261,14 +252,9 @@ void TestUdp::queryErrors()
 
 void TestUdp::idleFlowEndsAndTheNextIsNew()
 {
-    LoadedCallout callout;
-    UdpRedirector redirector(callout, kRedirectorId, 0);
-    uint16_t destPort = 0;
-    Fd dest = boundUdp(AF_INET, &destPort);
-    QVERIFY(redirector.ok() && dest.valid());
-    callout_rule rule = udpRule(1, 0, destPort);
-    rule.idle_timeout_s = 1;
-    callout->setRules({&rule, 1});
+    OneRedirection r(kRedirectorId, AF_INET, 1);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
 
     Fd app = udpSocket(AF_INET);
     QCOMPARE(sendTo(app.get(), AF_INET, destPort, "one"), 0);

@@ -108,13 +108,9 @@ void TestUdpChain::twoRedirectorsNoLoop()
 
 void TestUdpChain::hopCapGoesDirect()
 {
-    LoadedCallout callout;
-    UdpRedirector a(callout, kA, 0);
-    uint16_t destPort = 0;
-    Fd dest = boundUdp(AF_INET, &destPort);
-    QVERIFY(a.ok() && dest.valid());
-    callout_rule rule = udpRule(1, 0, destPort);
-    callout->setRules({&rule, 1});
+    OneRedirection r(kA);
+    QVERIFY(r.ok());
+    auto& [callout, a, destPort, dest, rule] = r;
 
     // A socket that carries a full chain of other redirectors.
     QList<uint32_t> others;

@@ -152,6 +152,22 @@ inline callout_rule udpRule(uint32_t id, uint16_t slot, uint16_t port, uint8_t a
     return rule;
 }
 
+// A loaded callout, redirector `id` in slot 0, and a server whose port a UDP rule (id 1) sends to it.
+struct OneRedirection {
+    LoadedCallout callout;
+    UdpRedirector redirector;
+    uint16_t destPort = 0;
+    Fd dest;
+    callout_rule rule;
+    explicit OneRedirection(uint32_t id, int family = AF_INET, uint32_t idleTimeoutS = 0)
+        : redirector(callout, id, 0), dest(boundUdp(family, &destPort)), rule(udpRule(1, 0, destPort))
+    {
+        rule.idle_timeout_s = idleTimeoutS;
+        callout->setRules({&rule, 1});
+    }
+    bool ok() const { return redirector.ok() && dest.valid(); }
+};
+
 // Events of UDP classifications to `port` (host order), in the order the callout emitted them.
 inline std::vector<callout_event> udpEvents(LoadedCallout& callout, uint16_t port)
 {
