@@ -1,66 +1,27 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The callout: classifies every outbound TCP connect() of the cgroup it is
- * attached to, redirects it to a local redirector following the WFP loop
- * contract (DESIGN.md section 4), hands records and context over to the
- * redirector's accepted socket, and makes getpeername() show the original
- * destination.
+ * The callout: classifies every outbound TCP connect() and UDP flow (connect(),
+ * or an unconnected socket's sendmsg()) of the cgroup it is attached to,
+ * redirects it to a local redirector following the WFP loop contract
+ * (DESIGN.md section 4) or refuses it (block rules), hands records and context
+ * over to the redirector's socket, and makes getpeername() and a UDP reply's
+ * source show the original destination.
  *
  * Thin entry points per hook call small inline functions: maps and helpers in
  * callout_maps.bpf.h, matching in callout_match.bpf.h, the sockops hand-off in
- * callout_handoff.bpf.h. Everything shared with user space is in callout_abi.h.
+ * callout_handoff.bpf.h, UDP flows (and the DESIGN note on their hand-off) in
+ * callout_udp.bpf.h. Everything shared with user space is in callout_abi.h.
  */
 #include "callout_maps.bpf.h"
 #include "callout_match.bpf.h"
 #include "callout_handoff.bpf.h"
+#include "callout_udp.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Events are reserved in the ring buffer, which has no value type: this keeps
  * struct callout_event in the object's BTF, where tst_abi_layout checks it. */
 struct callout_event *callout_event_btf __attribute__((unused));
-
-/*
- * The socket that would accept a connection to rd's listener of `family` carries the mark the
- * engine set for rd. A port that went down or changed hands has no such socket behind it: an
- * unprivileged process that binds a redirector's port while its proxy restarts gets nothing.
- */
-static __always_inline int callout_listener_verified(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
-						     __u32 family)
-{
-	struct bpf_sock_tuple t = {};
-	struct callout_sock *mark;
-	struct bpf_sock *sk;
-	int ok;
-
-	if (family == AF_INET) {
-		t.ipv4.daddr = rd->addr4;
-		t.ipv4.dport = rd->port4;
-		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
-	} else {
-		__builtin_memcpy(t.ipv6.daddr, rd->addr6, 16);
-		t.ipv6.dport = rd->port6;
-		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
-	}
-	if (!sk)
-		return 0;
-	mark = bpf_sk_storage_get(&callout_socks, sk, 0, 0);
-	ok = mark && (mark->role & CALLOUT_ROLE_LISTENER) && mark->context.redirector_id == rd->id;
-	bpf_sk_release(sk);
-	return ok;
-}
-
-static __always_inline int callout_unavailable(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
-					       __u32 family, __u64 now)
-{
-	__u64 deadline = callout_stall_deadline_ns;
-
-	if (!(rd->flags & CALLOUT_REDIRECTOR_EXTERNAL) && deadline && now > callout_heartbeat_ns + deadline)
-		return CALLOUT_VERDICT_STALLED;
-	if ((rd->flags & CALLOUT_REDIRECTOR_VERIFY_LISTENER) && !callout_listener_verified(ctx, rd, family))
-		return CALLOUT_VERDICT_UNVERIFIED;
-	return 0;
-}
 
 /* Step 1: who connects where. */
 static __always_inline void callout_conn_fill(struct bpf_sock_addr *ctx, struct callout_conn *conn)
@@ -77,14 +38,18 @@ static __always_inline void callout_conn_fill(struct bpf_sock_addr *ctx, struct 
 }
 
 /* Step 2: the records this socket carries (SET by a proxy, or repaired); returns event flags. */
-static __always_inline __u8 callout_load_records(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
-						 struct callout_records *rec)
+static __always_inline __u8 callout_load_records(struct callout_sock *sk, const struct callout_udp_sock *us,
+						 const struct callout_conn *conn, struct callout_records *rec)
 {
-	struct callout_sock *sk = bpf_sk_storage_get(&callout_socks, ctx->sk, 0, 0);
+	/* A UDP socket's live flow holds the records it carried plus that flow's hop: only the
+	 * carried ones (the first in_hops) count for another destination. */
+	__u8 carried = sk && us && (sk->role & CALLOUT_ROLE_APP_REDIRECTED) ? us->in_hops : CALLOUT_MAX_HOPS + 1;
 	__u8 flags = 0;
 
-	if (sk && (sk->role & CALLOUT_ROLE_RECORDS)) {
+	if (sk && (sk->role & CALLOUT_ROLE_RECORDS) && carried) {
 		__builtin_memcpy(rec, &sk->records, sizeof(*rec));
+		if (carried < rec->hop_count)
+			rec->hop_count = carried;
 		flags = CALLOUT_FLAG_HAD_RECORDS;
 	} else if (callout_repair_records(conn, rec)) {
 		flags = CALLOUT_FLAG_HAD_RECORDS | CALLOUT_FLAG_RECORDS_MISSING;
@@ -168,20 +133,23 @@ static __always_inline void callout_rewrite(struct bpf_sock_addr *ctx, const str
 					    const struct callout_redirector *rd, __u32 new_dst[4], __u16 *new_port,
 					    const __u16 orig_family)
 {
+	__u16 port4 = callout_redirector_port(rd, AF_INET, conn->protocol);
+	__u16 port6 = callout_redirector_port(rd, AF_INET6, conn->protocol);
+
 	if (orig_family == AF_INET) {
 		ctx->user_ip4 = rd->addr4;
-		ctx->user_port = rd->port4;
+		ctx->user_port = port4;
 		new_dst[0] = rd->addr4;
-		*new_port = rd->port4;
+		*new_port = port4;
 	} else if (conn->mapped) {
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
 		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
 		ctx->user_ip6[3] = rd->addr4;
-		ctx->user_port = rd->port4;
+		ctx->user_port = port4;
 		new_dst[2] = bpf_htonl(0x0000ffff);
 		new_dst[3] = rd->addr4;
-		*new_port = rd->port4;
+		*new_port = port4;
 	} else {
 		const __u32 *a = (const __u32 *)rd->addr6;
 
@@ -189,16 +157,16 @@ static __always_inline void callout_rewrite(struct bpf_sock_addr *ctx, const str
 		ctx->user_ip6[1] = a[1];
 		ctx->user_ip6[2] = a[2];
 		ctx->user_ip6[3] = a[3];
-		ctx->user_port = rd->port6;
+		ctx->user_port = port6;
 		__builtin_memcpy(new_dst, a, 16);
-		*new_port = rd->port6;
+		*new_port = port6;
 	}
 }
 
 /* Step 4: redirect. Appends the hop to the records, attaches records and context, rewrites. */
 static __always_inline int callout_redirect(struct bpf_sock_addr *ctx, const struct callout_conn *conn,
 					    const struct callout_decision *w, struct callout_records *rec, __u32 new_dst[4],
-					    __u16 *new_port, __u16 *context_size, const __u16 orig_family)
+					    __u16 *new_port, __u16 *context_size, __u8 generation, const __u16 orig_family)
 {
 	const struct callout_redirector *rd;
 	struct callout_sock *sk;
@@ -211,8 +179,9 @@ static __always_inline int callout_redirect(struct bpf_sock_addr *ctx, const str
 	sk = bpf_sk_storage_get(&callout_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!sk)
 		return 0;
+	/* A UDP socket's later flows are flows of their own: the generation keeps their ids apart. */
 	if (!rec->flow_id)
-		rec->flow_id = conn->cookie;
+		rec->flow_id = conn->cookie ^ ((__u64)generation << 56);
 	rec->hops[at].redirector_id = rd->id;
 	rec->hops[at].state = w->state;
 	rec->hops[at].flags = 0;
@@ -257,6 +226,8 @@ static __always_inline void callout_emit(const struct callout_conn *conn, const 
 	e->flags = flags;
 	e->records_size = rec->hop_count ? CALLOUT_SDK_RECORDS_SIZE(rec->hop_count) : 0;
 	e->context_size = context_size;
+	e->protocol = conn->protocol;
+	e->reserved = 0;
 	__builtin_memcpy(e->hops, rec->hops, sizeof(e->hops));
 	for (int i = 0; i < CALLOUT_MAX_HOPS; i++)
 		e->chain_states[i] = i < rec->hop_count ? callout_state_of(rec, rec->hops[i].redirector_id) : 0;
@@ -281,8 +252,12 @@ static __always_inline void callout_keep_repaired(struct bpf_sock_addr *ctx, con
 	}
 }
 
+/*
+ * The decision for one connect(), or for the first datagram of a UDP flow: `us` is the UDP
+ * socket's state (NULL for TCP), `live` whether its redirected flow is still going on.
+ */
 static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct callout_conn *conn,
-					    const __u16 orig_family)
+					    struct callout_udp_sock *us, int live, const __u16 orig_family)
 {
 	struct callout_decision d = {};
 	struct callout_walk w = {};
@@ -290,36 +265,126 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 	 * preempts this one on the same CPU (preempt=full kernels) and mix their chains. */
 	struct callout_records records = {};
 	struct callout_records *rec = &records;
+	struct callout_sock *sk;
 	__u32 new_dst[4] = {};
 	__u16 new_port = 0, context_size = 0;
-	__u8 flags;
+	__u8 flags, in_hops;
 
-	if (ctx->type != SOCK_STREAM)
-		return CALLOUT_HOOK_ALLOW;
 	callout_conn_fill(ctx, conn);
 	callout_count(CALLOUT_STAT_CLASSIFIED);
-	flags = callout_load_records(ctx, conn, rec);
+	sk = bpf_sk_storage_get(&callout_socks, ctx->sk, 0, 0);
+	if (us && !live)
+		callout_udp_ended(sk, us);
+	flags = callout_load_records(sk, us, conn, rec);
+	in_hops = rec->hop_count;
 
 	w.ctx = ctx;
 	w.conn = conn;
 	w.rec = rec;
 	w.d = &d;
 	callout_decide(&w);
+	if (d.verdict == CALLOUT_VERDICT_REDIRECT && us && live) {
+		d.verdict = CALLOUT_VERDICT_BUSY;
+		callout_count(CALLOUT_STAT_UDP_BUSY);
+	}
 	if (d.verdict == CALLOUT_VERDICT_REDIRECT && rec->hop_count >= CALLOUT_MAX_HOPS) {
 		d.verdict = CALLOUT_VERDICT_HOP_CAP;
 		callout_count(CALLOUT_STAT_HOP_CAP);
 	}
 	if (d.verdict == CALLOUT_VERDICT_REDIRECT) {
-		if (!callout_redirect(ctx, conn, &d, rec, new_dst, &new_port, &context_size, orig_family))
+		if (!callout_redirect(ctx, conn, &d, rec, new_dst, &new_port, &context_size, us ? us->generation : 0,
+				      orig_family))
 			return CALLOUT_HOOK_ALLOW;
+		if (us)
+			callout_udp_started(us, conn, &d, in_hops, new_dst, new_port);
 	} else {
 		if (flags & CALLOUT_FLAG_RECORDS_MISSING)
 			callout_keep_repaired(ctx, rec);
 		__builtin_memcpy(new_dst, conn->dst, 16);
 		new_port = bpf_htons(conn->port);
+		if (us)
+			callout_udp_other(us, conn, &d);
 	}
+	if (d.verdict == CALLOUT_VERDICT_BLOCK)
+		callout_count(CALLOUT_STAT_BLOCKED);
 	callout_emit(conn, &d, rec, flags, new_dst, new_port, context_size);
-	return CALLOUT_HOOK_ALLOW;
+	/* A rejecting sock_addr hook fails the call with EPERM. */
+	return d.verdict == CALLOUT_VERDICT_BLOCK ? CALLOUT_HOOK_REJECT : CALLOUT_HOOK_ALLOW;
+}
+
+/* The destination an AF_INET6 socket asked for; rules see a v4-mapped one as IPv4. */
+static __always_inline void callout_conn6(struct bpf_sock_addr *ctx, struct callout_conn *conn)
+{
+	__u32 dst[4];
+
+	dst[0] = ctx->user_ip6[0];
+	dst[1] = ctx->user_ip6[1];
+	dst[2] = ctx->user_ip6[2];
+	dst[3] = ctx->user_ip6[3];
+	conn->port = bpf_ntohs(ctx->user_port);
+	conn->orig_family = AF_INET6;
+	if (callout_is_v4_mapped(dst)) {
+		conn->dst[0] = dst[3];
+		conn->family = AF_INET;
+		conn->mapped = 1;
+	} else {
+		callout_copy6(conn->dst, dst);
+		conn->family = AF_INET6;
+	}
+}
+
+static __always_inline void callout_conn4(struct bpf_sock_addr *ctx, struct callout_conn *conn)
+{
+	conn->dst[0] = ctx->user_ip4;
+	conn->port = bpf_ntohs(ctx->user_port);
+	conn->family = AF_INET;
+	conn->orig_family = AF_INET;
+}
+
+static __always_inline int callout_is_udp(struct bpf_sock_addr *ctx)
+{
+	return ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP;
+}
+
+/* connect(): TCP, and UDP (a connected socket's flow is decided here, its sends run no hook). */
+static __always_inline int callout_connect(struct bpf_sock_addr *ctx, struct callout_conn *conn,
+					   const __u16 orig_family)
+{
+	struct callout_udp_sock *us = 0;
+
+	if (ctx->type == SOCK_STREAM) {
+		conn->protocol = IPPROTO_TCP;
+	} else if (callout_is_udp(ctx)) {
+		conn->protocol = IPPROTO_UDP;
+		us = bpf_sk_storage_get(&callout_udp_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!us)
+			return CALLOUT_HOOK_ALLOW;
+	} else {
+		return CALLOUT_HOOK_ALLOW;
+	}
+	/* A connect() starts a new flow: whatever the socket had ends here. */
+	return callout_classify(ctx, conn, us, 0, orig_family);
+}
+
+/* An unconnected UDP socket's datagram: a flow it has goes on as decided, any other is classified. */
+static __always_inline int callout_sendmsg(struct bpf_sock_addr *ctx, struct callout_conn *conn,
+					   const __u16 orig_family)
+{
+	struct callout_udp_sock *us;
+	__u64 now;
+	int known;
+
+	if (!callout_is_udp(ctx))
+		return CALLOUT_HOOK_ALLOW;
+	conn->protocol = IPPROTO_UDP;
+	us = bpf_sk_storage_get(&callout_udp_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!us)
+		return CALLOUT_HOOK_ALLOW;
+	now = bpf_ktime_get_boot_ns();
+	known = callout_udp_known(ctx, us, conn, now, orig_family);
+	if (known >= 0)
+		return known;
+	return callout_classify(ctx, conn, us, callout_udp_live(us, now), orig_family);
 }
 
 SEC("cgroup/connect4")
@@ -327,35 +392,47 @@ int callout_connect4(struct bpf_sock_addr *ctx)
 {
 	struct callout_conn conn = {};
 
-	conn.dst[0] = ctx->user_ip4;
-	conn.port = bpf_ntohs(ctx->user_port);
-	conn.family = AF_INET;
-	conn.orig_family = AF_INET;
-	return callout_classify(ctx, &conn, AF_INET);
+	callout_conn4(ctx, &conn);
+	return callout_connect(ctx, &conn, AF_INET);
 }
 
 SEC("cgroup/connect6")
 int callout_connect6(struct bpf_sock_addr *ctx)
 {
 	struct callout_conn conn = {};
-	__u32 dst[4];
 
-	dst[0] = ctx->user_ip6[0];
-	dst[1] = ctx->user_ip6[1];
-	dst[2] = ctx->user_ip6[2];
-	dst[3] = ctx->user_ip6[3];
-	conn.port = bpf_ntohs(ctx->user_port);
-	conn.orig_family = AF_INET6;
-	if (callout_is_v4_mapped(dst)) {
-		/* Rules see an IPv4 destination. */
-		conn.dst[0] = dst[3];
-		conn.family = AF_INET;
-		conn.mapped = 1;
-	} else {
-		callout_copy6(conn.dst, dst);
-		conn.family = AF_INET6;
-	}
-	return callout_classify(ctx, &conn, AF_INET6);
+	callout_conn6(ctx, &conn);
+	return callout_connect(ctx, &conn, AF_INET6);
+}
+
+SEC("cgroup/sendmsg4")
+int callout_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct callout_conn conn = {};
+
+	callout_conn4(ctx, &conn);
+	return callout_sendmsg(ctx, &conn, AF_INET);
+}
+
+SEC("cgroup/sendmsg6")
+int callout_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct callout_conn conn = {};
+
+	callout_conn6(ctx, &conn);
+	return callout_sendmsg(ctx, &conn, AF_INET6);
+}
+
+SEC("cgroup/recvmsg4")
+int callout_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return callout_recvmsg(ctx, AF_INET);
+}
+
+SEC("cgroup/recvmsg6")
+int callout_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return callout_recvmsg(ctx, AF_INET6);
 }
 
 /* The application's getpeername() shows where it asked to go, not the redirector. */

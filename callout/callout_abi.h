@@ -47,6 +47,8 @@ enum callout_verdict {
 	                                 * direct: flow_id is then its cookie) */
 	CALLOUT_VERDICT_STALLED = 7,    /* the engine hosting the redirector missed its heartbeat: direct */
 	CALLOUT_VERDICT_UNVERIFIED = 8, /* the redirector's endpoint has no listener we verified: direct */
+	CALLOUT_VERDICT_BLOCK = 9,      /* a block rule matched first: connect()/sendmsg() got EPERM */
+	CALLOUT_VERDICT_BUSY = 10,      /* UDP: the socket's one redirected flow goes elsewhere: direct */
 };
 
 /* callout_event.flags and callout_hop.flags */
@@ -77,7 +79,11 @@ enum callout_verdict {
 enum callout_action {
 	CALLOUT_ACTION_REDIRECT = 0,
 	CALLOUT_ACTION_BYPASS = 1,
+	CALLOUT_ACTION_BLOCK = 2, /* refuse the connect (TCP, UDP) or the send (UDP) with EPERM */
 };
+
+/* A UDP flow that saw no datagram for this long is over (rules that set no idle timeout). */
+#define CALLOUT_UDP_IDLE_DEFAULT_S 60
 
 struct callout_hop {
 	__u32 redirector_id;
@@ -136,7 +142,7 @@ struct callout_rule {
 	__u32 id;
 	__u8 enabled;
 	__u8 action;      /* enum callout_action */
-	__u8 protocol;    /* IPPROTO_TCP, or 0 for any the callout classifies */
+	__u8 protocol;    /* IPPROTO_TCP, IPPROTO_UDP, or 0 for both */
 	__u8 match;       /* CALLOUT_MATCH_* */
 	__u16 redirector_slot;
 	__u8 cidr_count;  /* 0 = any destination */
@@ -147,13 +153,16 @@ struct callout_rule {
 	__u8 comm[CALLOUT_COMM_LEN];
 	struct callout_cidr cidrs[CALLOUT_MAX_CIDRS];
 	struct callout_port_range ports[CALLOUT_MAX_PORT_RANGES];
+	__u32 idle_timeout_s; /* UDP flows: seconds without a datagram that end one; 0 = the default */
+	__u32 reserved2;
 };
 
 struct callout_redirector {
 	__u32 id;
 	__u32 flags;       /* CALLOUT_REDIRECTOR_* */
 	__u32 owner_tgid;  /* process whose record-less connects get repaired */
-	__u32 reserved;
+	__u16 udp_port4;   /* network order; 0 = no UDP listener on addr4 */
+	__u16 udp_port6;   /* network order; 0 = no UDP listener on addr6 */
 	__u64 netns_cookie; /* network namespace of the listeners */
 	__u32 addr4;       /* network order; 0 = no IPv4 listener */
 	__u16 port4;       /* network order */
@@ -181,6 +190,32 @@ struct callout_handoff_key {
 	__u32 proxy_addr[4];
 };
 
+/*
+ * UDP state of an application socket (its own storage map, so TCP sockets do not carry it).
+ * A socket holds at most one redirected flow at a time (see the DESIGN note in
+ * callout_udp.bpf.h) and remembers its latest other decision, so that a flow's later
+ * datagrams cost a comparison, not a rule walk, and make no event.
+ */
+struct callout_udp_sock {
+	__u64 flow_ns;          /* CLOCK_BOOTTIME of the redirected flow's latest datagram; 0 = none */
+	__u64 idle_ns;          /* the deciding rule's idle timeout */
+	__u32 flow_dst[4];      /* its original destination as rules see it (callout_conn.dst) */
+	__u16 flow_port;        /* host order */
+	__u8 in_hops;           /* hops the socket carried (SET, repair) before the redirect */
+	__u8 generation;        /* flows this socket started: keeps their ids apart */
+	__u32 proxy_addr[4];    /* where its datagrams go: the redirector endpoint as written */
+	__u16 proxy_port;       /* network order */
+	__u8 flow_family;       /* callout_conn.family of flow_dst */
+	__u8 other_family;
+	__u32 other_dst[4];     /* the latest destination that was not redirected (callout_conn.dst) */
+	__u16 other_port;       /* host order */
+	__u8 other_verdict;     /* enum callout_verdict decided for it */
+	__u8 reserved;
+	__u32 reserved2;
+	__u64 other_ns;         /* CLOCK_BOOTTIME of that decision (blocked) or of its latest datagram */
+	__u64 other_idle_ns;
+};
+
 /* What the last accepted connection of a redirector carried (for records repair). */
 struct callout_last_inbound {
 	__u64 time_boot_ns;
@@ -197,6 +232,9 @@ enum callout_stat {
 	CALLOUT_STAT_HANDOFF_MISSES,
 	CALLOUT_STAT_STALLED,     /* would have gone to a redirector of a stalled engine */
 	CALLOUT_STAT_UNVERIFIED,  /* would have gone to an endpoint without a verified listener */
+	CALLOUT_STAT_BLOCKED,     /* connects and sends refused by a block rule */
+	CALLOUT_STAT_UDP_HANDOFFS, /* UDP flows a redirector's socket received (published for the SDK) */
+	CALLOUT_STAT_UDP_BUSY,    /* UDP sends passed over: their socket's flow went to another place */
 	CALLOUT_STAT_COUNT,
 };
 
@@ -222,7 +260,8 @@ struct callout_event {
 	__u8 flags;       /* CALLOUT_FLAG_* */
 	__u16 records_size; /* SDK records blob size after this decision, 0 if none */
 	__u16 context_size; /* SDK context blob size, 0 if not redirected */
-	__u16 reserved;
+	__u8 protocol;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 reserved;
 	struct callout_hop hops[CALLOUT_MAX_HOPS]; /* the chain after this decision */
 	__u8 chain_states[CALLOUT_MAX_HOPS]; /* state of hops[i]'s redirector at this decision */
 	__u64 bytes_acked;    /* CLOSED: data bytes the application sent that were acknowledged */

@@ -128,6 +128,7 @@ void sweepStaleInstances()
         }
         std::string pinDir = std::string(CALLOUT_BPFFS_DIR "/") + name;
         ::unlink((pinDir + "/" CALLOUT_SOCKS_PIN_NAME).c_str());
+        ::unlink((pinDir + "/" CALLOUT_UDP_FLOWS_PIN_NAME).c_str());
         ::rmdir(pinDir.c_str());
         if (fd >= 0) {
             ::unlink(lock.c_str());  // while locked: see takeInstanceLock
@@ -232,6 +233,7 @@ void Callout::release()
     // Unpin before the lock goes: the SDK must never see a live lock with a dead map.
     if (!pinPath_.empty()) {
         ::unlink(pinPath_.c_str());
+        ::unlink((pinPath_.substr(0, pinPath_.rfind('/')) + "/" CALLOUT_UDP_FLOWS_PIN_NAME).c_str());
         std::string dir = pinPath_.substr(0, pinPath_.rfind('/'));
         ::rmdir(dir.c_str());
         pinPath_.clear();
@@ -257,6 +259,8 @@ void Callout::attach()
     bpf_program* programs[] = {
         skel_->progs.callout_connect4,     skel_->progs.callout_connect6, skel_->progs.callout_sockops,
         skel_->progs.callout_getpeername4, skel_->progs.callout_getpeername6,
+        skel_->progs.callout_sendmsg4,     skel_->progs.callout_sendmsg6, skel_->progs.callout_recvmsg4,
+        skel_->progs.callout_recvmsg6,
     };
     for (auto* program : programs) {
         // bpf_link, not BPF_PROG_ATTACH: the attachment dies with its last fd.
@@ -286,6 +290,12 @@ void Callout::pin()
     pinPath_ = path;
     if (::chmod(path.c_str(), 0600) != 0)
         fail("chmod 0600 " + path, errno);
+    std::string udp = dir + "/" CALLOUT_UDP_FLOWS_PIN_NAME;
+    ::unlink(udp.c_str());
+    if (bpf_obj_pin(bpf_map__fd(skel_->maps.callout_udp_flows), udp.c_str()) != 0)
+        fail("pin UDP flows map at " + udp, errno);
+    if (::chmod(udp.c_str(), 0600) != 0)
+        fail("chmod 0600 " + udp, errno);
 }
 
 void Callout::setRedirector(uint32_t slot, const callout_redirector& redirector)
@@ -424,6 +434,7 @@ CalloutStats Callout::stats() const
 }
 
 int Callout::socksMapFd() const { return bpf_map__fd(skel_->maps.callout_socks); }
+int Callout::udpFlowsMapFd() const { return bpf_map__fd(skel_->maps.callout_udp_flows); }
 int Callout::redirectorsMapFd() const { return bpf_map__fd(skel_->maps.callout_redirectors); }
 int Callout::rulesMapFd() const { return bpf_map__fd(skel_->maps.callout_rules); }
 

@@ -86,12 +86,15 @@ public:
 
     CalloutStats stats() const;
     int socksMapFd() const;
+    /// UDP flows handed to redirectors' sockets (callout_udp.bpf.h), for the SDK's UDP query.
+    int udpFlowsMapFd() const;
     /// The redirectors and rules maps (tests freeze them to see a refused update handled).
     int redirectorsMapFd() const;
     int rulesMapFd() const;
 
     /// Mark a listening socket (ours, or another process's duplicated with pidfd_getfd) as the
-    /// verified listener of redirector `redirectorId`. Redirectors with
+    /// verified listener of redirector `redirectorId`; for UDP, its bound socket: only a marked
+    /// socket gets the flows of the datagrams it receives handed over. Redirectors with
     /// CALLOUT_REDIRECTOR_VERIFY_LISTENER are used only while such a socket is what a connect to
     /// their endpoint would reach; the mark dies with the socket.
     void markListener(int listenerFd, uint32_t redirectorId);

@@ -13,13 +13,15 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "callout_abi.h"
 
-/* What a cgroup sock_addr hook returns: this callout redirects, it never refuses a connect. */
+/* What a cgroup sock_addr hook returns: go on (perhaps redirected), or refuse with EPERM (block rules). */
 #define CALLOUT_HOOK_ALLOW 1
+#define CALLOUT_HOOK_REJECT 0
 /* sockops programs return 1 as well; the value is not a verdict there. */
 #define CALLOUT_SOCKOPS_DONE 1
 
@@ -31,6 +33,26 @@ struct {
 	__type(key, int);
 	__type(value, struct callout_sock);
 } callout_socks SEC(".maps");
+
+/* UDP state of application sockets: their redirected flow and their latest other decision. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct callout_udp_sock);
+} callout_udp_socks SEC(".maps");
+
+/*
+ * UDP flows a redirector's socket received, keyed like the TCP hand-off (application endpoint
+ * as the redirector sees it, redirector endpoint as bound): the application socket's records
+ * and context, for the SDK's UDP query. Pinned 0600 next to the records map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct callout_handoff_key);
+	__type(value, struct callout_sock);
+} callout_udp_flows SEC(".maps");
 
 /* Redirectors by slot. */
 struct {

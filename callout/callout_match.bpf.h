@@ -22,6 +22,7 @@ struct callout_decision {
 	__u8 state;
 	__u8 matched;          /* some redirect rule matched (for CHAIN_END) */
 	__u8 passed;           /* why that redirector could not take it (a verdict), or 0 */
+	__u32 idle_s;          /* the deciding rule's UDP idle timeout (0: the default) */
 };
 
 /* What the bpf_loop callbacks see. */
@@ -32,6 +33,14 @@ struct callout_walk {
 	struct callout_decision *d;
 };
 
+/* The redirector's endpoint port (network order) for a family and protocol; 0 = none. */
+static __always_inline __u16 callout_redirector_port(const struct callout_redirector *rd, __u32 family, __u8 protocol)
+{
+	if (protocol == IPPROTO_UDP)
+		return family == AF_INET ? rd->udp_port4 : rd->udp_port6;
+	return family == AF_INET ? rd->port4 : rd->port6;
+}
+
 /* A redirector can take this connection: active, same network namespace, a listener of the right family. */
 static __always_inline int callout_redirector_usable(const struct callout_redirector *rd,
 						     const struct callout_conn *conn)
@@ -40,15 +49,55 @@ static __always_inline int callout_redirector_usable(const struct callout_redire
 		return 0;
 	if (rd->netns_cookie && rd->netns_cookie != conn->netns)
 		return 0;
-	if (conn->family == AF_INET)
-		return rd->port4 != 0;
-	return rd->port6 != 0;
+	return callout_redirector_port(rd, conn->family, conn->protocol) != 0;
 }
 
-/* Why the redirector a rule chose cannot take the connection now (a verdict), or 0 if it can.
- * Defined by callout.bpf.c: it looks at sockets. */
+/*
+ * The socket that would accept a connection to rd's listener of `family` carries the mark the
+ * engine set for rd. A port that went down or changed hands has no such socket behind it: an
+ * unprivileged process that binds a redirector's port while its proxy restarts gets nothing.
+ */
+static __always_inline int callout_listener_verified(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
+						     __u32 family, __u8 protocol)
+{
+	struct bpf_sock_tuple t = {};
+	struct callout_sock *mark;
+	struct bpf_sock *sk;
+	int ok;
+
+	__u32 size = family == AF_INET ? sizeof(t.ipv4) : sizeof(t.ipv6);
+
+	if (family == AF_INET) {
+		t.ipv4.daddr = rd->addr4;
+		t.ipv4.dport = callout_redirector_port(rd, AF_INET, protocol);
+	} else {
+		__builtin_memcpy(t.ipv6.daddr, rd->addr6, 16);
+		t.ipv6.dport = callout_redirector_port(rd, AF_INET6, protocol);
+	}
+	if (protocol == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	mark = bpf_sk_storage_get(&callout_socks, sk, 0, 0);
+	ok = mark && (mark->role & CALLOUT_ROLE_LISTENER) && mark->context.redirector_id == rd->id;
+	bpf_sk_release(sk);
+	return ok;
+}
+
 static __always_inline int callout_unavailable(struct bpf_sock_addr *ctx, const struct callout_redirector *rd,
-					       __u32 family, __u64 now);
+					       __u32 family, __u8 protocol, __u64 now)
+{
+	__u64 deadline = callout_stall_deadline_ns;
+
+	if (!(rd->flags & CALLOUT_REDIRECTOR_EXTERNAL) && deadline && now > callout_heartbeat_ns + deadline)
+		return CALLOUT_VERDICT_STALLED;
+	if ((rd->flags & CALLOUT_REDIRECTOR_VERIFY_LISTENER) && !callout_listener_verified(ctx, rd, family, protocol))
+		return CALLOUT_VERDICT_UNVERIFIED;
+	return 0;
+}
+
 
 /*
  * One rule of the walk: 1 when it decides, 0 to go on. A global function: the verifier checks it
@@ -69,9 +118,10 @@ __noinline int callout_rule_at(struct bpf_sock_addr *ctx, const struct callout_c
 	r = bpf_map_lookup_elem(&callout_rules, &key);
 	if (!r || !callout_rule_match(r, conn))
 		return 0;
-	if (r->action == CALLOUT_ACTION_BYPASS) {
-		d->verdict = CALLOUT_VERDICT_BYPASS;
+	if (r->action == CALLOUT_ACTION_BYPASS || r->action == CALLOUT_ACTION_BLOCK) {
+		d->verdict = r->action == CALLOUT_ACTION_BLOCK ? CALLOUT_VERDICT_BLOCK : CALLOUT_VERDICT_BYPASS;
 		d->rule_id = r->id;
+		d->idle_s = r->idle_timeout_s;
 		return 1;
 	}
 	slot = r->redirector_slot;
@@ -88,7 +138,8 @@ __noinline int callout_rule_at(struct bpf_sock_addr *ctx, const struct callout_c
 	}
 	if (!callout_state_may_redirect(state))
 		return 0;
-	passed = (__u8)callout_unavailable(ctx, rd, conn->family == AF_INET ? AF_INET : AF_INET6, conn->now);
+	passed = (__u8)callout_unavailable(ctx, rd, conn->family == AF_INET ? AF_INET : AF_INET6, conn->protocol,
+					    conn->now);
 	if (passed) {
 		/* Passed over (its engine stalled, its listener unverified): later rules may still take it. */
 		d->passed = passed;
@@ -97,6 +148,7 @@ __noinline int callout_rule_at(struct bpf_sock_addr *ctx, const struct callout_c
 	}
 	d->verdict = CALLOUT_VERDICT_REDIRECT;
 	d->rule_id = r->id;
+	d->idle_s = r->idle_timeout_s;
 	d->redirector_slot = slot;
 	d->redirector_id = rd->id;
 	d->state = state;
@@ -116,17 +168,21 @@ static long callout_walk_listener(__u32 slot, void *data)
 	struct callout_walk *w = data;
 	const struct callout_conn *conn = w->conn;
 	const struct callout_redirector *rd = bpf_map_lookup_elem(&callout_redirectors, &slot);
+	__u16 port;
 
 	if (!rd || !(rd->flags & CALLOUT_REDIRECTOR_ACTIVE))
 		return 0;
 	if (rd->netns_cookie && rd->netns_cookie != conn->netns)
 		return 0;
+	port = callout_redirector_port(rd, conn->family, conn->protocol);
+	if (!port || bpf_ntohs(port) != conn->port)
+		return 0;
 	if (conn->family == AF_INET) {
-		if (rd->port4 && bpf_ntohs(rd->port4) == conn->port && rd->addr4 == conn->dst[0]) {
+		if (rd->addr4 == conn->dst[0]) {
 			w->d->verdict = CALLOUT_VERDICT_LOCAL;
 			return 1;
 		}
-	} else if (rd->port6 && bpf_ntohs(rd->port6) == conn->port) {
+	} else {
 		const __u32 *a = (const __u32 *)rd->addr6;
 
 		if (a[0] == conn->dst[0] && a[1] == conn->dst[1] && a[2] == conn->dst[2] &&

@@ -20,7 +20,7 @@
 #define bpf_ntohl(x) ntohl(x)
 #endif
 
-/* Destination of one connect() and who makes it. */
+/* Destination of one connect() (or UDP flow's first sendmsg()) and who makes it. */
 struct callout_conn {
 	__u64 cookie;
 	__u64 netns;
@@ -33,6 +33,7 @@ struct callout_conn {
 	__u16 family;        /* family the rule sees: AF_INET for v4-mapped */
 	__u16 orig_family;   /* family of the application's socket */
 	__u8 mapped;         /* AF_INET6 socket, v4-mapped destination */
+	__u8 protocol;       /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 comm[CALLOUT_COMM_LEN];
 };
 
@@ -125,7 +126,7 @@ static __always_inline int callout_rule_match(const struct callout_rule *r, cons
 		return 0;
 	if (r->expires_boot_ns && conn->now >= r->expires_boot_ns)
 		return 0;
-	if (r->protocol && r->protocol != IPPROTO_TCP)
+	if (r->protocol && r->protocol != conn->protocol)
 		return 0;
 	if ((r->match & CALLOUT_MATCH_UID) && r->uid != conn->uid)
 		return 0;

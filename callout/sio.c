@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,19 +108,16 @@ int redirect_sio_use_map(int map_fd)
 }
 
 /*
- * Open the live instance's records map: a file descriptor (the caller closes
+ * Open one of the live instance's pinned maps: a file descriptor (the caller closes
  * it unless *borrowed), or a negative errno (EOPNOTSUPP when no callout holds the instance lock, EACCES without
  * administrator rights).
  */
-static int open_socks_map(int *borrowed)
+int sio_open_pinned_map(const char *pin_name, int *borrowed)
 {
 	char name[CALLOUT_INSTANCE_MAX + 1], path[256];
 	int lock, fd, err;
 
-	fd = g_own_map;
-	*borrowed = fd >= 0;
-	if (fd >= 0)
-		return fd;
+	*borrowed = 0;
 
 	err = instance_name(name, sizeof(name));
 	if (err)
@@ -136,13 +132,24 @@ static int open_socks_map(int *borrowed)
 		return -EOPNOTSUPP;
 	}
 	close(lock);
-	snprintf(path, sizeof(path), "%s/%s/%s", CALLOUT_BPFFS_DIR, name, CALLOUT_SOCKS_PIN_NAME);
+	snprintf(path, sizeof(path), "%s/%s/%s", CALLOUT_BPFFS_DIR, name, pin_name);
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		err = errno;
 		return err == EACCES || err == EPERM ? -EACCES : -EOPNOTSUPP;
 	}
 	return fd;
+}
+
+int sio_open_socks_map(int *borrowed)
+{
+	int fd = g_own_map;
+
+	if (fd >= 0) {
+		*borrowed = 1;
+		return fd;
+	}
+	return sio_open_pinned_map(CALLOUT_SOCKS_PIN_NAME, borrowed);
 }
 
 size_t sio_encode_records(const struct callout_records *r, unsigned char *out)
@@ -352,7 +359,7 @@ static int lookup_accepted(int sock, struct callout_sock *value)
 {
 	int map, borrowed, err = 0;
 
-	map = open_socks_map(&borrowed);
+	map = sio_open_socks_map(&borrowed);
 	if (map < 0)
 		return -map;
 	if (bpf_map_lookup_elem(map, &sock, value) != 0)
@@ -365,10 +372,10 @@ static int lookup_accepted(int sock, struct callout_sock *value)
 	return value->role & CALLOUT_ROLE_ACCEPTED ? 0 : ENOENT;
 }
 
-/* One QUERY answer's blob, encoded into blob: 0 and its size in *need, or ENOENT (not attached). */
-static int encode_answer(const struct callout_sock *value, uint32_t code, unsigned char *blob, size_t *need)
+/* One QUERY answer's blob (records or context), encoded: 0 and its size in *need, or ENOENT. */
+static int encode_answer(const struct callout_sock *value, int records, unsigned char *blob, size_t *need)
 {
-	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS) {
+	if (records) {
 		if (!(value->role & CALLOUT_ROLE_RECORDS) || value->records.hop_count == 0)
 			return ENOENT;
 		*need = sio_encode_records(&value->records, blob);
@@ -380,11 +387,11 @@ static int encode_answer(const struct callout_sock *value, uint32_t code, unsign
 	return 0;
 }
 
-/* One QUERY answer out of the entry: 0, ENOENT (not attached), EINVAL (*bytes says the size). */
-static int answer(const struct callout_sock *value, uint32_t code, void *out, size_t out_size, size_t *bytes)
+/* The records or the context the callout attached, as the QUERY blobs; EINVAL and the size when out is short. */
+int sio_copy_blob(const struct callout_sock *value, int records, void *out, size_t out_size, size_t *bytes)
 {
 	unsigned char blob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
-	int err = encode_answer(value, code, blob, bytes);
+	int err = encode_answer(value, records, blob, bytes);
 
 	if (err)
 		return err;
@@ -399,7 +406,7 @@ static int query(int sock, uint32_t code, void *out, size_t out_size, size_t *by
 	struct callout_sock value;
 	int err = lookup_accepted(sock, &value);
 
-	return err ? err : answer(&value, code, out, out_size, bytes);
+	return err ? err : sio_copy_blob(&value, code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, out, out_size, bytes);
 }
 
 int redirect_query_both(int sock, void *records, size_t records_size, size_t *records_bytes, void *context,
@@ -422,9 +429,9 @@ int redirect_query_both(int sock, void *records, size_t records_size, size_t *re
 		unsigned char rblob[REDIRECT_RECORDS_SIZE(REDIRECT_MAX_HOPS)];
 		unsigned char cblob[REDIRECT_CONTEXT_HEADER_SIZE + REDIRECT_CONTEXT_DATA_MAX];
 
-		err = encode_answer(&value, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, rblob, &rb);
+		err = encode_answer(&value, 1, rblob, &rb);
 		if (!err)
-			err = encode_answer(&value, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, cblob, &cb);
+			err = encode_answer(&value, 0, cblob, &cb);
 		if (!err && (records_size < rb || context_size < cb))
 			err = EINVAL;
 		if (!err) {
@@ -438,65 +445,6 @@ int redirect_query_both(int sock, void *records, size_t records_size, size_t *re
 		errno = err;
 		return -1;
 	}
-	return 0;
-}
-
-/*
- * The callout classifies TCP over IPv4/IPv6 sockets that have not started connecting.
- * TCP_INFO answers only for TCP sockets (which are IPv4 or IPv6), and its state is CLOSE only
- * before connect() and listen(): one system call covers family, protocol, connected and
- * listening, and reports ENOTSOCK and EBADF before anything else.
- */
-static int settable_socket(int sock)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return errno == ENOTSOCK || errno == EBADF ? errno : EINVAL;
-	return ti.tcpi_state == TCP_CLOSE ? 0 : EINVAL;
-}
-
-int sio_records_to_sock(const void *in, size_t in_size, struct callout_sock *value)
-{
-	struct redirect_records_info info;
-
-	if (redirect_records_decode(in, in_size, &info) != 0)
-		return EINVAL;
-	memset(value, 0, sizeof(*value));
-	value->role = CALLOUT_ROLE_RECORDS;
-	value->records.flow_id = info.flow_id;
-	value->records.hop_count = (uint8_t)info.hop_count;
-	for (unsigned i = 0; i < info.hop_count; i++) {
-		value->records.hops[i].redirector_id = info.hops[i].redirector_id;
-		value->records.hops[i].state = info.hops[i].state;
-		value->records.hops[i].flags = info.hops[i].flags;
-	}
-	return 0;
-}
-
-static int set_records(int sock, const void *in, size_t in_size, const void *out, size_t out_size,
-		       size_t *bytes)
-{
-	struct callout_sock value;
-	int map, borrowed, err;
-
-	if (out || out_size)
-		return EINVAL;
-	err = settable_socket(sock);
-	if (err)
-		return err;
-	if (sio_records_to_sock(in, in_size, &value) != 0)
-		return EINVAL;
-	map = open_socks_map(&borrowed);
-	if (map < 0)
-		return -map;
-	err = bpf_map_update_elem(map, &sock, &value, BPF_ANY) ? errno : 0;
-	if (!borrowed)
-		close(map);
-	if (err)
-		return err == EBADF || err == EOPNOTSUPP ? EINVAL : err;
-	*bytes = in_size;
 	return 0;
 }
 
@@ -514,7 +462,7 @@ static int dispatch(int sock, uint32_t code, const void *in, size_t in_size, voi
 	    code != SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
 		return EINVAL;
 	if (code == SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS)
-		return set_records(sock, in, in_size, out, out_size, bytes);
+		return sio_set_records(sock, in, in_size, bytes);
 	err = check_socket(sock);
 	return err ? err : query(sock, code, out, out_size, bytes);
 }

@@ -49,6 +49,8 @@ const char* verdictName(uint8_t verdict)
     case CALLOUT_VERDICT_LOCAL: return "local";
     case CALLOUT_VERDICT_STALLED: return "stalled";
     case CALLOUT_VERDICT_UNVERIFIED: return "unverified";
+    case CALLOUT_VERDICT_BLOCK: return "block";
+    case CALLOUT_VERDICT_BUSY: return "busy";
     default: return "?";
     }
 }

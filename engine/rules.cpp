@@ -8,6 +8,7 @@
 #include <memory>
 #include <tuple>
 
+#include <netinet/in.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -23,10 +24,10 @@ bool RedirectorSpec::operator==(const RedirectorSpec& o) const
 
 bool RuleSpec::operator==(const RuleSpec& o) const
 {
-    return std::tie(id, numericId, enabled, action, redirector, protocol, destination, ports, process, uid, user,
-                    cgroup, expiresNs)
-        == std::tie(o.id, o.numericId, o.enabled, o.action, o.redirector, o.protocol, o.destination, o.ports,
-                    o.process, o.uid, o.user, o.cgroup, o.expiresNs);
+    return std::tie(id, numericId, enabled, action, redirector, protocol, idleTimeoutS, destination, ports, process,
+                    uid, user, cgroup, expiresNs)
+        == std::tie(o.id, o.numericId, o.enabled, o.action, o.redirector, o.protocol, o.idleTimeoutS, o.destination,
+                    o.ports, o.process, o.uid, o.user, o.cgroup, o.expiresNs);
 }
 
 const RedirectorSpec* RuleSet::findRedirector(std::string_view id) const
@@ -51,6 +52,9 @@ struct Failure {
 [[noreturn]] void fail(Position at, std::string message) { throw Failure{{at.line, at.column, std::move(message)}}; }
 
 using fields::quoted;
+
+// A day: a flow quiet for longer is over, whatever the rule says.
+constexpr int64_t kMaxIdleTimeoutS = 86400;
 
 std::string joined(const std::vector<std::string>& items)
 {
@@ -284,10 +288,22 @@ void parseMatch(const Members& f, RuleSpec& rule)
 {
     if (const Value* protocol = f.optional("protocol")) {
         const std::string& p = stringOf(*protocol, "protocol");
-        if (p == "udp")
-            fail(protocol->position, "udp is not supported yet");
-        if (p != "tcp")
-            fail(protocol->position, "unknown protocol " + quoted(p) + " (expected \"tcp\")");
+        if (p == "tcp")
+            rule.protocol = IPPROTO_TCP;
+        else if (p == "udp")
+            rule.protocol = IPPROTO_UDP;
+        else if (p == "any")
+            rule.protocol = 0;
+        else
+            fail(protocol->position, "unknown protocol " + quoted(p) + " (expected \"tcp\", \"udp\" or \"any\")");
+    }
+    if (const Value* idle = f.optional("idle_timeout")) {
+        if (idle->type != Type::Number || !idle->integral || idle->integer < 1 || idle->integer > kMaxIdleTimeoutS)
+            fail(idle->position, "\"idle_timeout\" must be a whole number of seconds from 1 to "
+                                     + std::to_string(kMaxIdleTimeoutS));
+        if (rule.protocol == IPPROTO_TCP)
+            fail(idle->position, "\"idle_timeout\" applies to UDP flows: give the rule \"protocol\": \"udp\" or \"any\"");
+        rule.idleTimeoutS = uint32_t(idle->integer);
     }
     if (const Value* destination = f.optional("destination")) {
         forEachItem(*destination, "destination", [&](const Value& item) {
@@ -326,7 +342,7 @@ RuleSpec parseRule(const Value& v, IdRegistry& ids, const RuleSet& set)
     if (v.type != Type::Object)
         fail(v.position, std::string("expected an object for each rule, got ") + json::typeName(v.type));
     Members f(v, "in rule", {"id", "enabled", "action", "redirector", "protocol", "destination", "ports", "process", "uid",
-                         "cgroup", "expires"});
+                         "cgroup", "expires", "idle_timeout"});
     RuleSpec rule;
     rule.position = v.position;
     const Value& id = f.required("id");
@@ -339,11 +355,15 @@ RuleSpec parseRule(const Value& v, IdRegistry& ids, const RuleSet& set)
     const Value& action = f.required("action");
     if (stringOf(action, "action") == "bypass")
         rule.action = RuleAction::Bypass;
+    else if (action.string == "block")
+        rule.action = RuleAction::Block;
     else if (action.string != "redirect")
-        fail(action.position, "unknown action " + quoted(action.string) + " (expected \"redirect\" or \"bypass\")");
+        fail(action.position, "unknown action " + quoted(action.string)
+                                  + " (expected \"redirect\", \"bypass\" or \"block\")");
     const Value* redirector = f.optional("redirector");
-    if (rule.action == RuleAction::Bypass && redirector)
-        fail(redirector->position, "a bypass rule takes no \"redirector\"");
+    if (rule.action != RuleAction::Redirect && redirector)
+        fail(redirector->position, std::string("a ") + (rule.action == RuleAction::Bypass ? "bypass" : "block")
+                                       + " rule takes no \"redirector\"");
     if (rule.action == RuleAction::Redirect && !redirector)
         fail(action.position, "a redirect rule needs a \"redirector\"");
     if (redirector) {

@@ -50,7 +50,8 @@ struct PortRange {
     bool operator==(const PortRange&) const = default;
 };
 
-enum class RuleAction : uint8_t { Redirect, Bypass };
+/// Block refuses the connect (TCP, UDP) or the send (UDP) with EPERM.
+enum class RuleAction : uint8_t { Redirect, Bypass, Block };
 
 struct RedirectorSpec {
     std::string id;
@@ -76,7 +77,10 @@ struct RuleSpec {
     bool enabled = true;
     RuleAction action = RuleAction::Redirect;
     std::string redirector;           ///< id; set exactly for redirect rules
-    uint8_t protocol = 6;             ///< IPPROTO_TCP, the only one supported yet
+    /// IPPROTO_TCP, IPPROTO_UDP, or 0 for both ("any"). Absent means tcp: files written before
+    /// UDP existed keep meaning what they meant (their redirectors may have no UDP listener).
+    uint8_t protocol = 6;
+    std::optional<uint32_t> idleTimeoutS; ///< UDP flows: seconds without a datagram that end one
     std::vector<Cidr> destination;    ///< empty: any destination
     std::vector<PortRange> ports;     ///< empty: any port
     std::string process;              ///< comm, 1-15 bytes; empty: any process
@@ -125,6 +129,9 @@ std::string rulesToJson(const RuleSet& rules);
 /// FNV-1a 32 of the id string: the numeric ids that the callout and its events carry.
 uint32_t ruleNumericId(const std::string& id);
 uint32_t redirectorNumericId(const std::string& id);
+
+/// The idle timeout a rule's UDP flows get (its own, else the callout's default of 60 s).
+uint32_t ruleIdleTimeoutS(const RuleSpec& rule);
 
 struct CompileResult {
     std::vector<callout_rule> rules;  ///< in file order

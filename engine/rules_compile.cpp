@@ -62,6 +62,8 @@ void copyCidr(const Cidr& in, callout_cidr& out)
 
 }  // namespace
 
+uint32_t ruleIdleTimeoutS(const RuleSpec& rule) { return rule.idleTimeoutS.value_or(CALLOUT_UDP_IDLE_DEFAULT_S); }
+
 CompileResult compileRules(const RuleSet& set, const std::function<int(const std::string& redirectorId)>& slotOf,
                            int64_t nowRealtimeNs, int64_t nowBoottimeNs)
 {
@@ -84,8 +86,11 @@ CompileResult compileRules(const RuleSet& set, const std::function<int(const std
         callout_rule out{};
         out.id = spec.numericId;
         out.enabled = spec.enabled ? 1 : 0;
-        out.action = spec.action == RuleAction::Bypass ? CALLOUT_ACTION_BYPASS : CALLOUT_ACTION_REDIRECT;
-        out.protocol = IPPROTO_TCP;
+        out.action = spec.action == RuleAction::Bypass  ? CALLOUT_ACTION_BYPASS
+                     : spec.action == RuleAction::Block ? CALLOUT_ACTION_BLOCK
+                                                        : CALLOUT_ACTION_REDIRECT;
+        out.protocol = spec.protocol;
+        out.idle_timeout_s = ruleIdleTimeoutS(spec);
         if (spec.action == RuleAction::Redirect) {
             int slot = slotOf(spec.redirector);
             if (slot < 0)

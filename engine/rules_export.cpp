@@ -1,4 +1,6 @@
 // rulesToJson(): a RuleSet written back in the shape parseRules() reads.
+#include <netinet/in.h>
+
 #include <nlohmann/json.hpp>
 
 #include "rules.h"
@@ -50,10 +52,12 @@ Json ruleJson(const RuleSpec& rule)
     out["id"] = rule.id;
     if (!rule.enabled)
         out["enabled"] = false;
-    out["action"] = rule.action == RuleAction::Bypass ? "bypass" : "redirect";
+    out["action"] = rule.action == RuleAction::Bypass ? "bypass" : rule.action == RuleAction::Block ? "block" : "redirect";
     if (rule.action == RuleAction::Redirect)
         out["redirector"] = rule.redirector;
-    out["protocol"] = "tcp";
+    out["protocol"] = rule.protocol == IPPROTO_TCP ? "tcp" : rule.protocol == IPPROTO_UDP ? "udp" : "any";
+    if (rule.idleTimeoutS)
+        out["idle_timeout"] = *rule.idleTimeoutS;
     if (!rule.destination.empty())
         out["destination"] = oneOrMany(rule.destination, [](const Cidr& c) { return c.str(); });
     if (!rule.ports.empty())

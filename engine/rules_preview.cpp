@@ -91,6 +91,8 @@ std::string PredictedRoute::text() const
     }
     if (verdict == "bypass")
         return "direct (bypass rule " + rule + ")";
+    if (verdict == "block")
+        return "refused (block rule " + rule + ")";
     if (verdict == "local")
         return "to a redirector's port";
     return "direct (no rule)";
@@ -140,6 +142,8 @@ PredictedRoute RoutePredictor::predict(const Flow& flow) const
     if (!parseDestination(flow.destination, conn))
         return route;
     conn.now = static_cast<__u64>(nowBootNs_);
+    // The flows a node reports are TCP connections (the engine relays no UDP yet).
+    conn.protocol = IPPROTO_TCP;
     fillIdentity(conn, ConnectIdentity{flow.comm, flow.uid, flow.cgroupId});
     for (const Slot& slot : slots_)
         for (const Endpoint& e : slot.listen)
@@ -157,7 +161,7 @@ PredictedRoute RoutePredictor::predict(const Flow& flow) const
         for (const callout_rule& rule : table_) {
             if (!callout_rule_match(&rule, &conn))
                 continue;
-            if (rule.action == CALLOUT_ACTION_BYPASS) {
+            if (rule.action == CALLOUT_ACTION_BYPASS || rule.action == CALLOUT_ACTION_BLOCK) {
                 decided = &rule;
                 break;
             }
@@ -172,7 +176,7 @@ PredictedRoute RoutePredictor::predict(const Flow& flow) const
         const std::string& ruleId = decided ? ruleIds_[size_t(decided - table_.data())] : none;
         if (!decided || !to) {
             if (hop == 0 && decided) {
-                route.verdict = "bypass";
+                route.verdict = decided->action == CALLOUT_ACTION_BLOCK ? "block" : "bypass";
                 route.rule = ruleId;
             }
             return route;

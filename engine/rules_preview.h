@@ -26,11 +26,11 @@ ConnectIdentity ownIdentity();
 /// Where one connection goes: the verdict of the application's connect, the rule that decided
 /// it, and the redirectors in chain order.
 struct PredictedRoute {
-    std::string verdict;             ///< redirect, bypass, direct, local
+    std::string verdict;             ///< redirect, bypass, block, direct, local
     std::string rule;                ///< the deciding rule of the first connect ("" when none)
     std::vector<std::string> chain;  ///< redirector names, in order
     bool operator==(const PredictedRoute&) const = default;
-    /// "A -> B" or "direct (no rule)", "bypass (rule corp)".
+    /// "A -> B" or "direct (no rule)", "direct (bypass rule corp)", "refused (block rule quic)".
     std::string text() const;
 };
 

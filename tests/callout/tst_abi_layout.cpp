@@ -61,9 +61,11 @@ const std::vector<Layout>& layouts()
                    ABI_MEMBER(callout_rule, cidr_count), ABI_MEMBER(callout_rule, port_count),
                    ABI_MEMBER(callout_rule, uid), ABI_MEMBER(callout_rule, cgroup_id),
                    ABI_MEMBER(callout_rule, expires_boot_ns), ABI_MEMBER(callout_rule, comm),
-                   ABI_MEMBER(callout_rule, cidrs), ABI_MEMBER(callout_rule, ports)),
+                   ABI_MEMBER(callout_rule, cidrs), ABI_MEMBER(callout_rule, ports),
+                   ABI_MEMBER(callout_rule, idle_timeout_s), ABI_MEMBER(callout_rule, reserved2)),
         ABI_STRUCT(callout_redirector, ABI_MEMBER(callout_redirector, id), ABI_MEMBER(callout_redirector, flags),
-                   ABI_MEMBER(callout_redirector, owner_tgid), ABI_MEMBER(callout_redirector, reserved),
+                   ABI_MEMBER(callout_redirector, owner_tgid), ABI_MEMBER(callout_redirector, udp_port4),
+                   ABI_MEMBER(callout_redirector, udp_port6),
                    ABI_MEMBER(callout_redirector, netns_cookie), ABI_MEMBER(callout_redirector, addr4),
                    ABI_MEMBER(callout_redirector, port4), ABI_MEMBER(callout_redirector, port6),
                    ABI_MEMBER(callout_redirector, addr6), ABI_MEMBER(callout_redirector, data_len),
@@ -74,6 +76,15 @@ const std::vector<Layout>& layouts()
                    ABI_MEMBER(callout_handoff_key, family), ABI_MEMBER(callout_handoff_key, app_port),
                    ABI_MEMBER(callout_handoff_key, proxy_port), ABI_MEMBER(callout_handoff_key, app_addr),
                    ABI_MEMBER(callout_handoff_key, proxy_addr)),
+        ABI_STRUCT(callout_udp_sock, ABI_MEMBER(callout_udp_sock, flow_ns), ABI_MEMBER(callout_udp_sock, idle_ns),
+                   ABI_MEMBER(callout_udp_sock, flow_dst), ABI_MEMBER(callout_udp_sock, flow_port),
+                   ABI_MEMBER(callout_udp_sock, in_hops), ABI_MEMBER(callout_udp_sock, generation),
+                   ABI_MEMBER(callout_udp_sock, proxy_addr), ABI_MEMBER(callout_udp_sock, proxy_port),
+                   ABI_MEMBER(callout_udp_sock, flow_family), ABI_MEMBER(callout_udp_sock, other_family),
+                   ABI_MEMBER(callout_udp_sock, other_dst), ABI_MEMBER(callout_udp_sock, other_port),
+                   ABI_MEMBER(callout_udp_sock, other_verdict), ABI_MEMBER(callout_udp_sock, reserved),
+                   ABI_MEMBER(callout_udp_sock, reserved2), ABI_MEMBER(callout_udp_sock, other_ns),
+                   ABI_MEMBER(callout_udp_sock, other_idle_ns)),
         ABI_STRUCT(callout_last_inbound, ABI_MEMBER(callout_last_inbound, time_boot_ns),
                    ABI_MEMBER(callout_last_inbound, records)),
         ABI_STRUCT(callout_event, ABI_MEMBER(callout_event, time_boot_ns), ABI_MEMBER(callout_event, cookie),
@@ -85,7 +96,8 @@ const std::vector<Layout>& layouts()
                    ABI_MEMBER(callout_event, new_addr), ABI_MEMBER(callout_event, redirector_id),
                    ABI_MEMBER(callout_event, rule_id), ABI_MEMBER(callout_event, hop_count),
                    ABI_MEMBER(callout_event, flags), ABI_MEMBER(callout_event, records_size),
-                   ABI_MEMBER(callout_event, context_size), ABI_MEMBER(callout_event, reserved),
+                   ABI_MEMBER(callout_event, context_size), ABI_MEMBER(callout_event, protocol),
+                   ABI_MEMBER(callout_event, reserved),
                    ABI_MEMBER(callout_event, hops), ABI_MEMBER(callout_event, chain_states),
                    ABI_MEMBER(callout_event, bytes_acked), ABI_MEMBER(callout_event, bytes_received)),
     };
@@ -130,7 +142,7 @@ void TestAbiLayout::everyAbiStructIsListed()
     for (const Layout& l : layouts())
         listed << l.name;
     QCOMPARE(listed, declared);
-    QCOMPARE(listed.size(), 12);
+    QCOMPARE(listed.size(), 13);
 }
 
 void TestAbiLayout::structLayout_data()

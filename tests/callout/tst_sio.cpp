@@ -261,8 +261,10 @@ void TestSio::setOnUnsuitableSocket()
     uint16_t plainPort = 0;
     Fd plain(listenLoopback(AF_INET, &plainPort)), connected = tcpSocket();
     QCOMPARE(connectTo(connected.get(), AF_INET, plainPort), 0);
+    // UDP takes records while unconnected (tst_udp_chain); a connected UDP socket is past its classification.
     Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), unixStream(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     QVERIFY(plain.valid() && udp.valid() && unixStream.valid());
+    QCOMPARE(connectTo(udp.get(), AF_INET, plainPort), 0);
     QByteArray blob = recordsBlob(kFlowId, {kOtherId});
     for (int fd : {connected.get(), r.app.get(), r.accepted.get(), plain.get(), udp.get(), unixStream.get()})
         QCOMPARE(sioSet(fd, blob), (Result{-1, EINVAL, 0}));

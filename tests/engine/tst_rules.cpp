@@ -297,7 +297,7 @@ void TestRules::malformed_data()
     QTest::newRow("version 2") << QByteArray(R"({"version": 2})") << 1 << 13 << QString("unsupported version 2 (expected 1)");
     QTest::newRow("version as string") << QByteArray(R"({"version": "1"})") << 1 << 13 << QString("expected a number for \"version\", got a string");
     QTest::newRow("unknown top-level key") << QByteArray(R"({"version": 1, "rulez": []})") << 1 << 16 << QString("unknown key \"rulez\" at the top level (expected one of: version, redirectors, rules)");
-    QTest::newRow("unknown rule key") << inRule(R"("id": "r", "action": "bypass", "destinaton": "10.0.0.0/8")") << 3 << 44 << QString("unknown key \"destinaton\" in rule (expected one of: id, enabled, action, redirector, protocol, destination, ports, process, uid, cgroup, expires)");
+    QTest::newRow("unknown rule key") << inRule(R"("id": "r", "action": "bypass", "destinaton": "10.0.0.0/8")") << 3 << 44 << QString("unknown key \"destinaton\" in rule (expected one of: id, enabled, action, redirector, protocol, destination, ports, process, uid, cgroup, expires, idle_timeout)");
     QTest::newRow("unknown redirector key") << inRedirector(R"("id": "p", "port": 80)") << 2 << 30 << QString("unknown key \"port\" in redirector");
     QTest::newRow("rules not an array") << QByteArray(R"({"version": 1, "rules": {}})") << 1 << 25 << QString("expected an array for \"rules\", got an object");
     QTest::newRow("rule not an object") << QByteArray(R"({"version": 1, "rules": ["web"]})") << 1 << 26 << QString("expected an object for each rule, got a string");
@@ -313,7 +313,7 @@ void TestRules::malformed_data()
     QTest::newRow("undeclared redirector") << inRule(R"("id": "r", "action": "redirect", "redirector": "b")") << 3 << 60 << QString("unknown redirector \"b\" (declared: a)");
     QTest::newRow("bypass with redirector") << inRule(R"("id": "r", "action": "bypass", "redirector": "a")") << 3 << 58 << QString("a bypass rule takes no \"redirector\"");
     QTest::newRow("redirect without redirector") << inRule(R"("id": "r", "action": "redirect", "ports": 80)") << 3 << 34 << QString("a redirect rule needs a \"redirector\"");
-    QTest::newRow("unknown action") << inRule(R"("id": "r", "action": "drop")") << 3 << 34 << QString("unknown action \"drop\" (expected \"redirect\" or \"bypass\")");
+    QTest::newRow("unknown action") << inRule(R"("id": "r", "action": "drop")") << 3 << 34 << QString("unknown action \"drop\" (expected \"redirect\", \"bypass\" or \"block\")");
     QTest::newRow("bad CIDR address") << inRule(R"("id": "r", "action": "bypass", "destination": "10.0.0.300/8")") << 3 << 59 << QString("invalid address \"10.0.0.300\" in CIDR");
     QTest::newRow("host bits set") << inRule(R"("id": "r", "action": "bypass", "destination": ["10.0.0.0/8", "192.168.1.1/24"])") << 3 << 74 << QString("host bits set in CIDR \"192.168.1.1/24\" (did you mean \"192.168.1.0/24\"?)");
     QTest::newRow("IPv4 prefix too long") << inRule(R"("id": "r", "action": "bypass", "destination": "10.0.0.0/33")") << 3 << 59 << QString("prefix length 33 too long");
@@ -333,8 +333,11 @@ void TestRules::malformed_data()
     QTest::newRow("bad expires syntax") << inRule(R"("id": "r", "action": "bypass", "expires": "2026-12-31 00:00")") << 3 << 55 << QString("expected an RFC 3339 time");
     QTest::newRow("bad expires date") << inRule(R"("id": "r", "action": "bypass", "expires": "2027-02-29T00:00:00Z")") << 3 << 55 << QString("invalid date");
     QTest::newRow("cgroup with ..") << inRule(R"("id": "r", "action": "bypass", "cgroup": "/a/../b")") << 3 << 54 << QString("without \"..\"");
-    QTest::newRow("udp protocol") << inRule(R"("id": "r", "action": "bypass", "protocol": "udp")") << 3 << 56 << QString("udp is not supported yet");
-    QTest::newRow("unknown protocol") << inRule(R"("id": "r", "action": "bypass", "protocol": "icmp")") << 3 << 56 << QString("unknown protocol \"icmp\"");
+    QTest::newRow("unknown protocol") << inRule(R"("id": "r", "action": "bypass", "protocol": "icmp")") << 3 << 56 << QString("unknown protocol \"icmp\" (expected \"tcp\", \"udp\" or \"any\")");
+    QTest::newRow("idle timeout on a tcp rule") << inRule(R"("id": "r", "action": "bypass", "idle_timeout": 30)") << 3 << 60 << QString("\"idle_timeout\" applies to UDP flows");
+    QTest::newRow("idle timeout 0") << inRule(R"("id": "r", "action": "bypass", "protocol": "udp", "idle_timeout": 0)") << 3 << 79 << QString("whole number of seconds from 1 to 86400");
+    QTest::newRow("idle timeout as text") << inRule(R"("id": "r", "action": "bypass", "protocol": "any", "idle_timeout": "60s")") << 3 << 79 << QString("whole number of seconds");
+    QTest::newRow("block with a redirector") << inRule(R"("id": "r", "action": "block", "redirector": "p")") << 3 << 57 << QString("a block rule takes no \"redirector\"");
     QTest::newRow("enabled not a bool") << inRule(R"("id": "r", "enabled": "yes", "action": "bypass")") << 3 << 35 << QString("expected a boolean for \"enabled\", got a string");
     QTest::newRow("owner on our own redirector") << inRedirector(R"("id": "p", "owner": "root")") << 2 << 39 << QString("\"owner\" applies only to an \"external\" redirector");
     QTest::newRow("owner unknown user") << inRedirector(R"("id": "x", "external": true, "listen": "127.0.0.1:1", "owner": "no-such-user-here")") << 2 << 82 << QString("unknown user \"no-such-user-here\"");
@@ -425,8 +428,14 @@ void TestRules::roundTrip()
          "ports": "1-1024,8080", "process": "wget", "uid": "root", "cgroup": "/system.slice",
          "expires": "2030-06-01T12:00:00.5+01:00"},
         {"id": "num-uid", "action": "redirect", "redirector": "ext", "uid": 1000,
-         "destination": ["::/0", "192.0.2.0/24"], "expires": "1999-01-01T00:00:00Z"}]})");
-    QCOMPARE(full.rules.size(), size_t(2));
+         "destination": ["::/0", "192.0.2.0/24"], "expires": "1999-01-01T00:00:00Z"},
+        {"id": "dns", "action": "redirect", "redirector": "p", "protocol": "udp", "ports": 53, "idle_timeout": 20},
+        {"id": "quic", "action": "block", "protocol": "any", "ports": 443}]})");
+    QCOMPARE(full.rules.size(), size_t(4));
+    QCOMPARE(int(full.rules[2].protocol), IPPROTO_UDP);
+    QCOMPARE(full.rules[2].idleTimeoutS, std::optional<uint32_t>(20));
+    QCOMPARE(int(full.rules[3].protocol), 0);
+    QCOMPARE(int(full.rules[3].action), int(RuleAction::Block));
     text = rulesToJson(full);
     back = parseRules(text);
     QVERIFY2(back.ok(), (back.error.str() + "\n" + text).c_str());
@@ -454,6 +463,8 @@ void TestRules::roundTrip()
         [](RuleSet& s) { s.rules[0].action = RuleAction::Bypass; },
         [](RuleSet& s) { s.rules[0].redirector = "ext"; },
         [](RuleSet& s) { s.rules[0].protocol = 17; },
+        [](RuleSet& s) { s.rules[2].idleTimeoutS = 21; },
+        [](RuleSet& s) { s.rules[3].action = RuleAction::Bypass; },
         [](RuleSet& s) { s.rules[0].destination[0].prefixLen = 9; },
         [](RuleSet& s) { s.rules[0].ports[1].last = 8081; },
         [](RuleSet& s) { s.rules[0].process = "curl"; },

@@ -59,6 +59,7 @@ private slots:
     void compileCgroup();
     void compileUnknownSlot();
     void compileLimits();
+    void compileProtocolBlockIdle();
 };
 
 void TestRulesCompile::compileDesignExample()
@@ -248,6 +249,28 @@ void TestRulesCompile::compileLimits()
     QVERIFY(!c.ok());
     QVERIFY(c.rules.empty());
     QVERIFY2(c.error.message.find("more than 256 rules") != std::string::npos, c.error.message.c_str());
+}
+
+void TestRulesCompile::compileProtocolBlockIdle()
+{
+    // Absent protocol stays TCP (files from before UDP keep their meaning); udp and any reach the
+    // callout as IPPROTO_UDP and 0; block as CALLOUT_ACTION_BLOCK; every rule carries the idle
+    // timeout its UDP flows get, the default when it sets none.
+    RuleSet set = parseOk(R"({"version": 1, "redirectors": [{"id": "dns"}], "rules": [
+        {"id": "old", "action": "bypass", "ports": 22},
+        {"id": "dns", "action": "redirect", "redirector": "dns", "protocol": "udp", "ports": 53, "idle_timeout": 15},
+        {"id": "quic", "action": "block", "protocol": "any", "ports": 443}]})");
+    CompileResult c = compileRules(set, [](const std::string&) { return 0; }, 0, 0);
+    QVERIFY2(c.ok(), c.error.str().c_str());
+    QCOMPARE(c.rules.size(), size_t(3));
+    QCOMPARE(int(c.rules[0].protocol), IPPROTO_TCP);
+    QCOMPARE(c.rules[0].idle_timeout_s, uint32_t(CALLOUT_UDP_IDLE_DEFAULT_S));
+    QCOMPARE(int(c.rules[1].protocol), IPPROTO_UDP);
+    QCOMPARE(int(c.rules[1].action), int(CALLOUT_ACTION_REDIRECT));
+    QCOMPARE(c.rules[1].idle_timeout_s, 15u);
+    QCOMPARE(int(c.rules[2].protocol), 0);
+    QCOMPARE(int(c.rules[2].action), int(CALLOUT_ACTION_BLOCK));
+    QCOMPARE(ruleIdleTimeoutS(set.rules[2]), 60u);
 }
 
 QTEST_APPLESS_MAIN(TestRulesCompile)

@@ -40,7 +40,7 @@ extern "C" {
 #define SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS 0x980000DCu
 /** Accepted socket -> context blob (Windows value). */
 #define SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT 0x980000DDu
-/** Records blob -> new, unconnected TCP socket, before connect() (Windows value). */
+/** Records blob -> new, unconnected TCP or UDP socket, before connect() or its first send (Windows value). */
 #define SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS 0x980000DEu
 
 /* ---- Records blob, version 1 (little-endian, as the host) ----------------
@@ -133,6 +133,52 @@ int redirect_ioctl(int sock, uint32_t control_code, const void *in, size_t in_si
  * Every check of redirect_ioctl() still applies. Returns 0.
  */
 int redirect_sio_use_map(int map_fd);
+
+/* ---- UDP: Windows' control messages as a query --------------------------
+ * On Windows a UDP redirector (a socket with IP_WFP_REDIRECT_CONTEXT and
+ * IP_WFP_REDIRECT_RECORDS enabled) receives each redirected datagram with two
+ * control messages, the flow's context and records, and passes the records on
+ * as a control message of IP_WFP_REDIRECT_RECORDS on what it sends upstream.
+ * Linux cannot attach foreign control messages to a datagram, so here:
+ *   - the redirector recvfrom()s the datagram as usual (the source address is
+ *     required: recv() without one tells the callout nothing), then asks
+ *     redirect_udp_query() with that source for the context and records that
+ *     Windows would have put in the control messages. Same option names and
+ *     values as ws2ipdef.h, same blobs as the TCP QUERY codes;
+ *   - it passes the records on with SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS on
+ *     its upstream UDP socket, before that socket's first send (connected or
+ *     not), which is what Windows' IP_WFP_REDIRECT_RECORDS message does for the
+ *     datagram it rides on.
+ * The redirector's socket must be bound to its listen address (not a
+ * wildcard) and marked by the engine that loaded the callout as that
+ * redirector's (Callout::markListener); a flow is the application socket's
+ * endpoint for as long as it sends within its rule's idle timeout.
+ */
+/** Option: the flow's records blob (Windows: IPPROTO_IP / IPPROTO_IPV6, same value). */
+#define IP_WFP_REDIRECT_RECORDS 60
+#define IPV6_WFP_REDIRECT_RECORDS 60
+/** Option: the flow's context blob (Windows: IPPROTO_IP / IPPROTO_IPV6, same value). */
+#define IP_WFP_REDIRECT_CONTEXT 70
+#define IPV6_WFP_REDIRECT_CONTEXT 70
+
+/**
+ * What Windows delivers with a redirected datagram as the control message @p option: the
+ * context or records of the flow whose datagram @p sock (the redirector's bound UDP socket)
+ * received from @p source (the address recvfrom() gave).
+ *
+ * @return 0 with the blob in @p out and its size in *@p bytes_returned; -1 with errno:
+ *   EINVAL     unknown option; @p source not AF_INET/AF_INET6 or @p source_len too short;
+ *              @p sock not a UDP socket, or not bound; @p out too small (including size 0):
+ *              *@p bytes_returned is then the required size
+ *   ENOENT     no redirected flow from @p source reached @p sock (not redirected, sent
+ *              directly, its socket closed before the datagram was read, or @p sock is not the
+ *              marked socket of the redirector the flow went to)
+ *   EFAULT     null @p source or @p bytes_returned, null @p out with nonzero @p out_size
+ *   ENOTSOCK, EBADF  @p sock is not a socket / not a descriptor
+ *   EACCES     caller without administrator rights; EOPNOTSUPP: callout not loaded
+ */
+int redirect_udp_query(int sock, const struct sockaddr *source, socklen_t source_len, int option,
+		       void *out, size_t out_size, size_t *bytes_returned);
 
 /** Original destination from a context blob. 0, or -1 with errno EINVAL/EFAULT. */
 int redirect_context_destination(const void *context, size_t size,
