@@ -44,7 +44,7 @@
  *     the verdict (all 10 arrived after it). Order: drain to EAGAIN, flush pending, insert,
  *     then one recv(MSG_DONTWAIT) that must return EAGAIN.
  * Throughput, same run, 1 GiB single stream on loopback (2 shared cores, noisy): direct
- *     2.8-3.5 GiB/s; a blocking splice relay 0.43-0.82 of direct; this verdict 0.13-0.25 of
+ *     2.8-3.5 GiB/s; a blocking splice relay 0.43-0.82 of direct; this verdict 0.12-0.25 of
  *     direct (sk_psock_backlog sends skb by skb from a kworker). It misses the 0.85 target
  *     even before the memory problem.
  * Alternative weighed, sk_msg on the application's socket (cilium, merbridge; the second program
