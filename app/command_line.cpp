@@ -44,7 +44,7 @@ bool optionTakesValue(const std::string& option)
                                              "--stall-deadline", "--api-socket", "--view-group", "--admin-group",
                                              "--audit-log", "--metrics", "--listen", "--tls-cert", "--tls-key",
                                              "--tls-ca", "--status-every", "--history", "--history-days",
-                                             "--history-max-mb"};
+                                             "--history-max-mb", "--in-process-chains"};
     for (const char* o : kWithValue)
         if (option == o)
             return true;
@@ -86,6 +86,10 @@ live redirected connections. With a display it opens the window; without one
   --screenshot FILE      save the main window as PNG after startup (GUI)
   --instance NAME        callout instance name (default "default")
   --workers N            relay worker threads (default: one per CPU)
+  --in-process-chains on|off
+                         a chain through several of this node's redirectors carries its
+                         bytes inside the relay; the connections between the hops are
+                         still made and recorded, and stay idle (default on)
   --stall-deadline MS    new connections pass over our redirectors when the engine has shown
                          no life for this long (default 1000; 0 turns the check off)
   --help, --version
@@ -184,6 +188,13 @@ std::optional<CommandLine> parseCommandLine(const std::vector<std::string>& args
                 cl.tlsCa = *v;
             else if (a == "--history")
                 cl.history = *v;
+            else if (a == "--in-process-chains") {
+                if (*v != "on" && *v != "off") {
+                    *error = "--in-process-chains " + *v + ": expected on or off";
+                    return std::nullopt;
+                }
+                cl.inProcessChains = *v == "on";
+            }
             else if (a == "--history-days" || a == "--history-max-mb") {
                 const bool days = a == "--history-days";
                 if (!parsePositive(*v, days ? 36500 : 1 << 20, days ? &cl.historyDays : &cl.historyMaxMb)) {

@@ -34,6 +34,7 @@ struct CommandLine {
     std::string screenshot;     ///< --screenshot FILE (GUI)
     std::string instance = "default";
     int workers = 0;
+    bool inProcessChains = true; ///< --in-process-chains on|off
     int stallDeadlineMs = 1000; ///< --stall-deadline MS (0 = off)
     // The service (redirect-consoled)
     std::string apiSocket = "/run/redirect-console/api.sock";  ///< --api-socket PATH ("none": no API)

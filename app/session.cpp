@@ -31,6 +31,7 @@ int Session::start(const CommandLine& cl)
     options.cgroup = cl.cgroup;
     options.instance = cl.instance;
     options.workers = cl.workers;
+    options.inProcessChains = cl.inProcessChains;
     options.stallDeadlineMs = cl.stallDeadlineMs;
     try {
         if (cl.demo) {

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
 
 #include "cgroup2.h"
@@ -78,6 +79,16 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)), updates_(o
     relayOptions.workers = options_.workers;
     relayOptions.netnsFd = options_.netnsFd;
     relayOptions.peek = options_.peek;
+    relayOptions.inProcessChains = options_.inProcessChains;
+    relayOptions.redirectedTo = [this](int fd) -> uint32_t {
+        // The callout's entry of a redirected socket ends with the hop it was sent to.
+        callout_sock value{};
+        if (bpf_map_lookup_elem(callout_->socksMapFd(), &fd, &value) != 0 ||
+            !(value.role & CALLOUT_ROLE_APP_REDIRECTED) || value.records.hop_count == 0 ||
+            value.records.hop_count > CALLOUT_MAX_HOPS)
+            return 0;
+        return value.records.hops[value.records.hop_count - 1].redirector_id;
+    };
     relayOptions.markListener = [this](int fd, uint32_t redirectorId) {
         // Out of scope, records never reach our listeners: unmarked, the callout passes them over.
         if (ownInScope_)

@@ -30,6 +30,9 @@ struct EngineOptions {
     size_t queueCapacity = 1 << 16;    ///< flow updates waiting for consumers
     int connectTimeoutMs = 5000;
     bool peek = true;
+    /// A chain through several of our redirectors carries its bytes inside the relay (the
+    /// connections between the hops are made, classified and recorded, but stay idle).
+    bool inProcessChains = true;
     /// Records repair for our own process: a connect of ours without SET is repaired like any
     /// proxy's. Off only where the same process also plays the application (tests).
     bool repairOwnRecords = true;

@@ -41,6 +41,7 @@ struct Hop {
     int64_t endNs = 0;             ///< 0 while open
     EndReason reason = EndReason::Open;
     bool recordsMissing = false;   ///< this redirector connected out without SET (repaired)
+    bool inProcess = false;        ///< its bytes moved inside the engine, not over loopback to the next hop of ours
 };
 
 /// One flow, grouped by flow id.

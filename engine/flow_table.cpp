@@ -253,6 +253,7 @@ void FlowTable::onHop(HopReport&& report)
         hop->startNs = report.startNs;
     hop->endNs = report.endNs;
     hop->reason = report.reason;
+    hop->inProcess = report.inProcess;
     if (!report.setRecords && report.reason != EndReason::NoRecords)
         markRecordsMissing(*hop);
     maybeEnd(flow);

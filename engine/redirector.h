@@ -30,6 +30,9 @@ struct HopReport {
     uint64_t bytesDown = 0;        ///< destination -> client
     double connectMs = -1;
     EndReason reason = EndReason::Closed;
+    /// Its bytes went straight between the chain's first client and last upstream inside the
+    /// engine, not over the loopback connection to (or from) the neighbouring hop of ours.
+    bool inProcess = false;
 };
 
 struct RedirectorConfig {

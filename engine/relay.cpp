@@ -61,8 +61,8 @@ void ShedReport::flush()
                  std::strerror(error), limit, shed, events);
 }
 
-Relay::Worker::Worker(const RelayOptions& options, const HopSink& sink, ShedReport& shed)
-    : options_(options), sink_(sink), shed_(shed)
+Relay::Worker::Worker(const RelayOptions& options, const HopSink& sink, ShedReport& shed, ChainRegistry& chains)
+    : options_(options), sink_(sink), shed_(shed), chains_(chains)
 {
     lastLoopNs_.store(steadyNs(), std::memory_order_relaxed);  // alive from the start
     epoll_ = FdHandle(::epoll_create1(EPOLL_CLOEXEC));
@@ -131,6 +131,8 @@ void Relay::Worker::run()
         for (int i = 0; i < n; ++i)
             if (RelayHandler* h = handlerFor(events[i].data.u64))
                 h->onEvents(events[i].events);
+        if (inboxPending_.exchange(false, std::memory_order_acq_rel))
+            takeAdopted();
         expireDeadlines();
         reap();
         if (paused_ && (freed_ || RelayClock::now() >= retryAt_)) {
@@ -304,11 +306,12 @@ void Relay::Worker::resumeListeners()
 FdHandle Relay::Worker::openSpare() { return FdHandle(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
 Relay::Relay(RelayOptions options, HopSink sink)
-    : options_(options), sink_(std::move(sink)), shed_(std::make_unique<ShedReport>())
+    : options_(options), sink_(std::move(sink)), shed_(std::make_unique<ShedReport>()),
+      chains_(std::make_unique<ChainRegistry>())
 {
     int n = options_.workers > 0 ? options_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (int i = 0; i < n; ++i)
-        workers_.push_back(std::make_unique<Worker>(options_, sink_, *shed_));
+        workers_.push_back(std::make_unique<Worker>(options_, sink_, *shed_, *chains_));
 }
 
 Relay::~Relay() { stop(); }
@@ -375,10 +378,12 @@ void Relay::addRedirector(std::shared_ptr<RedirectorRuntime> runtime, uint16_t* 
         removeRedirector(runtime);  // all workers or none
         throw;
     }
+    chains_->setOurs(runtime->id, true);
 }
 
 void Relay::removeRedirector(const std::shared_ptr<RedirectorRuntime>& runtime)
 {
+    chains_->setOurs(runtime->id, false);
     for (auto& w : workers_)
         w->removeListeners(runtime.get());
 }

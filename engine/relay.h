@@ -16,6 +16,7 @@
 namespace redirect::engine {
 
 class ShedReport;
+class ChainRegistry;
 
 /// A redirector as the relay runs it (shared with the engine for counters).
 struct RedirectorRuntime {
@@ -35,6 +36,12 @@ struct RelayOptions {
     int netnsFd = -1;       ///< >= 0: run every socket in that network namespace
     bool peek = true;       ///< record TLS SNI / HTTP Host from the first client bytes
     int pipeBytes = 1 << 18;
+    /// Consecutive hops through redirectors of this relay carry their bytes inside it: the
+    /// connection between them is made (the callout sees and records every hop) but idle.
+    bool inProcessChains = true;
+    /// The redirector of ours the callout sent this (connecting) socket to, or 0: the relay
+    /// asks after its upstream connect() when an in-process chain is possible.
+    std::function<uint32_t(int fd)> redirectedTo;
     /// Called for each new listening socket of a redirector, before it can receive anything
     /// (the engine marks it for the callout); an exception fails addRedirector().
     std::function<void(int fd, uint32_t redirectorId)> markListener;
@@ -82,6 +89,7 @@ private:
     RelayOptions options_;
     HopSink sink_;
     std::unique_ptr<ShedReport> shed_;
+    std::unique_ptr<ChainRegistry> chains_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::mutex mutex_;
     bool stopped_ = false;

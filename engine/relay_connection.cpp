@@ -25,22 +25,41 @@ void Relay::Worker::Side::onEvents(uint32_t events) { conn->worker->onConnection
 
 int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runtime)
 {
+    runtime->accepted.fetch_add(1, std::memory_order_relaxed);
+    FdHandle client(fd);
+    HopReport hop;
+    hop.redirectorId = runtime->id;
+    hop.startNs = wallNowNs();
+    bool described = describeAccepted(fd, hop);
+    if (described && handOver(client, hop, runtime))
+        return 0;  // the previous hop's worker carries it (relay_chain.cpp)
+    Connection& c = open(std::move(client), runtime, std::move(hop));
+    if (!described) {
+        finish(c, EndReason::NoRecords);
+        return 0;
+    }
+    return connectUpstream(c);
+}
+
+Relay::Worker::Connection& Relay::Worker::open(FdHandle client, const std::shared_ptr<RedirectorRuntime>& runtime,
+                                               HopReport hop)
+{
     auto owned = std::make_unique<Connection>();
     Connection& c = *owned;
     c.worker = this;
     c.runtime = runtime;
-    c.client = FdHandle(fd);
-    c.hop.redirectorId = runtime->id;
-    c.hop.startNs = wallNowNs();
+    c.client = std::move(client);
+    c.hop = std::move(hop);
     connections_.emplace(&c, std::move(owned));
     open_.fetch_add(1, std::memory_order_relaxed);
-    runtime->accepted.fetch_add(1, std::memory_order_relaxed);
     runtime->active.fetch_add(1, std::memory_order_relaxed);
+    return c;
+}
 
-    if (!describeAccepted(fd, c.hop)) {
-        finish(c, EndReason::NoRecords);
-        return 0;
-    }
+// 0, or the errno of a descriptor limit (the caller stops accepting for a while).
+int Relay::Worker::connectUpstream(Connection& c)
+{
+    const auto& runtime = c.runtime;
     c.upstream =
         FdHandle(::socket(c.hop.destination.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
     if (!c.upstream.valid()) {
@@ -62,6 +81,13 @@ int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runti
     // has it from the listener (accept() copies it).
     int one = 1;
     [[maybe_unused]] int nodelay = ::setsockopt(c.upstream.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // Edge-triggered: readiness already there at ADD time is reported at once.
+    c.clientSide.conn = &c;
+    c.upstreamSide.conn = &c;
+    c.upstreamSide.upstream = true;
+    c.upstreamSide.token = enroll(&c.upstreamSide);
+    c.clientSide.token = enroll(&c.clientSide);
+    registerChain(c);  // before connect(): the next hop of ours may accept it at once
     c.connectStart = RelayClock::now();
     socklen_t dlen = c.hop.destination.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     if (::connect(c.upstream.fd(), reinterpret_cast<sockaddr*>(&c.hop.destination), dlen) != 0 &&
@@ -70,16 +96,11 @@ int Relay::Worker::start(int fd, const std::shared_ptr<RedirectorRuntime>& runti
         failConnect(c, errno);
         return 0;
     }
+    checkChain(c);
     c.deadline = c.connectStart + std::chrono::milliseconds(runtime->config.connectTimeoutMs);
     deadlines_.emplace(c.deadline, &c);
-    // Edge-triggered: readiness already there at ADD time is reported at once.
-    c.clientSide.conn = &c;
-    c.upstreamSide.conn = &c;
-    c.upstreamSide.upstream = true;
     // Whatever either socket holds, or gets, is reported by the edge of its first event.
     c.up.srcReady = c.down.srcReady = false;
-    c.upstreamSide.token = enroll(&c.upstreamSide);
-    c.clientSide.token = enroll(&c.clientSide);
     constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     SysResult watched = c.upstream.watch(epoll_.fd(), kEvents, c.upstreamSide.token);
     if (watched.ok())
@@ -99,12 +120,25 @@ void Relay::Worker::onConnection(Connection& c, uint32_t events, bool fromUpstre
 {
     if (c.closed)
         return;
+    if (c.linked) {
+        // An in-process chain: the sockets between its hops are idle, the head's client and
+        // the tail's upstream move the bytes, and the head's pipes say how far they are.
+        if (fromUpstream ? c.next != nullptr : c.prev != nullptr)
+            return;
+    }
+    Connection& h = c.linked ? headOf(c) : c;
     // What this edge says about the socket as a source: the copy reads it only then.
-    Pipe& in = fromUpstream ? c.down : c.up;
+    Pipe& in = fromUpstream ? h.down : h.up;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         in.srcReady = true;
     if (events & (EPOLLRDHUP | EPOLLHUP))
         in.srcHup = true;
+    if (c.linked) {
+        relay(h);
+        return;
+    }
+    if (c.prev && !fromUpstream)
+        return;  // carried, not up yet: its client is the previous hop's idle upstream
     if (c.connecting) {
         if (!fromUpstream)
             return;  // the client's data waits: copy() reads it once the upstream is up
@@ -124,15 +158,33 @@ void Relay::Worker::onConnection(Connection& c, uint32_t events, bool fromUpstre
         c.connecting = false;
         c.hop.connectMs = std::chrono::duration<double, std::milli>(RelayClock::now() - c.connectStart).count();
         clearDeadline(c);
+        if (c.prev && !c.awaitingNext) {
+            linkUp(c);  // the last hop of ours is connected: the chain carries the bytes
+            return;
+        }
     }
-    int error = pump(c, c.client.fd(), c.upstream.fd(), c.up);
+    if (c.awaitingNext) {
+        // Waiting for the next hop of ours: only an end matters. Over loopback the next hop
+        // resets its client when it fails, which reads here as a reset upstream.
+        if (events & (EPOLLERR | EPOLLHUP | (fromUpstream ? uint32_t(EPOLLRDHUP) : 0u)))
+            finish(c, EndReason::Reset, /*reset=*/true);
+        return;
+    }
+    relay(c);
+}
+
+// Move what can move both ways between the client and the (last) upstream; half-close, end.
+void Relay::Worker::relay(Connection& c)
+{
+    int upstream = c.linked ? tailOf(c).upstream.fd() : c.upstream.fd();
+    int error = pump(c, c.client.fd(), upstream, c.up);
     if (!error)
-        error = pump(c, c.upstream.fd(), c.client.fd(), c.down);
+        error = pump(c, upstream, c.client.fd(), c.down);
     if (error) {
         finish(c, endReasonForErrno(error), /*reset=*/true);
         return;
     }
-    halfClose(c.up, c.upstream.fd());
+    halfClose(c.up, upstream);
     halfClose(c.down, c.client.fd());
     if (c.up.dstShut && c.down.dstShut)
         finish(c, EndReason::Closed);
@@ -153,7 +205,9 @@ void Relay::Worker::halfClose(Pipe& p, int dst)
 void Relay::Worker::delivered(Connection& c, Pipe& p, size_t n)
 {
     p.moved += n;
-    (&p == &c.up ? c.runtime->bytesUp : c.runtime->bytesDown).fetch_add(n, std::memory_order_relaxed);
+    bool up = &p == &c.up;
+    for (Connection* h = &c; h; h = h->linked ? h->next : nullptr)
+        (up ? h->runtime->bytesUp : h->runtime->bytesDown).fetch_add(n, std::memory_order_relaxed);
 }
 
 // Small flows (most connections) move through one scratch buffer: a pipe pair costs six
@@ -275,6 +329,12 @@ void Relay::Worker::finish(Connection& c, EndReason reason, bool reset)
 {
     if (c.closed)
         return;
+    if (c.prev || c.next) {
+        finishChain(c, reason, reset);  // unlinks them, then finishes each here
+        return;
+    }
+    if (c.chainKey)
+        chains_.remove(c.chainKey, &c);
     c.closed = true;
     c.hop.reason = reason;
     c.hop.bytesUp = c.up.moved;

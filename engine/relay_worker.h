@@ -46,9 +46,40 @@ private:
     std::atomic<int64_t> lastLogNs_{0};
 };
 
+/**
+ * In-process chains: where a hop of ours waits for the next hop of ours to take its flow.
+ * The first hop registers (flow id, its hop count) before its upstream connect(); the next hop
+ * finds the entry when it accepts that connection and hands itself to the first hop's worker,
+ * which then carries both. Also the set of our redirector ids.
+ */
+class ChainRegistry {
+public:
+    struct Entry {
+        Relay::Worker* worker = nullptr;
+        void* connection = nullptr;  // the waiting hop's Connection, valid while `token` is live
+        uint64_t token = 0;
+    };
+    static uint64_t key(uint64_t flowId, uint32_t hopCount) { return flowId * 31 + hopCount; }
+    void add(uint64_t key, Entry entry);
+    /// Take the entry (false: none), so exactly one hop claims it.
+    bool take(uint64_t key, Entry* entry);
+    /// Drop `key` if it is still `connection`'s.
+    void remove(uint64_t key, const void* connection);
+    void setOurs(uint32_t redirectorId, bool ours);
+    bool ours(uint32_t redirectorId) const;
+    /// Two redirectors or more: a chain of ours can happen.
+    bool possible() const { return count_.load(std::memory_order_relaxed) >= 2; }
+
+private:
+    mutable std::mutex mutex_;
+    std::map<uint64_t, Entry> entries_;
+    std::vector<uint32_t> ours_;
+    std::atomic<size_t> count_{0};
+};
+
 class Relay::Worker {
 public:
-    Worker(const RelayOptions& options, const HopSink& sink, ShedReport& shed);
+    Worker(const RelayOptions& options, const HopSink& sink, ShedReport& shed, ChainRegistry& chains);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -58,6 +89,10 @@ public:
     void addListener(FdHandle fd, std::shared_ptr<RedirectorRuntime> runtime);
     void removeListeners(const RedirectorRuntime* runtime);
     uint64_t open() const { return open_.load(std::memory_order_relaxed); }
+    /// From another worker: the next hop of a chain this worker's connection `entry` waits in;
+    /// this worker carries it from now on.
+    void adopt(FdHandle client, HopReport hop, std::shared_ptr<RedirectorRuntime> runtime,
+               const ChainRegistry::Entry& entry);
     int64_t lastLoopNs() const { return lastLoopNs_.load(std::memory_order_relaxed); }
 
 private:
@@ -119,6 +154,19 @@ private:
         HopReport hop;
         Side clientSide;
         Side upstreamSide;
+        // In-process chains (relay_chain.cpp). The head (the application's hop) moves the bytes
+        // between its client and the tail's upstream; the sockets between the hops stay idle.
+        uint64_t chainKey = 0;       // registered, waiting for the next hop of ours
+        bool awaitingNext = false;   // its upstream leads to a redirector of ours
+        Connection* next = nullptr;  // the next hop, carried here
+        Connection* prev = nullptr;  // the hop that carries this one
+        bool linked = false;         // the chain is up: the head moves the bytes
+    };
+    struct Adopted {
+        FdHandle client;
+        HopReport hop;
+        std::shared_ptr<RedirectorRuntime> runtime;
+        ChainRegistry::Entry entry;
     };
 
     // Connection sockets leave their epoll registration to close() (one system call less a
@@ -147,9 +195,12 @@ private:
 
     // relay_connection.cpp: one connection from accept to its hop report.
     int start(int fd, const std::shared_ptr<RedirectorRuntime>& runtime);
+    Connection& open(FdHandle client, const std::shared_ptr<RedirectorRuntime>& runtime, HopReport hop);
+    int connectUpstream(Connection& c);
     void failConnect(Connection& c, int error);
     void onConnection(Connection& c, uint32_t events, bool fromUpstream);
     void halfClose(Pipe& p, int dst);
+    void relay(Connection& c);
     void delivered(Connection& c, Pipe& p, size_t n);
     int copy(Connection& c, int src, int dst, Pipe& p);
     int pump(Connection& c, int src, int dst, Pipe& p);
@@ -157,6 +208,16 @@ private:
     void finish(Connection& c, EndReason reason, bool reset = false);
     void clearDeadline(Connection& c);
     void reap();
+
+    // relay_chain.cpp: in-process chains.
+    bool handOver(FdHandle& client, HopReport& hop, const std::shared_ptr<RedirectorRuntime>& runtime);
+    void registerChain(Connection& c);
+    void checkChain(Connection& c);
+    void takeAdopted();
+    void linkUp(Connection& tail);
+    void finishChain(Connection& c, EndReason reason, bool reset);
+    static Connection& headOf(Connection& c);
+    static Connection& tailOf(Connection& c);
 
     static constexpr uint64_t kSpliceAfterBytes = 64 * 1024;
     static constexpr int kAcceptsPerEvent = 4;
@@ -169,6 +230,10 @@ private:
     const RelayOptions& options_;
     const HopSink& sink_;
     ShedReport& shed_;
+    ChainRegistry& chains_;
+    std::mutex inboxMutex_;
+    std::vector<Adopted> inbox_;
+    std::atomic<bool> inboxPending_{false};
     FdHandle epoll_;
     FdHandle wake_;
     // Held back for the descriptor limit: closed to make room to accept and reset one client.

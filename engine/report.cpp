@@ -158,6 +158,7 @@ nlohmann::json flowToJson(const Flow& flow)
             {"end", timeOrNull(hop.endNs)},
             {"reason", endReasonName(hop.reason)},
             {"records_missing", hop.recordsMissing},
+            {"in_process", hop.inProcess},
         });
     }
     std::optional<double> duration = durationMs(flow);

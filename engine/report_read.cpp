@@ -138,6 +138,8 @@ Hop hopOf(const Json& j, const std::string& where)
     hop.endNs = timeOf(j, "end", where);
     hop.reason = reasonOf(j, where);
     hop.recordsMissing = flag(j, "records_missing", where);
+    if (j.contains("in_process"))  // reports before in-process chains
+        hop.inProcess = flag(j, "in_process", where);
     return hop;
 }
 

@@ -76,6 +76,7 @@ void toProto(const engine::Flow& f, v1::Flow* out)
         p->set_end_unix_ns(h.endNs);
         p->set_reason(toProto(h.reason));
         p->set_records_missing(h.recordsMissing);
+        p->set_in_process(h.inProcess);
     }
 }
 
@@ -115,6 +116,7 @@ engine::Flow fromProto(const v1::Flow& p)
         h.endNs = ph.end_unix_ns();
         h.reason = fromProto(ph.reason());
         h.recordsMissing = ph.records_missing();
+        h.inProcess = ph.in_process();
         f.hops.push_back(std::move(h));
     }
     return f;

@@ -73,6 +73,8 @@ void ChainView::paintEvent(QPaintEvent*)
         // What an external proxy relayed is not reported to us: not measured, which is not 0.
         QString bytes = hop.external ? tr("bytes not measured")
                                      : tr("↑%1 ↓%2").arg(bytesText(hop.bytesUp), bytesText(hop.bytesDown));
+        if (hop.inProcess)
+            bytes += tr(", in-process");
         QString rule = hop.rule.empty() ? tr("rule unknown") : tr("via rule %1").arg(QString::fromStdString(hop.rule));
         boxes.push_back({title,
                          {rule, state, latency, bytes},

@@ -190,6 +190,8 @@ private slots:
         QTest::newRow("duration -1") << QStringList{"--demo", "--duration", "-1"} << "--duration -1";
         QTest::newRow("report x.txt") << QStringList{"--demo", "--report", "x.txt"} << "--report x.txt";
         QTest::newRow("workers 0") << QStringList{"--demo", "--workers", "0"} << "--workers 0";
+        QTest::newRow("in-process-chains yes") << QStringList{"--demo", "--in-process-chains", "yes"}
+                                               << "--in-process-chains yes: expected on or off";
         QTest::newRow("rules without value") << QStringList{"--rules"} << "--rules needs a value";
         QTest::newRow("status-every -1") << QStringList{"--demo", "--status-every", "-1"} << "--status-every -1";
         QTest::newRow("status-every 1s") << QStringList{"--demo", "--status-every", "1s"} << "--status-every 1s";

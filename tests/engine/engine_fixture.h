@@ -75,9 +75,10 @@ inline std::string chainRules(const std::string& ports)  // "80" or "80,443"
 }
 inline std::string chainRules(uint16_t port) { return chainRules(std::to_string(port)); }
 
-inline std::unique_ptr<engine::Engine> startEngine(int connectTimeoutMs = 5000)
+inline std::unique_ptr<engine::Engine> startEngine(int connectTimeoutMs = 5000, bool inProcessChains = true)
 {
     engine::EngineOptions o;
+    o.inProcessChains = inProcessChains;
     o.cgroup = sandbox().cgroup();
     o.instance = instanceName();
     o.workers = 2;

@@ -2,6 +2,7 @@
 // of our redirectors, bytes relayed equal bytes sent for 1,000 flows of random
 // sizes and close patterns, every flow ends with the right reason, and a live
 // rule toggle changes the route of the next connection.
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include "engine.h"
 #include "fd_handle.h"
+#include "redirect/sio.h"
 #include "engine_fixture.h"
 #include "kernel_test.h"
 
@@ -25,7 +27,9 @@ class TestEngine : public QObject {
     Q_OBJECT
 
 private slots:
+    void thousandFlowsBytesIntact_data();
     void thousandFlowsBytesIntact();
+    void inProcessChainSeesTheSameBlobs();
     void endReasons_data();
     void endReasons();
     void liveToggleChangesRoute();
@@ -37,10 +41,18 @@ private slots:
     void directConnectionsAreFlowsWithTheirEnd();
 };
 
+void TestEngine::thousandFlowsBytesIntact_data()
+{
+    QTest::addColumn<bool>("inProcess");
+    QTest::newRow("in-process chain") << true;
+    QTest::newRow("over loopback") << false;
+}
+
 void TestEngine::thousandFlowsBytesIntact()
 {
+    QFETCH(bool, inProcess);
     EchoServer echo;
-    auto eng = startEngine();
+    auto eng = startEngine(5000, inProcess);
     QVERIFY(eng->applyRules(rulesFor(chainRules(echo.port()))).message.empty());
 
     constexpr int kThreads = 4, kPerThread = 250;
@@ -86,6 +98,7 @@ void TestEngine::thousandFlowsBytesIntact()
         for (auto& hop : f.hops) {  // both hops moved exactly what the application did
             QCOMPARE(hop.bytesUp, f.bytesUp);
             QCOMPARE(hop.bytesDown, f.bytesDown);
+            QCOMPARE(hop.inProcess, inProcess);  // the path the bytes took, as the hop says
         }
         relayedClosed += f.bytesUp;
     }
@@ -94,6 +107,58 @@ void TestEngine::thousandFlowsBytesIntact()
     qInfo("1000 flows: %d reset by the client half-way, %llu bytes relayed each way for the rest", aborted,
           static_cast<unsigned long long>(relayedClosed));
     QCOMPARE(eng->stats().queueDrops, uint64_t(0));
+}
+
+namespace {
+
+// Hop blobs of `flows` flows through A and B, with what differs from flow to flow zeroed: the
+// flow id in the records (offset 8) and the redirect's time in the context (offset 72), as
+// redirect/sio.h lays them out.
+std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> chainBlobs(const EchoServer& echo, bool inProcess,
+                                                                             int flows)
+{
+    auto eng = startEngine(5000, inProcess);
+    if (!eng->applyRules(rulesFor(chainRules(echo.port()))).message.empty())
+        return {};
+    std::mt19937 rng(7);
+    for (int i = 0; i < flows; ++i)
+        if (!runClient(echo.port(), 1000, false, rng).ok)
+            return {};
+    std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> blobs;
+    for (auto& [id, f] : waitEnded(*eng, size_t(flows))) {
+        for (const engine::Hop& hop : f.hops) {
+            if (hop.inProcess != inProcess || hop.records.size() < 16 || hop.context.size() < 80)
+                return {};
+            auto records = hop.records, context = hop.context;
+            std::fill_n(records.begin() + 8, 8, 0);
+            std::fill_n(context.begin() + 72, 8, 0);
+            blobs.emplace_back(std::move(records), std::move(context));
+        }
+    }
+    std::sort(blobs.begin(), blobs.end());
+    return blobs;
+}
+
+}  // namespace
+
+// What each hop QUERYs, records and context, is the same byte for byte whether the chain carries
+// its bytes in-process or over loopback: the connections between hops are made either way.
+void TestEngine::inProcessChainSeesTheSameBlobs()
+{
+    constexpr int kFlows = 20;
+    EchoServer echo;  // one destination: the context names it
+    auto inProcess = chainBlobs(echo, true, kFlows), overLoopback = chainBlobs(echo, false, kFlows);
+    QCOMPARE(inProcess.size(), size_t(2 * kFlows));
+    QCOMPARE(overLoopback.size(), size_t(2 * kFlows));
+    QVERIFY(inProcess == overLoopback);
+    // And they grow by hop: A's records name one hop, B's two, in every flow.
+    size_t one = 0, two = 0;
+    for (auto& [records, context] : inProcess) {
+        one += records.size() == REDIRECT_RECORDS_SIZE(1);
+        two += records.size() == REDIRECT_RECORDS_SIZE(2);
+    }
+    QCOMPARE(one, size_t(kFlows));
+    QCOMPARE(two, size_t(kFlows));
 }
 
 void TestEngine::endReasons_data()

@@ -153,7 +153,7 @@ void TestReport::flowJsonSchema()
     for (auto& item : h0.items())
         hopKeys.push_back(item.key());
     std::vector<std::string> expectedHop = {"bytes_down", "bytes_up", "connect_ms", "context_hex", "context_size",
-                                            "end", "external", "reason", "records_hex", "records_missing",
+                                            "end", "external", "in_process", "reason", "records_hex", "records_missing",
                                             "records_size", "redirector", "redirector_id", "rule", "start", "state"};
     QCOMPARE(hopKeys, expectedHop);
     COMPARE_JSON(h0["redirector_id"], json(1));
