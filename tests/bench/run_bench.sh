@@ -137,10 +137,10 @@ measure() {  # run case iperf-port http-port with-latency; failures' reasons go 
   record "$r" "$c" tp64 "$(throughput "$3" 64 2>> "$err")"
   record "$r" "$c" rps32 "$(rate "$4" 32 2>> "$err")"
   record "$r" "$c" rps256 "$(rate "$4" 256 2>> "$err")"
-  awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
-  # Progress, and the raw numbers behind the table's medians.
+  # Progress, and the raw numbers behind the table's medians; then what went wrong, if anything.
   awk -F '\t' -v r="$r" -v c="$c" '$1 == r && $2 == c {printf " %s=%s", $3, $4} END {print ""}' \
     "$work/results.tsv" >&2
+  awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
 }
 rules() {  # n redirectors, each matching the given ports, in order
   local n=$1 ports=$2 reds="" rs="" i
