@@ -117,6 +117,7 @@ rate() {  # port connections -> requests/s; socket errors go to the notes under 
   out=$(wrk -t1 -c"$2" -d"${secs}s" -H "Connection: close" "http://127.0.0.1:$1/" 2>&1) || true
   awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$out"
   awk -v c="$2" '/Socket errors|Non-2xx/ {print "wrk -c" c ": " $0}' <<< "$out" >&2
+  grep -q 'Requests/sec' <<< "$out" || echo "wrk -c$2 gave no rate: $out" >&2
 }
 record() {  # run case metric value
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$work/results.tsv"
