@@ -2,22 +2,39 @@
 # Redirect Console benchmarks: one command, one table of ratios against
 # baselines measured in the same run. Never a pass/fail timing test.
 #
-#   tests/bench/run_bench.sh [SECONDS_PER_RUN]      (as root; default 5)
+#   tests/bench/run_bench.sh [SECONDS_PER_RUN] [RUNS]      (as root; defaults 5 and 5)
 #
 # Everything runs in a private network namespace (loopback only) and a private
-# child cgroup: iperf3 single-stream throughput and wrk new-connection rate
-# (Connection: close) for direct, haproxy, socat, our engine with one
-# redirector and with a chain of two; the callout's per-connect() cost; the
-# service's resident memory with 10,000 concurrent idle flows; the service's
-# flow stream at 2,000 new connections/s (a flow's end to its row in a console's
-# model, and the service's CPU per attached console, 1 and 10 consoles); and the
-# console's flow table: tick gaps with 100,000 rows and 2,000 new flows/s vs idle; and the
-# service's flow history: CPU at 5,000 ended flows/s, one hour out of 1,000,000 flows.
+# child cgroup. RUNS times, interleaved (run 1 of every case, then run 2, ...)
+# so that drift hits every case alike: iperf3 throughput with 1 and 64 streams,
+# wrk new-connection rate (Connection: close) with 32 and 256 connections, and
+# connect() to first response byte over 20,000 sequential rounds (bench_latency),
+# for direct, haproxy, socat and the engine cases below. Printed per case: the
+# median over runs and the spread [min-max] of each value and of each ratio, a
+# ratio being taken against the same run's baseline. Then once: the callout's
+# per-connect() cost; the service's resident memory with 10,000 concurrent idle
+# flows; the service's flow stream at 2,000 new connections/s (a flow's end to
+# its row in a console's model, and the service's CPU per attached console, 1
+# and 10 consoles); the console's flow table: tick gaps with 100,000 rows and
+# 2,000 new flows/s vs idle; and the service's flow history: CPU at 5,000 ended
+# flows/s, one hour out of 1,000,000 flows.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-secs=${1:-5}
-case "$secs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS_PER_RUN]" >&2; exit 2;; esac
+secs=${1:-5} runs=${2:-5}
+case "$secs$runs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2;; esac
+if [ "$secs" -lt 1 ] || [ "$runs" -lt 1 ] || [ $# -gt 2 ]; then
+  echo "usage: $0 [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2
+fi
+
+# The engine cases, one line each: label | chained redirectors | extra service arguments
+# (split at spaces). Every case runs every metric in every run, against that run's baselines.
+engine_cases=(
+  "1 redirector|1|"
+  "chain of 2 redirectors|2|"
+)
+LATENCY_ROUNDS=20000   # sequential rounds per case and run, so that p99 rests on 200 samples
+HAPROXY_MAXCONN=2048   # 8 x the most concurrent connections a case opens (wrk's 256)
 
 if [ -z "${REDIRECT_BENCH_INNER:-}" ]; then
   "$top/scripts/build.sh" >/dev/null
@@ -32,11 +49,12 @@ cgroot=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
 cg=$cgroot/redirect-bench-$$
 mkdir -p "$cg"
 echo $$ > "$cg/cgroup.procs"
-pids=()
+pids=()     # servers that live for the whole run
+proxies=()  # the current case's haproxy or socat, the memory case's holder
 console=
 cleanup() {
   # The service too (a run that failed half-way): wait would otherwise wait for it for ever.
-  for p in "${pids[@]}" $console; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" "${proxies[@]}" $console; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo $$ > "$cgroot/cgroup.procs" 2>/dev/null || true
   rmdir "$cg" 2>/dev/null || true
@@ -44,18 +62,33 @@ cleanup() {
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
+# haproxy takes two descriptors per connection; wrk's 256 connections and the relays are well within.
+need=$(( 2 * HAPROXY_MAXCONN + 1000 ))
+if [ "$(ulimit -n)" -lt "$need" ]; then
+  echo "descriptor limit $(ulimit -n) is below the $need this run needs (haproxy maxconn $HAPROXY_MAXCONN)" >&2
+  exit 1
+fi
+
+listening() {  # port... -> waits up to 10 s until each port has a listener
+  local p
+  for p in "$@"; do
+    for _ in $(seq 200); do [ -n "$(ss -Hltn "sport = :$p")" ] && break; sleep 0.05; done
+    [ -n "$(ss -Hltn "sport = :$p")" ] || { echo "nothing listens on port $p after 10 s" >&2; exit 1; }
+  done
+}
 
 IPERF=5201 HTTP=8000 HOLD=9000
 "$bin/bench_server" $HTTP http > "$work/http.out" & pids+=($!)
 "$bin/bench_server" $HOLD hold > "$work/hold.out" & pids+=($!)
 iperf3 -s -p $IPERF > /dev/null 2>&1 & pids+=($!)
-sleep 0.5
+listening $HTTP $HOLD $IPERF
 
 cat > "$work/haproxy.cfg" <<EOF
 global
-  maxconn 8000
+  maxconn $HAPROXY_MAXCONN
 defaults
   mode tcp
+  maxconn $HAPROXY_MAXCONN
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -67,18 +100,56 @@ listen http
   server s 127.0.0.1:$HTTP
 EOF
 
-throughput() {  # port -> Gbit/s (0 and the reason on stderr if iperf3 failed)
-  iperf3 -c 127.0.0.1 -p "$1" -t "$secs" -J 2>/dev/null | python3 -c '
+throughput() {  # port streams -> Gbit/s (nothing, and the reason on stderr, if iperf3 failed)
+  local json
+  for _ in 1 2 3 4 5; do
+    # The server may still be ending the previous test (seen once after a test through haproxy):
+    # it then answers "busy" at once; try again, up to 5 times a second apart.
+    json=$(iperf3 -c 127.0.0.1 -p "$1" -P "$2" -t "$secs" -J 2>/dev/null) || true
+    grep -q 'server is busy' <<< "$json" || break
+    sleep 1
+  done
+  python3 -c '
 import json, sys
-r = json.load(sys.stdin)
+try:
+    r = json.load(sys.stdin)
+except ValueError:
+    r = {"error": "no result"}
 if "error" in r:
-    print("iperf3: " + r["error"], file=sys.stderr); print("0")
+    print("iperf3 -P %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
 else:
-    print("%.2f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))'
+    print("%.3f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))' "$2" <<< "$json"
 }
-rate() {  # port -> requests/s
-  wrk -t1 -c32 -d"${secs}s" -H "Connection: close" "http://127.0.0.1:$1/" 2>/dev/null |
-    awk '/Requests\/sec/ {printf "%.0f", $2}'
+rate() {  # port connections -> requests/s; socket errors go to the notes under the table
+  local out
+  out=$(wrk -t1 -c"$2" -d"${secs}s" -H "Connection: close" "http://127.0.0.1:$1/" 2>&1) || true
+  awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$out"
+  awk -v c="$2" '/Socket errors|Non-2xx/ {print "wrk -c" c ": " $0}' <<< "$out" >&2
+  grep -q 'Requests/sec' <<< "$out" || echo "wrk -c$2 gave no rate: $out" >&2
+}
+record() {  # run case metric value
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$work/results.tsv"
+}
+measure() {  # run case iperf-port http-port with-latency; failures' reasons go to the notes
+  local r=$1 c=$2 out err=$work/err
+  : > "$err"
+  # Latency first, on a relay that is not still digesting the load of the cases before it.
+  if [ "$5" = yes ]; then
+    if out=$("$bin/bench_latency" "$4" "$LATENCY_ROUNDS" 2>&1); then
+      record "$r" "$c" p50 "$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<< "$out")"
+      record "$r" "$c" p99 "$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<< "$out")"
+    else
+      echo "$out" >> "$err"
+    fi
+  fi
+  record "$r" "$c" tp1 "$(throughput "$3" 1 2>> "$err")"
+  record "$r" "$c" tp64 "$(throughput "$3" 64 2>> "$err")"
+  record "$r" "$c" rps32 "$(rate "$4" 32 2>> "$err")"
+  record "$r" "$c" rps256 "$(rate "$4" 256 2>> "$err")"
+  # Progress, and the raw numbers behind the table's medians; then what went wrong, if anything.
+  awk -F '\t' -v r="$r" -v c="$c" '$1 == r && $2 == c {printf " %s=%s", $3, $4} END {print ""}' \
+    "$work/results.tsv" >&2
+  awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
 }
 rules() {  # n redirectors, each matching the given ports, in order
   local n=$1 ports=$2 reds="" rs="" i
@@ -88,13 +159,17 @@ rules() {  # n redirectors, each matching the given ports, in order
   done
   echo "{\"version\":1,\"redirectors\":[$reds],\"rules\":[$rs]}" > "$work/rules$n.json"
 }
-console_start() {  # n -> starts the service with n chained redirectors; $console is its pid
-  rules "$1" "$IPERF,$HTTP,$HOLD"
-  "$bin/redirect-console" --headless --rules "$work/rules$1.json" --cgroup "$cg" \
+console_start() {  # n [service arguments...] -> the service with n chained redirectors; $console is its pid
+  local n=$1 exe
+  shift
+  rules "$n" "$IPERF,$HTTP,$HOLD"
+  # Emptied here, not only by the child's redirection: the wait below could otherwise read the
+  # previous start's "rules applied" before the child has truncated the file.
+  : > "$work/console.log"
+  "$bin/redirect-console" --headless --rules "$work/rules$n.json" --cgroup "$cg" \
     --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" \
-    --history "$work/history.sqlite" 2> "$work/console.log" &
+    --history "$work/history.sqlite" "$@" 2> "$work/console.log" &
   console=$!
-  local exe
   # Up to 30 s: once a start took 10 s to "callout attached" (two cores shared with builds), and
   # the old 5 s left the run waiting for ever in cleanup on the service it had not stopped.
   for _ in $(seq 600); do
@@ -109,28 +184,56 @@ console_start() {  # n -> starts the service with n chained redirectors; $consol
   [ "${exe##*/}" = redirect-consoled ] || { echo "pid $console runs $exe, not redirect-consoled" >&2; exit 1; }
 }
 console_stop() {
-  local pid=$console
+  local pid=$console status=0
   console=
   if ! kill -TERM "$pid" 2>/dev/null; then
-    wait "$pid"; echo "service exited early (status $?); its log:" >&2; tail -20 "$work/console.log" >&2; exit 1
+    wait "$pid" || status=$?
+    echo "service exited early (status $status); its log:" >&2; tail -20 "$work/console.log" >&2; exit 1
   fi
   wait "$pid" || true
+  # Each start begins with an empty history, so that a growing file does not slow later runs.
+  rm -f "$work"/history.sqlite*
+}
+proxies_stop() {
+  [ ${#proxies[@]} -eq 0 ] && return
+  kill "${proxies[@]}" 2>/dev/null || true; wait "${proxies[@]}" 2>/dev/null || true
+  proxies=()
 }
 
-declare -A tp rps
-tp[direct]=$(throughput $IPERF); rps[direct]=$(rate $HTTP)
-haproxy -f "$work/haproxy.cfg" > /dev/null 2>&1 & hp=$!; sleep 0.5
-tp[haproxy]=$(throughput 15201); rps[haproxy]=$(rate 18000)
-kill "$hp" 2>/dev/null || true; wait "$hp" 2>/dev/null || true
-socat TCP-LISTEN:25201,fork,reuseaddr TCP:127.0.0.1:$IPERF & s1=$!
-socat TCP-LISTEN:28000,fork,reuseaddr TCP:127.0.0.1:$HTTP & s2=$!
-sleep 0.3
-tp[socat]=$(throughput 25201); rps[socat]=$(rate 28000)
-kill "$s1" "$s2" 2>/dev/null || true; wait "$s1" "$s2" 2>/dev/null || true
-for n in 1 2; do
-  console_start $n
-  tp[chain$n]=$(throughput $IPERF); rps[chain$n]=$(rate $HTTP)
-  console_stop
+# Socat forks a process per connection: its connect latency measures fork, not a relay; not run.
+run_case() {  # run label
+  local r=$1 c=$2 spec n extra
+  case "$c" in
+    direct) measure "$r" "$c" $IPERF $HTTP yes ;;
+    haproxy)
+      haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & proxies+=($!)
+      listening 15201 18000; measure "$r" "$c" 15201 18000 yes; proxies_stop ;;
+    socat)
+      # Its children report every reset iperf3 leaves at the end of a test: kept out of the table.
+      socat TCP-LISTEN:25201,fork,reuseaddr TCP:127.0.0.1:$IPERF 2>> "$work/socat.log" & proxies+=($!)
+      socat TCP-LISTEN:28000,fork,reuseaddr TCP:127.0.0.1:$HTTP 2>> "$work/socat.log" & proxies+=($!)
+      listening 25201 28000; measure "$r" "$c" 25201 28000 no; proxies_stop ;;
+    *)
+      for spec in "${engine_cases[@]}"; do [ "${spec%%|*}" = "$c" ] && break; done
+      IFS='|' read -r _ n extra <<< "$spec"
+      # shellcheck disable=SC2086  # the extra arguments are meant to split at spaces
+      console_start "$n" $extra
+      measure "$r" "$c" $IPERF $HTTP yes
+      console_stop ;;
+  esac
+}
+
+labels=(direct haproxy socat)
+table=("direct|0")
+for spec in "${engine_cases[@]}"; do
+  labels+=("${spec%%|*}"); IFS='|' read -r c n _ <<< "$spec"; table+=("$c|$n")
+done
+table+=("haproxy|0" "socat|0")
+for r in $(seq 1 "$runs"); do
+  for c in "${labels[@]}"; do
+    printf 'run %s of %s, %s:' "$r" "$runs" "$c" >&2
+    run_case "$r" "$c"
+  done
 done
 
 # Memory with 10,000 concurrent idle flows through one redirector: two descriptors a flow,
@@ -139,11 +242,11 @@ flows=$(( ($(ulimit -Hn) - 100) / 2 )); [ "$flows" -gt 10000 ] && flows=10000
 console_start 1
 sleep 0.5
 rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$console/status")
-"$bin/bench_hold" $HOLD "$flows" > "$work/hold_client.out" & holder=$!
+"$bin/bench_hold" $HOLD "$flows" > "$work/hold_client.out" & proxies+=($!)
 for _ in $(seq 600); do grep -qs HELD "$work/hold_client.out" && break; sleep 0.1; done
 sleep 1
 rss_10k=$(awk '/VmRSS/ {print $2}' "/proc/$console/status")
-kill "$holder"; wait "$holder" 2>/dev/null || true
+proxies_stop
 console_stop
 
 # The flow stream (issue 8): 2,000 connects/s to HTTP through one redirector, 0, 1 and 10 consoles
@@ -156,17 +259,67 @@ if ! "$bin/bench_stream" "$console" "$work/api.sock" $HTTP "$secs" 2000 \
 fi
 console_stop
 
-printf '\nRedirect Console benchmarks (loopback, %s s per run, %s CPUs)\n' "$secs" "$(nproc)"
-printf '%-26s %12s %9s %14s %9s %12s\n' case "iperf3 Gb/s" "vs direct" "wrk conn/s" "vs direct" "vs haproxy"
-for c in direct chain1 chain2 haproxy socat; do
-  name=$c; [ $c = chain1 ] && name="1 redirector"; [ $c = chain2 ] && name="chain of 2 redirectors"
-  python3 - "$name" "${tp[$c]}" "${tp[direct]}" "${rps[$c]:-0}" "${rps[direct]:-0}" "${rps[haproxy]:-0}" <<'EOF'
-import sys
-name, t, td, r, rd, rh = sys.argv[1], *map(float, sys.argv[2:])
-q = lambda a, b: "%.2f" % (a / b) if b else "-"
-print("%-26s %12.2f %9s %14.0f %9s %12s" % (name, t, q(t, td), r, q(r, rd), q(r, rh)))
+python3 - "$work/results.tsv" "$secs" "$runs" "$(nproc)" "$LATENCY_ROUNDS" "${table[@]}" <<'EOF'
+# One table: per case the median over runs and [min-max]; ratios (and added latency) are taken
+# per run against that run's baseline, then summarised the same way. The median of an even count
+# is the lower middle value, so that every number printed was measured (no mean of percentiles).
+import statistics, sys
+from collections import defaultdict
+path, secs, runs, cpus, rounds = sys.argv[1:6]
+cases = [(a.rsplit("|", 1)[0], int(a.rsplit("|", 1)[1])) for a in sys.argv[6:]]
+runs = int(runs)
+vals = defaultdict(dict)  # (case, metric) -> {run: value}
+for line in open(path):
+    run, case, metric, value = line.rstrip("\n").split("\t")
+    if value:
+        vals[(case, metric)][run] = float(value)
+
+def summary(xs, fmt):
+    if not xs:
+        return "failed"
+    xs = sorted(xs)
+    s = fmt % statistics.median_low(xs)
+    if len(xs) > 1:
+        s += " [" + fmt % xs[0] + "-" + fmt % xs[-1] + "]"
+    if len(xs) < runs:
+        s += " (%d of %d runs)" % (len(xs), runs)
+    return s
+
+def per_run(case, base, metric, op):
+    a, b = vals[(case, metric)], vals[(base, metric)]
+    return [op(a[r], b[r]) for r in a if r in b and b[r]]
+
+def ratio(case, base, metric):
+    return "1" if case == base else summary(per_run(case, base, metric, lambda x, y: x / y), "%.2f")
+
+print("\nRedirect Console benchmarks: loopback, %s s per case, %d runs interleaved, %s CPUs" % (secs, runs, cpus))
+print("median [min-max] over runs; ratios taken per run against the same run's direct and haproxy")
+for metric, title, unit, fmt in (("tp1", "iperf3, 1 stream", "Gb/s", "%.2f"),
+                                 ("tp64", "iperf3, 64 streams", "Gb/s", "%.2f"),
+                                 ("rps32", "wrk, 32 connections", "conn/s", "%.0f"),
+                                 ("rps256", "wrk, 256 connections", "conn/s", "%.0f")):
+    print(("\n%-26s %-22s %-20s %s" % (title, unit, "vs direct", "vs haproxy")).rstrip())
+    for case, _ in cases:
+        xs = list(vals[(case, metric)].values())
+        print("  %-24s %-22s %-20s %s" % (case, summary(xs, fmt), ratio(case, "direct", metric),
+                                          ratio(case, "haproxy", metric)))
+
+print("\nconnect() to first response byte, us: %s sequential rounds per case and run (bench_latency);" % rounds)
+print("added = the case minus direct in the same run; socat not run (a fork per connection)")
+print("  %-24s %-20s %-24s %-20s %s" % ("case", "p50", "p99", "added p50", "added p99"))
+for case, hops in cases:
+    if not vals[(case, "p50")] and case == "socat":
+        continue
+    row = [summary(list(vals[(case, m)].values()), "%.1f") for m in ("p50", "p99")]
+    if case == "direct":
+        row += ["-", "-"]
+    else:
+        row += [summary(per_run(case, "direct", m, lambda x, y: x - y), "%.1f") for m in ("p50", "p99")]
+        if hops == 1:
+            row[3] += " (target <= 100)"
+    print("  %-24s %-20s %-24s %-20s %s" % (case, *row))
 EOF
-done
+if [ -s "$work/notes" ]; then echo; echo "notes:"; cat "$work/notes"; fi
 printf '\nservice RSS (redirect-consoled): %.1f MiB idle, %.1f MiB with %d concurrent flows (%.0f bytes/flow)\n' \
   "$(echo "$rss_idle/1024" | bc -l)" "$(echo "$rss_10k/1024" | bc -l)" "$flows" \
   "$(echo "($rss_10k-$rss_idle)*1024/$flows" | bc -l)"
@@ -175,3 +328,4 @@ echo
 "$bin/bench_connect" 20000 3
 "$bin/bench_history" "$secs" "$work/bench-history"
 QT_QPA_PLATFORM=offscreen "$bin/bench_flow_model" "$secs"
+printf '\nwhole run: %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
