@@ -28,6 +28,9 @@ struct HopReport {
     bool setRecords = false;       ///< SET was applied to the outbound socket
     uint64_t bytesUp = 0;          ///< client -> destination
     uint64_t bytesDown = 0;        ///< destination -> client
+    uint64_t datagramsUp = 0;      ///< UDP: datagrams client -> destination
+    uint64_t datagramsDown = 0;
+    uint8_t protocol = 6;          ///< IPPROTO_TCP or IPPROTO_UDP
     double connectMs = -1;
     EndReason reason = EndReason::Closed;
 };

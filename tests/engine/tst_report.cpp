@@ -292,7 +292,8 @@ void TestReport::jsonReadBackByNlohmannAndPython()
     QCOMPARE(totals["bytes_up"].get<uint64_t>(), up);
     QCOMPARE(totals["bytes_down"].get<uint64_t>(), down);
     const json reasons = {{"open", 1}, {"closed", 1}, {"reset", 1}, {"refused", 1}, {"timeout", 1},
-                          {"unreachable", 0}, {"hop_cap", 1}, {"no_records", 0}, {"error", 0}};
+                          {"unreachable", 0}, {"hop_cap", 1}, {"no_records", 0}, {"idle", 0},
+                          {"error", 0}};
     COMPARE_JSON(totals["by_reason"], reasons);
     QCOMPARE(report["flows"].size(), flows.size());
     for (size_t i = 0; i < flows.size(); ++i)
