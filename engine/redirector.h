@@ -60,6 +60,9 @@ int64_t wallNowNs();
 /// QUERY records and context on an accepted socket and fill the hop's flow id, destination and
 /// client from them; false when the socket carries none (it was not redirected to us).
 bool describeAccepted(int fd, HopReport& hop);
+/// Fill the hop's flow id, destination and client from its records and context blobs; false
+/// when they name no flow or no destination.
+bool describeBlobs(HopReport& hop);
 /// Map an errno value to a hop end reason.
 EndReason endReasonForErrno(int error);
 /// Close with RST instead of FIN, so the peer can tell a failure from an empty answer.

@@ -313,19 +313,11 @@ UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, std::string key, const so
         dropped("unknown source (not a flow the callout redirected here)", errno);
         return nullptr;
     }
-    socklen_t destLen = 0;
-    hop.flowId = recordsFlowId(hop.records);
-    if (!hop.flowId ||
-        redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &destLen) != 0) {
+    if (!describeBlobs(hop)) {
         dropped("undecodable records or context", EINVAL);
         return nullptr;
     }
-    pid_t pid = 0;
-    redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
-    hop.clientPid = pid;
-    char comm[16] = {};
-    redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
-    hop.clientComm = comm;
+    const socklen_t destLen = hop.destination.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     hop.redirectorId = l.runtime->id;
     hop.protocol = IPPROTO_UDP;
     hop.startNs = wallNowNs();

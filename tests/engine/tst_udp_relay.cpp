@@ -129,6 +129,15 @@ std::string udpRules(uint16_t port, int idleS)
            std::to_string(port) + R"(","idle_timeout":)" + std::to_string(idleS) + "}]}";
 }
 
+// An engine whose one redirector takes UDP to `port`, flows idle after a second; null on failure.
+std::unique_ptr<engine::Engine> udpEngine(uint16_t port)
+{
+    auto eng = startEngine();
+    return eng->applyRules(rulesFor(udpRules(port, 1))).message.empty() ? std::move(eng) : nullptr;
+}
+
+std::string echo(const std::string& d) { return d; }
+
 std::string dest(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 // Flows to `destination` once `done` holds for them (bounded wait; what there is at the deadline).
@@ -230,8 +239,8 @@ void TestUdpRelay::digThroughRedirector()
     // Port 53 of this network namespace's own loopback: the peek looks at DNS by port.
     UdpServer resolver(53, resolve);
     QVERIFY2(resolver.ok(), strerror(errno));
-    auto eng = startEngine();
-    QCOMPARE(eng->applyRules(rulesFor(udpRules(53, 1))).message, std::string());
+    auto eng = udpEngine(53);
+    QVERIFY(eng);
 
     auto [code, out] = run({"dig", "@127.0.0.1", "-p", "53", "relay.example.org", "A", "+tries=1", "+time=5"});
     QVERIFY2(code == 0, out.c_str());
@@ -254,10 +263,9 @@ void TestUdpRelay::digThroughRedirector()
 
 void TestUdpRelay::thousandDatagramsIntact()
 {
-    UdpServer echo(0, [](const std::string& d) { return d; });
-    QVERIFY(echo.ok());
-    auto eng = startEngine();
-    QCOMPARE(eng->applyRules(rulesFor(udpRules(echo.port(), 1))).message, std::string());
+    UdpServer server(0, echo);
+    auto eng = udpEngine(server.port());
+    QVERIFY(server.ok() && eng);
 
     Fd app(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     std::mt19937 rng(11);
@@ -271,14 +279,14 @@ void TestUdpRelay::thousandDatagramsIntact()
             for (char& c : d)
                 c = char(rng());
             bytes += d.size();
-            QCOMPARE(sendTo(app.fd, echo.port(), d), 0);
+            QCOMPARE(sendTo(app.fd, server.port(), d), 0);
             window.push_back(std::move(d));
         }
         std::vector<std::string> back;
         for (int i = 0; i < kWindow; ++i) {
             Got g = receive(app.fd);
             QVERIFY2(g.ok, qPrintable(QString("echo %1 of window at %2 missing").arg(i).arg(sent)));
-            fromEcho += g.from == dest(echo.port());  // the callout shows the server as the source
+            fromEcho += g.from == dest(server.port());  // the callout shows the server as the source
             back.push_back(std::move(g.data));
         }
         std::sort(window.begin(), window.end());
@@ -289,7 +297,7 @@ void TestUdpRelay::thousandDatagramsIntact()
     QCOMPARE(intact, kTotal);
     QCOMPARE(fromEcho, kTotal);
 
-    auto flows = waitFlows(*eng, dest(echo.port()), [](auto& f) { return allEnded(f, 1); });
+    auto flows = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 1); });
     QCOMPARE(flows.size(), size_t(1));  // one source, one flow
     const engine::Hop* hop = ourHop(flows[0]);
     QVERIFY(hop);
@@ -304,24 +312,23 @@ void TestUdpRelay::thousandDatagramsIntact()
 
 void TestUdpRelay::idleFlowEndsAndNextIsNew()
 {
-    UdpServer echo(0, [](const std::string& d) { return d; });
-    QVERIFY(echo.ok());
-    auto eng = startEngine();
-    QCOMPARE(eng->applyRules(rulesFor(udpRules(echo.port(), 1))).message, std::string());
+    UdpServer server(0, echo);
+    auto eng = udpEngine(server.port());
+    QVERIFY(server.ok() && eng);
 
     Fd app(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    QCOMPARE(sendTo(app.fd, echo.port(), "one"), 0);
+    QCOMPARE(sendTo(app.fd, server.port(), "one"), 0);
     QCOMPARE(receive(app.fd).data, std::string("one"));
-    auto first = waitFlows(*eng, dest(echo.port()), [](auto& f) { return allEnded(f, 1); });
+    auto first = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 1); });
     QCOMPARE(first.size(), size_t(1));
     QVERIFY(ourHop(first[0]));
     QCOMPARE(std::string(engine::endReasonName(ourHop(first[0])->reason)), std::string("idle"));
     QCOMPARE(std::string(engine::endReasonName(first[0].reason)), std::string("idle"));
 
     // The same socket, after its flow ended: a flow of its own, with its own hop.
-    QCOMPARE(sendTo(app.fd, echo.port(), "two"), 0);
+    QCOMPARE(sendTo(app.fd, server.port(), "two"), 0);
     QCOMPARE(receive(app.fd).data, std::string("two"));
-    auto both = waitFlows(*eng, dest(echo.port()), [](auto& f) { return allEnded(f, 2); });
+    auto both = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 2); });
     QCOMPARE(both.size(), size_t(2));
     QVERIFY(both[0].flowId != both[1].flowId);
     for (const engine::Flow& f : both) {
@@ -336,9 +343,8 @@ void TestUdpRelay::idleFlowEndsAndNextIsNew()
 void TestUdpRelay::malformedQueryRelayedWithoutName()
 {
     UdpServer resolver(53, resolve);
-    QVERIFY(resolver.ok());
-    auto eng = startEngine();
-    QCOMPARE(eng->applyRules(rulesFor(udpRules(53, 1))).message, std::string());
+    auto eng = udpEngine(53);
+    QVERIFY(resolver.ok() && eng);
 
     // A label that runs past the end: the resolver cannot read it and sends it back as it came.
     std::string bad = query("bad.example");
