@@ -129,6 +129,14 @@ RuleError Engine::applyRules(const RuleSet& rules)
 
     // Commit: new slots first, then the rule table flips in one update. A callout that refuses
     // either leaves the old table live: undo, and say why.
+    // The relay knows the new rules' idle timeouts before their first flow can reach it.
+    auto idleTimeouts = [](const RuleSet& set) {
+        std::map<uint32_t, uint32_t> idle;
+        for (const RuleSpec& rule : set.rules)
+            idle[rule.numericId] = ruleIdleTimeoutS(rule);
+        return idle;
+    };
+    udpRelay_->setIdleTimeouts(idleTimeouts(rules));
     try {
         for (auto& [id, r] : started) {
             written.push_back(r->status.slot);
@@ -136,6 +144,7 @@ RuleError Engine::applyRules(const RuleSet& rules)
         }
         callout_->setRules(compiled.rules);
     } catch (const CalloutError& e) {
+        udpRelay_->setIdleTimeouts(idleTimeouts(rules_));
         return undo({0, 0, std::string("the callout refused the new rules: ") + e.what()});
     }
     // The new table is live. Old slots go before their listeners close: the callout must never
@@ -163,10 +172,7 @@ RuleError Engine::applyRules(const RuleSet& rules)
         next[id] = std::move(r);
     running_ = std::move(next);
     rules_ = rules;
-    std::map<uint32_t, uint32_t> idle;
-    for (const RuleSpec& rule : rules_.rules)
-        idle[rule.numericId] = ruleIdleTimeoutS(rule);
-    udpRelay_->setIdleTimeouts(std::move(idle));
+
     spdlog::info("rules applied: {} redirectors, {} rules", running_.size(), rules_.rules.size());
     return {};
 }

@@ -51,7 +51,8 @@ public:
     void addRedirector(std::shared_ptr<RedirectorRuntime> runtime, uint16_t* port4, uint16_t* port6);
     /// Close its sockets and end its flows (reason closed); returns when done.
     void removeRedirector(const std::shared_ptr<RedirectorRuntime>& runtime);
-    /// Idle timeout in seconds by rule id, as the callout ends the flows it decided.
+    /// Idle timeout in seconds by rule id, as the callout ends the flows it decided; flows that
+    /// start from the return on get them (set them before the callout's rules change).
     void setIdleTimeouts(std::map<uint32_t, uint32_t> byRule);
     /// steady_clock ns when the thread last went round its loop (at least every 100 ms).
     int64_t lastLoopNs() const { return lastLoop_.load(std::memory_order_relaxed); }
@@ -81,7 +82,6 @@ private:
     uint64_t posted_ = 0, handled_ = 0;
     bool stopped_ = false;             // the thread is gone: commands run on the caller's thread
     std::map<uint32_t, uint32_t> timeouts_;
-    bool timeoutsChanged_ = false;
     std::atomic<int64_t> lastLoop_{0};
     std::atomic<uint64_t> openFlows_{0};
     std::atomic<uint64_t> dropped_{0};
