@@ -177,13 +177,17 @@ void UdpRelay::Loop::readListener(Listener& l)
             in_[i].msg_hdr.msg_namelen = sizeof(from_[i]);
             in_[i].msg_hdr.msg_flags = 0;
         }
+        // Before the call: the callout stamps the flow's activity while recvmmsg() runs, and a
+        // thread preempted after it returned would read the clock late, see a pause shorter
+        // than the callout's, and miss a flow the callout started after its idle timeout.
+        const int64_t before = steadyNs();
         int n = ::recvmmsg(l.fd.fd(), in_, kBatch, MSG_DONTWAIT, nullptr);
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
                 dropped("receive failed", errno);
             return;
         }
-        int64_t now = steadyNs();
+        const int64_t now = steadyNs();
         std::vector<Flow*> touched;
         for (int i = 0; i < n; ++i) {
             std::string_view data(static_cast<const char*>(iov_[i].iov_base), in_[i].msg_len);
@@ -197,7 +201,8 @@ void UdpRelay::Loop::readListener(Listener& l)
             if (f->pending.empty())
                 touched.push_back(f);
             f->pending.push_back({iov_[i].iov_base, in_[i].msg_len});
-            f->lastClientNs = f->lastActiveNs = now;
+            f->lastClientNs = before;
+            f->lastActiveNs = now;  // the idle sweep errs late, after the callout's
         }
         for (Flow* f : touched)
             flushUp(*f);
