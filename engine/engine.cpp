@@ -94,10 +94,16 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)), updates_(o
         if (ownInScope_)
             callout_->markListener(fd, redirectorId);
     };
-    relay_ = std::make_unique<Relay>(relayOptions, [this](HopReport&& hop) {
+    auto hopSink = [this](HopReport&& hop) {
         std::lock_guard lock(hopsMutex_);
         hops_.push_back(std::move(hop));
-    });
+    };
+    relay_ = std::make_unique<Relay>(relayOptions, hopSink);
+    UdpRelayOptions udpOptions;
+    udpOptions.netnsFd = options_.netnsFd;
+    udpOptions.peek = options_.peek;
+    udpOptions.markListener = relayOptions.markListener;
+    udpRelay_ = std::make_unique<UdpRelay>(udpOptions, hopSink);
     callout_->setStallDeadline(uint64_t(std::max(options_.stallDeadlineMs, 0)) * 1000000u);
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_ < 0)
@@ -138,6 +144,7 @@ void Engine::stop()
     if (control_.joinable())
         control_.join();
     relay_->stop();
+    udpRelay_->stop();
     sync();  // the relay's last hop reports
     ::close(wake_);
 }
@@ -165,7 +172,8 @@ void Engine::beat()
     // Alive means the relay is too: a worker stuck for half the deadline stops the beat.
     int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::steady_clock::now().time_since_epoch()).count();
-    if (options_.stallDeadlineMs > 0 && now - relay_->oldestLoopNs() > int64_t(options_.stallDeadlineMs) * 500000)
+    const int64_t oldest = std::min(relay_->oldestLoopNs(), udpRelay_->lastLoopNs());
+    if (options_.stallDeadlineMs > 0 && now - oldest > int64_t(options_.stallDeadlineMs) * 500000)
         return;
     callout_->heartbeat();
 }

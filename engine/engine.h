@@ -18,6 +18,7 @@
 #include "flow_table.h"
 #include "relay.h"
 #include "rules.h"
+#include "udp_relay.h"
 
 namespace redirect::engine {
 
@@ -52,6 +53,8 @@ struct RedirectorStatus {
     uint32_t slot = 0;
     uint16_t port4 = 0;
     uint16_t port6 = 0;
+    uint16_t udpPort4 = 0;  ///< ours: the UDP socket beside the TCP listener (0: none)
+    uint16_t udpPort6 = 0;
     uint32_t ownerPid = 0;
     uint64_t accepted = 0;
     uint64_t active = 0;
@@ -123,6 +126,7 @@ private:
     EngineOptions options_;
     std::unique_ptr<Callout> callout_;
     std::unique_ptr<Relay> relay_;
+    std::unique_ptr<UdpRelay> udpRelay_;
     uint64_t netnsCookie_ = 0;
     /// The engine's own sockets are in the callout's scope, so records reach its redirectors.
     bool ownInScope_ = true;

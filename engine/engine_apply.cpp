@@ -64,8 +64,10 @@ RuleError Engine::applyRules(const RuleSet& rules)
             }
         }
         for (auto& [id, r] : started)
-            if (r->runtime)
+            if (r->runtime) {
                 relay_->removeRedirector(r->runtime);
+                udpRelay_->removeRedirector(r->runtime);
+            }
         return error;
     };
     for (const RedirectorSpec& spec : rules.redirectors) {
@@ -98,6 +100,9 @@ RuleError Engine::applyRules(const RuleSet& rules)
             r->runtime->config.connectTimeoutMs = options_.connectTimeoutMs;
             try {
                 relay_->addRedirector(r->runtime, &r->status.port4, &r->status.port6);
+                // Every redirector of ours takes UDP too (rules choose the protocol): on the
+                // configured port, else on one the OS picks.
+                udpRelay_->addRedirector(r->runtime, &r->status.udpPort4, &r->status.udpPort6);
             } catch (const std::exception& e) {
                 started[spec.id] = std::move(r);  // its slot is undone with the others
                 return undo({spec.position.line, spec.position.column,
@@ -124,6 +129,14 @@ RuleError Engine::applyRules(const RuleSet& rules)
 
     // Commit: new slots first, then the rule table flips in one update. A callout that refuses
     // either leaves the old table live: undo, and say why.
+    // The relay knows the new rules' idle timeouts before their first flow can reach it.
+    auto idleTimeouts = [](const RuleSet& set) {
+        std::map<uint32_t, uint32_t> idle;
+        for (const RuleSpec& rule : set.rules)
+            idle[rule.numericId] = ruleIdleTimeoutS(rule);
+        return idle;
+    };
+    udpRelay_->setIdleTimeouts(idleTimeouts(rules));
     try {
         for (auto& [id, r] : started) {
             written.push_back(r->status.slot);
@@ -131,6 +144,7 @@ RuleError Engine::applyRules(const RuleSet& rules)
         }
         callout_->setRules(compiled.rules);
     } catch (const CalloutError& e) {
+        udpRelay_->setIdleTimeouts(idleTimeouts(rules_));
         return undo({0, 0, std::string("the callout refused the new rules: ") + e.what()});
     }
     // The new table is live. Old slots go before their listeners close: the callout must never
@@ -149,13 +163,16 @@ RuleError Engine::applyRules(const RuleSet& rules)
                 spdlog::warn("retiring redirector {}: {}", id, e.what());
             }
         }
-        if (r->runtime)
+        if (r->runtime) {
             relay_->removeRedirector(r->runtime);
+            udpRelay_->removeRedirector(r->runtime);
+        }
     }
     for (auto& [id, r] : started)
         next[id] = std::move(r);
     running_ = std::move(next);
     rules_ = rules;
+
     spdlog::info("rules applied: {} redirectors, {} rules", running_.size(), rules_.rules.size());
     return {};
 }
@@ -180,6 +197,8 @@ callout_redirector Engine::calloutEntry(const Running& r) const
     }
     entry.port4 = htons(r.status.port4);
     entry.port6 = htons(r.status.port6);
+    entry.udp_port4 = htons(r.status.udpPort4);
+    entry.udp_port6 = htons(r.status.udpPort6);
     entry.data_len = static_cast<uint16_t>(std::min<size_t>(spec.data.size(), CALLOUT_DATA_MAX));
     std::memcpy(entry.data, spec.data.data(), entry.data_len);
     return entry;

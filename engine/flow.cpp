@@ -15,6 +15,7 @@ const char* endReasonName(EndReason reason)
     case EndReason::Unreachable: return "unreachable";
     case EndReason::HopCap: return "hop_cap";
     case EndReason::NoRecords: return "no_records";
+    case EndReason::Idle: return "idle";
     case EndReason::Error: return "error";
     }
     return "?";
@@ -22,7 +23,7 @@ const char* endReasonName(EndReason reason)
 
 std::optional<EndReason> endReasonByName(std::string_view name)
 {
-    for (int r = 0; r <= int(EndReason::Error); ++r)
+    for (int r = 0; r <= int(kLastEndReason); ++r)
         if (name == endReasonName(EndReason(r)))
             return EndReason(r);
     return std::nullopt;

@@ -12,8 +12,11 @@
 
 namespace redirect::engine {
 
-/// Why a hop or a flow ended. "open" while it lives.
-enum class EndReason : uint8_t { Open, Closed, Reset, Refused, Timeout, Unreachable, HopCap, NoRecords, Error };
+/// Why a hop or a flow ended. "open" while it lives. The values are the control API's too (same
+/// order): new reasons go last. Idle: a UDP flow saw no datagram for its rule's idle timeout.
+enum class EndReason : uint8_t { Open, Closed, Reset, Refused, Timeout, Unreachable, HopCap, NoRecords, Error, Idle };
+/// The last reason: lists of every reason run from Open to it.
+constexpr EndReason kLastEndReason = EndReason::Idle;
 const char* endReasonName(EndReason reason);
 /// The reason endReasonName() spells `name`; nullopt for any other text.
 std::optional<EndReason> endReasonByName(std::string_view name);
@@ -37,6 +40,8 @@ struct Hop {
     double connectMs = -1;         ///< upstream connect latency of this redirector (-1: unknown)
     uint64_t bytesUp = 0;          ///< client -> destination through this redirector
     uint64_t bytesDown = 0;
+    uint64_t datagramsUp = 0;      ///< UDP only
+    uint64_t datagramsDown = 0;
     int64_t startNs = 0;           ///< wall clock, ns since the epoch
     int64_t endNs = 0;             ///< 0 while open
     EndReason reason = EndReason::Open;
@@ -59,8 +64,11 @@ struct Flow {
     std::string rule;              ///< id of the rule that decided the first hop ("" when none matched)
     std::string verdict;           ///< callout verdict of the application's connect (flow_table.h)
     std::vector<Hop> hops;         ///< in chain order
+    uint8_t protocol = 6;          ///< IPPROTO_TCP or IPPROTO_UDP
     uint64_t bytesUp = 0;          ///< as the application sent (first hop)
     uint64_t bytesDown = 0;
+    uint64_t datagramsUp = 0;      ///< UDP: as the application sent (first hop)
+    uint64_t datagramsDown = 0;
     EndReason reason = EndReason::Open;
     std::string node;              ///< the node it was seen on (set by a console; "" in the engine)
 

@@ -185,6 +185,7 @@ void FlowTable::describeApplication(Flow& flow, const callout_event& e, int64_t 
     flow.user = userName(e.uid);
     flow.comm.assign(reinterpret_cast<const char*>(e.comm), strnlen(reinterpret_cast<const char*>(e.comm), 16));
     flow.cgroupId = e.cgroup_id;
+    flow.protocol = e.protocol;
     flow.destination = endpointText(e.family, e.orig_addr, e.orig_port);
     // No rule decided a connect that no rule matched: rule id 0 is no rule's.
     bool ruled = e.verdict != CALLOUT_VERDICT_DIRECT && e.verdict != CALLOUT_VERDICT_LOCAL;
@@ -238,6 +239,7 @@ void FlowTable::onHop(HopReport&& report)
         flow.pid = static_cast<uint32_t>(report.clientPid);
         flow.comm = report.clientComm;
         flow.verdict = "redirect";
+        flow.protocol = report.protocol;
     }
     if (flow.host.empty())
         flow.host = report.host;
@@ -249,6 +251,8 @@ void FlowTable::onHop(HopReport&& report)
     hop->connectMs = report.connectMs;
     hop->bytesUp = report.bytesUp;
     hop->bytesDown = report.bytesDown;
+    hop->datagramsUp = report.datagramsUp;
+    hop->datagramsDown = report.datagramsDown;
     if (!hop->startNs)
         hop->startNs = report.startNs;
     hop->endNs = report.endNs;
@@ -276,6 +280,8 @@ void FlowTable::maybeEnd(Flow& flow)
     const bool wasOpen = flow.endNs == 0;
     flow.bytesUp = first->bytesUp;
     flow.bytesDown = first->bytesDown;
+    flow.datagramsUp = first->datagramsUp;
+    flow.datagramsDown = first->datagramsDown;
     flow.endNs = first->endNs;
     flow.reason = first->reason;
     for (const Hop& hop : flow.hops) {

@@ -98,18 +98,25 @@ bool describeAccepted(int fd, HopReport& hop)
     }
     hop.records.assign(records.begin(), records.begin() + static_cast<std::ptrdiff_t>(rn));
     hop.context.assign(context.begin(), context.begin() + static_cast<std::ptrdiff_t>(cn));
+    describeBlobs(hop);  // the socket was redirected to us even if a blob does not decode
+    return true;
+}
+
+bool describeBlobs(HopReport& hop)
+{
     redirect_records_info info{};
-    if (redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0)
+    bool ok = redirect_records_decode(hop.records.data(), hop.records.size(), &info) == 0 && info.flow_id != 0;
+    if (ok)
         hop.flowId = info.flow_id;
     socklen_t len = 0;
-    redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len);
+    ok = redirect_context_destination(hop.context.data(), hop.context.size(), &hop.destination, &len) == 0 && ok;
     pid_t pid = 0;
     redirect_context_pid(hop.context.data(), hop.context.size(), &pid);
     hop.clientPid = pid;
     char comm[16] = {};
     redirect_context_comm(hop.context.data(), hop.context.size(), comm, sizeof(comm));
     hop.clientComm = comm;
-    return true;
+    return ok;
 }
 
 EndReason endReasonForErrno(int error)

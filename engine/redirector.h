@@ -28,6 +28,9 @@ struct HopReport {
     bool setRecords = false;       ///< SET was applied to the outbound socket
     uint64_t bytesUp = 0;          ///< client -> destination
     uint64_t bytesDown = 0;        ///< destination -> client
+    uint64_t datagramsUp = 0;      ///< UDP: datagrams client -> destination
+    uint64_t datagramsDown = 0;
+    uint8_t protocol = 6;          ///< IPPROTO_TCP or IPPROTO_UDP
     double connectMs = -1;
     EndReason reason = EndReason::Closed;
     /// Its bytes went straight between the chain's first client and last upstream inside the
@@ -60,6 +63,9 @@ int64_t wallNowNs();
 /// QUERY records and context on an accepted socket and fill the hop's flow id, destination and
 /// client from them; false when the socket carries none (it was not redirected to us).
 bool describeAccepted(int fd, HopReport& hop);
+/// Fill the hop's flow id, destination and client from its records and context blobs; false
+/// when they name no flow or no destination.
+bool describeBlobs(HopReport& hop);
 /// Map an errno value to a hop end reason.
 EndReason endReasonForErrno(int error);
 /// Close with RST instead of FIN, so the peer can tell a failure from an empty answer.

@@ -9,6 +9,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <netinet/in.h>
+
 namespace redirect::engine {
 
 using namespace report_detail;
@@ -154,6 +156,8 @@ nlohmann::json flowToJson(const Flow& flow)
             {"connect_ms", hop.connectMs >= 0 ? Json(roundedMs(hop.connectMs)) : Json(nullptr)},
             {"bytes_up", hop.bytesUp},
             {"bytes_down", hop.bytesDown},
+            {"datagrams_up", hop.datagramsUp},
+            {"datagrams_down", hop.datagramsDown},
             {"start", timeOrNull(hop.startNs)},
             {"end", timeOrNull(hop.endNs)},
             {"reason", endReasonName(hop.reason)},
@@ -181,6 +185,9 @@ nlohmann::json flowToJson(const Flow& flow)
         {"hops", std::move(hops)},
         {"bytes_up", flow.bytesUp},
         {"bytes_down", flow.bytesDown},
+        {"protocol", flow.protocol == IPPROTO_UDP ? "udp" : "tcp"},
+        {"datagrams_up", flow.datagramsUp},
+        {"datagrams_down", flow.datagramsDown},
         {"reason", endReasonName(flow.reason)},
     };
     if (!flow.node.empty())  // a console's export of several nodes; the service's own lines have none

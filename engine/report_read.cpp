@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include "rules_fields.h"
@@ -134,6 +135,10 @@ Hop hopOf(const Json& j, const std::string& where)
     hop.connectMs = ms.is_null() ? -1 : ms.get<double>();
     hop.bytesUp = number<uint64_t>(j, "bytes_up", where);
     hop.bytesDown = number<uint64_t>(j, "bytes_down", where);
+    if (j.contains("datagrams_up"))  // reports before UDP
+        hop.datagramsUp = number<uint64_t>(j, "datagrams_up", where);
+    if (j.contains("datagrams_down"))
+        hop.datagramsDown = number<uint64_t>(j, "datagrams_down", where);
     hop.startNs = timeOf(j, "start", where);
     hop.endNs = timeOf(j, "end", where);
     hop.reason = reasonOf(j, where);
@@ -165,6 +170,16 @@ Flow flowOf(const Json& j, const std::string& where)
         flow.hops.push_back(hopOf(hops[i], field(where, "hops") + "[" + std::to_string(i) + "]"));
     flow.bytesUp = number<uint64_t>(j, "bytes_up", where);
     flow.bytesDown = number<uint64_t>(j, "bytes_down", where);
+    if (j.contains("protocol")) {  // reports before UDP: every flow was TCP
+        const std::string protocol = str(j, "protocol", where);
+        if (protocol != "tcp" && protocol != "udp")
+            bad(field(where, "protocol"), "unknown protocol \"" + protocol + "\" (expected \"tcp\" or \"udp\")");
+        flow.protocol = protocol == "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+    }
+    if (j.contains("datagrams_up"))
+        flow.datagramsUp = number<uint64_t>(j, "datagrams_up", where);
+    if (j.contains("datagrams_down"))
+        flow.datagramsDown = number<uint64_t>(j, "datagrams_down", where);
     flow.reason = reasonOf(j, where);
     if (j.contains("node"))
         flow.node = str(j, "node", where);

@@ -23,7 +23,7 @@ template <typename T> std::string decimalString(T value)
 }
 
 
-constexpr size_t kReasonCount = size_t(EndReason::Error) + 1;
+constexpr size_t kReasonCount = size_t(kLastEndReason) + 1;
 constexpr size_t kProgressEvery = 1000;
 constexpr size_t kFlushBytes = 64 * 1024;
 

@@ -17,7 +17,7 @@ packages=(
   # run
   iproute2 kmod policykit-1
   # tests and benchmarks: real clients and servers on loopback
-  curl python3 iperf3 haproxy socat wrk bc chromium xvfb xauth libxml2-utils desktop-file-utils openssl
+  curl python3 iperf3 haproxy socat wrk bc dnsutils chromium xvfb xauth libxml2-utils desktop-file-utils openssl
   # a third-party API client (Python, compiled from the schema), a real Prometheus server
   # (grpc_tools.protoc imports pkg_resources, which the package does not pull in)
   python3-grpcio python3-grpc-tools python3-pkg-resources prometheus

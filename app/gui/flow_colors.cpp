@@ -9,7 +9,7 @@ FlowKind flowKindOf(engine::EndReason reason, bool direct)
     using engine::EndReason;
     switch (reason) {
     case EndReason::Open: return direct ? FlowKind::Direct : FlowKind::Open;
-    case EndReason::Closed: return direct ? FlowKind::DirectEnded : FlowKind::Ended;
+    case EndReason::Closed: case EndReason::Idle: return direct ? FlowKind::DirectEnded : FlowKind::Ended;
     case EndReason::Reset: return FlowKind::Reset;
     case EndReason::Refused: case EndReason::Timeout: case EndReason::Unreachable: return FlowKind::Refused;
     case EndReason::HopCap: case EndReason::NoRecords: case EndReason::Error: return FlowKind::Failed;

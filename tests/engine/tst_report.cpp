@@ -135,9 +135,10 @@ void TestReport::flowJsonSchema()
     std::vector<std::string> keys;
     for (auto& item : f1.items())
         keys.push_back(item.key());
-    std::vector<std::string> expected = {"bytes_down", "bytes_up", "cgroup_id", "chain", "comm", "destination",
-                                         "duration_ms", "end", "flow_id", "hops", "host", "pid", "reason",
-                                         "route", "rule", "start", "uid", "user", "verdict"};
+    std::vector<std::string> expected = {"bytes_down", "bytes_up", "cgroup_id", "chain", "comm", "datagrams_down",
+                                         "datagrams_up", "destination", "duration_ms", "end", "flow_id", "hops",
+                                         "host", "pid", "protocol", "reason", "route", "rule", "start", "uid",
+                                         "user", "verdict"};
     QCOMPARE(keys, expected);
     COMPARE_JSON(f1["flow_id"], json(1));
     COMPARE_JSON(f1["start"], json("2023-11-14T22:13:20.123Z"));
@@ -153,7 +154,8 @@ void TestReport::flowJsonSchema()
     for (auto& item : h0.items())
         hopKeys.push_back(item.key());
     std::vector<std::string> expectedHop = {"bytes_down", "bytes_up", "connect_ms", "context_hex", "context_size",
-                                            "end", "external", "in_process", "reason", "records_hex", "records_missing",
+                                            "datagrams_down", "datagrams_up", "end", "external", "in_process",
+                                            "reason", "records_hex", "records_missing",
                                             "records_size", "redirector", "redirector_id", "rule", "start", "state"};
     QCOMPARE(hopKeys, expectedHop);
     COMPARE_JSON(h0["redirector_id"], json(1));
@@ -292,7 +294,8 @@ void TestReport::jsonReadBackByNlohmannAndPython()
     QCOMPARE(totals["bytes_up"].get<uint64_t>(), up);
     QCOMPARE(totals["bytes_down"].get<uint64_t>(), down);
     const json reasons = {{"open", 1}, {"closed", 1}, {"reset", 1}, {"refused", 1}, {"timeout", 1},
-                          {"unreachable", 0}, {"hop_cap", 1}, {"no_records", 0}, {"error", 0}};
+                          {"unreachable", 0}, {"hop_cap", 1}, {"no_records", 0}, {"idle", 0},
+                          {"error", 0}};
     COMPARE_JSON(totals["by_reason"], reasons);
     QCOMPARE(report["flows"].size(), flows.size());
     for (size_t i = 0; i < flows.size(); ++i)
