@@ -29,12 +29,13 @@ v1::EndReason toProto(engine::EndReason reason)
     // The enums share their order; a static check keeps them in step.
     static_assert(static_cast<int>(engine::EndReason::Error) == v1::END_REASON_ERROR);
     static_assert(static_cast<int>(engine::EndReason::HopCap) == v1::END_REASON_HOP_CAP);
+    static_assert(static_cast<int>(engine::kLastEndReason) == v1::END_REASON_IDLE);
     return static_cast<v1::EndReason>(static_cast<int>(reason));
 }
 
 engine::EndReason fromProto(v1::EndReason reason)
 {
-    if (reason < v1::END_REASON_OPEN || reason > v1::END_REASON_ERROR)
+    if (reason < v1::END_REASON_OPEN || reason > static_cast<int>(engine::kLastEndReason))
         return engine::EndReason::Error;  // a newer node's reason this client does not know
     return static_cast<engine::EndReason>(static_cast<int>(reason));
 }

@@ -78,7 +78,7 @@ QStringList FilterCompleter::candidates(const QString& typed) const
     } else if (field == QLatin1String("verdict")) {
         values = {"redirect", "direct", "bypass", "local", "stalled", "unverified"};
     } else if (field == QLatin1String("reason")) {
-        for (auto r = int(engine::EndReason::Open); r <= int(engine::EndReason::Error); ++r)
+        for (auto r = int(engine::EndReason::Open); r <= int(engine::kLastEndReason); ++r)
             values << QString::fromLatin1(engine::endReasonName(engine::EndReason(r)));
     } else if (field == QLatin1String("redirector")) {
         for (const auto& r : bridge_->lastStats().redirectors)

@@ -369,7 +369,7 @@ Metrics::Metrics(const std::string& listen) : state_(std::make_unique<State>())
 {
     std::string address = checkedListen(listen);
     // Every end reason's series exists from the start, so rate() sees the first end of each.
-    for (auto r = static_cast<uint8_t>(engine::EndReason::Closed); r <= static_cast<uint8_t>(engine::EndReason::Error);
+    for (auto r = static_cast<uint8_t>(engine::EndReason::Closed); r <= static_cast<uint8_t>(engine::kLastEndReason);
          ++r) {
         auto reason = static_cast<engine::EndReason>(r);
         state_->endedBy[reason] = &state_->ended.Add({{"reason", engine::endReasonName(reason)}});

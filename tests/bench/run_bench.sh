@@ -32,6 +32,7 @@ fi
 engine_cases=(
   "1 redirector|1|"
   "chain of 2 redirectors|2|"
+  "chain of 2, in-process off|2|--in-process-chains off"
 )
 LATENCY_ROUNDS=20000   # sequential rounds per case and run, so that p99 rests on 200 samples
 HAPROXY_MAXCONN=2048   # 8 x the most concurrent connections a case opens (wrk's 256)
