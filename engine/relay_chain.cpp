@@ -14,7 +14,6 @@
 //   - it did not: A removes its entry and relays as always.
 #include <algorithm>
 
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "redirect/sio.h"
@@ -190,7 +189,6 @@ void Relay::Worker::finishChain(Connection& c, EndReason reason, bool reset)
             h->down.moved = head.down.moved;
             if (h->hop.host.empty())
                 h->hop.host = head.hop.host;
-            h->up.dstShut = h->down.dstShut = true;
         }
     }
     if (!carried) {
