@@ -125,6 +125,10 @@ void UdpRelay::Loop::handle(Command& command)
             spdlog::error("udp relay: cannot watch redirector {}'s socket: {}", l->runtime->name, r.text());
         return;
     }
+    if (!command.closed.empty()) {
+        closed(command.closed);
+        return;
+    }
     std::vector<Flow*> ending;
     for (auto& [key, f] : flows_)
         if (f->listener->runtime.get() == command.remove)
@@ -133,6 +137,22 @@ void UdpRelay::Loop::handle(Command& command)
         endFlow(*f, EndReason::Closed);
     graveyard_.clear();
     std::erase_if(listeners_, [&](const std::unique_ptr<Listener>& l) { return l->runtime.get() == command.remove; });
+}
+
+void UdpRelay::Loop::closed(const std::vector<uint64_t>& flowIds)
+{
+    for (uint64_t id : flowIds) {
+        auto it = byId_.find(id);
+        if (it == byId_.end())
+            continue;  // ended already (idle), or never ours
+        // What the application sent before it closed waits in the redirector's socket: relay
+        // it first (its source no longer resolves to a flow once this one is gone).
+        readListener(*it->second->listener);
+        it = byId_.find(id);
+        if (it != byId_.end())
+            endFlow(*it->second, EndReason::Closed);
+    }
+    graveyard_.clear();
 }
 
 void UdpRelay::Loop::endAll(EndReason reason)
@@ -283,6 +303,7 @@ UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, std::string key, const so
     l.runtime->active.fetch_add(1, std::memory_order_relaxed);
     relay_.openFlows_.fetch_add(1, std::memory_order_relaxed);
     flows_[key] = std::move(f);
+    byId_[hop.flowId] = flow;
     if (int error = start(); error != 0) {
         spdlog::warn("udp relay: flow {:#x} to port {} not started: {}", hop.flowId, portOf(hop.destination),
                      std::strerror(error));
@@ -392,6 +413,8 @@ void UdpRelay::Loop::endFlow(Flow& f, EndReason reason)
     // each cost a query; any other ends here.
     if (reason == EndReason::Idle || reason == EndReason::Closed || f.upstream.valid()) {
         f.upstream.close();
+        if (auto at = byId_.find(f.hop.flowId); at != byId_.end() && at->second == &f)
+            byId_.erase(at);
         graveyard_.push_back(std::move(it->second));
         flows_.erase(it);
     }

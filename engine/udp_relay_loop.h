@@ -77,6 +77,7 @@ public:
     void endAll(EndReason reason);
 
 private:
+    void closed(const std::vector<uint64_t>& flowIds);
     void readListener(Listener& l);
     void readUpstream(Flow& f);
     Flow* flowFor(Listener& l, const sockaddr_storage& from, socklen_t len, std::string_view first, int64_t now);
@@ -93,6 +94,7 @@ private:
     FdHandle epoll_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::unordered_map<std::string, std::unique_ptr<Flow>> flows_;
+    std::unordered_map<uint64_t, Flow*> byId_;  // the live flows of flows_ by flow id
     // Flows ended while this round's epoll events may still point at them.
     std::vector<std::unique_ptr<Flow>> graveyard_;
     std::vector<char> buffer_;
