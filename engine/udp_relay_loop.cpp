@@ -208,7 +208,8 @@ void UdpRelay::Loop::readListener(Listener& l)
             return;
         }
         const int64_t now = steadyNs();
-        std::vector<Flow*> touched;
+        std::vector<Flow*>& touched = touched_;
+        touched.clear();
         for (int i = 0; i < n; ++i) {
             std::string_view data(static_cast<const char*>(iov_[i].iov_base), in_[i].msg_len);
             Flow* f = flowFor(l, from_[i], in_[i].msg_hdr.msg_namelen, data, now);
@@ -234,9 +235,9 @@ void UdpRelay::Loop::readListener(Listener& l)
 UdpRelay::Flow* UdpRelay::Loop::flowFor(Listener& l, const sockaddr_storage& from, socklen_t len,
                                           std::string_view first, int64_t now)
 {
-    const Listener* at = &l;  // a source at another redirector socket is another flow
-    std::string key(reinterpret_cast<const char*>(&at), sizeof(at));
-    key.append(reinterpret_cast<const char*>(&from), std::min<size_t>(len, sizeof(from)));
+    FlowKey key;
+    key.listener = &l;  // a source at another redirector socket is another flow
+    std::memcpy(key.from.data(), &from, std::min<size_t>(len, key.from.size()));
     auto it = flows_.find(key);
     if (it != flows_.end()) {
         Flow& f = *it->second;
@@ -248,10 +249,10 @@ UdpRelay::Flow* UdpRelay::Loop::flowFor(Listener& l, const sockaddr_storage& fro
             return &f;
         endFlow(f, EndReason::Idle);  // the callout ended it already: its socket sent after the timeout
     }
-    return startFlow(l, std::move(key), from, len, first, now);
+    return startFlow(l, key, from, len, first, now);
 }
 
-UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, std::string key, const sockaddr_storage& from, socklen_t len,
+UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, const FlowKey& key, const sockaddr_storage& from, socklen_t len,
                                             std::string_view first, int64_t now)
 {
     auto f = std::make_unique<Flow>();
