@@ -38,6 +38,7 @@ constexpr uint16_t kClosedPort = 8081;
 constexpr uint16_t kBypassPort = 9;
 constexpr uint16_t kEchoPort = 7007;
 constexpr uint16_t kVendorPort = 18080;
+constexpr uint16_t kDnsPort = 53;  // the namespace's own loopback: no resolver of the machine's
 
 const char* kDemoRules = R"({
   "version": 1,
@@ -51,7 +52,9 @@ const char* kDemoRules = R"({
     { "id": "web", "action": "redirect", "redirector": "inspector", "ports": "8080-8081" },
     { "id": "web-dlp", "action": "redirect", "redirector": "dlp", "ports": "8080" },
     { "id": "echo-vendor", "action": "redirect", "redirector": "vendor-x", "ports": "7007" },
-    { "id": "echo-inspect", "action": "redirect", "redirector": "inspector", "ports": "7007" }
+    { "id": "echo-inspect", "action": "redirect", "redirector": "inspector", "ports": "7007" },
+    { "id": "dns", "action": "redirect", "redirector": "inspector", "protocol": "udp", "ports": "53",
+      "idle_timeout": 2 }
   ]
 })";
 
@@ -120,6 +123,31 @@ int connectTo(int family, uint16_t port)
     return fd;
 }
 
+// One DNS query for `name` (A record) to the demo's responder; waits up to a second for the answer.
+void dnsQuery(const std::string& name, uint16_t id)
+{
+    std::string q = {static_cast<char>(id >> 8), static_cast<char>(id & 0xff), 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    for (size_t start = 0; start <= name.size();) {
+        size_t dot = std::min(name.find('.', start), name.size());
+        q += static_cast<char>(dot - start);
+        q += name.substr(start, dot - start);
+        start = dot + 1;
+    }
+    q += std::string("\0\0\1\0\1", 5);  // root label, type A, class IN
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len = 0;
+    sockaddr_storage to = engine::loopbackAddress(AF_INET, kDnsPort, &len);
+    if (fd < 0)
+        return;
+    if (::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to), len) == static_cast<ssize_t>(q.size())) {
+        pollfd p{fd, POLLIN, 0};
+        char buf[512];
+        if (::poll(&p, 1, 1000) == 1)
+            ::recv(fd, buf, sizeof(buf), 0);
+    }
+    ::close(fd);
+}
+
 // In a fresh child: the demo's namespace, no blocked signals (the headless loop blocks
 // SIGINT/SIGTERM and exec would keep that), and death with the console.
 void childSetup(int netnsFd)
@@ -162,6 +190,9 @@ std::string selfDir()
 DemoSandbox::DemoSandbox()
 {
     instance_ = "demo-" + std::to_string(::getpid());
+    // This process's own SDK calls too (the engine's UDP relay finds its flows by the instance in
+    // the environment), before any thread of the demo's can read the environment.
+    ::setenv("REDIRECT_CALLOUT_INSTANCE", instance_.c_str(), 1);
     netnsFd_ = makeNetns();
     try {
         setUp();
@@ -200,6 +231,7 @@ void DemoSandbox::setUp()
     spawn({"python3", "-m", "http.server", std::to_string(kHttpPort), "--bind", "::", "--directory", webRoot_},
           nullptr);
     echo_ = std::thread([this] { echoServer(); });
+    dns_ = std::thread([this] { dnsServer(); });
     int out = -1;
     spawn({selfDir() + "/redirect-sdk-proxy", std::to_string(kVendorPort)}, &out);
     // Wait (bounded) for the servers: the external proxy's owner is looked up when rules apply.
@@ -221,8 +253,8 @@ void DemoSandbox::setUp()
         ::close(out);
     if (!ready)
         throw std::runtime_error("demo servers did not start (is python3 installed?)");
-    spdlog::info("demo sandbox: cgroup {}, network namespace with HTTP :{}, echo :{}, vendor-x proxy :{}", cgroup_,
-                 kHttpPort, kEchoPort, kVendorPort);
+    spdlog::info("demo sandbox: cgroup {}, network namespace with HTTP :{}, echo :{}, DNS (UDP) :{}, vendor-x proxy :{}",
+                 cgroup_, kHttpPort, kEchoPort, kDnsPort, kVendorPort);
 }
 
 DemoSandbox::~DemoSandbox()
@@ -238,6 +270,8 @@ void DemoSandbox::tearDown()
         ::shutdown(echoFd_, SHUT_RDWR);
     if (echo_.joinable())
         echo_.join();
+    if (dns_.joinable())
+        dns_.join();
     for (int pid : children_)
         ::kill(pid, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -327,6 +361,36 @@ void DemoSandbox::echoServer()
     ::close(fd);
 }
 
+// Answers each query with the query itself, flagged as a response: enough for the demo's client,
+// which only waits for an answer. Polls so that it sees stopping_ within a fifth of a second.
+void DemoSandbox::dnsServer()
+{
+    ::setns(netnsFd_, CLONE_NEWNET);
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len = 0;
+    sockaddr_storage addr = engine::loopbackAddress(AF_INET, kDnsPort, &len);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+        spdlog::error("demo DNS responder: {}", std::strerror(errno));
+        if (fd >= 0)
+            ::close(fd);
+        return;
+    }
+    char buf[512];
+    while (!stopping_) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 200) != 1)
+            continue;
+        sockaddr_storage from{};
+        socklen_t fromLen = sizeof(from);
+        ssize_t n = ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
+        if (n < 12)
+            continue;
+        buf[2] = static_cast<char>(buf[2] | 0x80);  // QR: a response
+        ::sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fromLen);
+    }
+    ::close(fd);
+}
+
 void DemoSandbox::startTraffic(engine::Engine&)
 {
     // A process of its own: connects from the engine's process count as a redirector's
@@ -365,7 +429,7 @@ void DemoSandbox::generator()
     std::mt19937 rng(std::random_device{}());
     std::vector<pid_t> curls;
     for (unsigned round = 0; !trafficStop; ++round) {
-        switch (round % 6) {
+        switch (round % 7) {
         case 0:
             curls.push_back(spawn({"curl", "-s", "-o", "/dev/null", "http://127.0.0.1:8080/"}, nullptr));
             break;
@@ -400,6 +464,12 @@ void DemoSandbox::generator()
             int fd = connectTo(AF_INET, kBypassPort);  // bypass rule: never redirected
             if (fd >= 0)
                 ::close(fd);
+            break;
+        }
+        case 6: {
+            // DNS over UDP through the inspector: a flow per socket, ended idle after 2 s.
+            static const char* const names[] = {"example.org", "updates.example.com", "mail.example.net"};
+            dnsQuery(names[round / 7 % 3], static_cast<uint16_t>(rng()));
             break;
         }
         }

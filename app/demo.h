@@ -16,11 +16,12 @@ namespace redirect::app {
  * A private network namespace (loopback only) and a private child cgroup
  * that this process joins, so the callout attached there sees only the demo.
  * In the namespace: a real HTTP server (python3 http.server, dual-stack :8080),
- * a TCP echo server (:7007), and a third-party SDK proxy (redirect-sdk-proxy,
+ * a TCP echo server (:7007), a DNS responder (UDP :53), and a third-party SDK proxy (redirect-sdk-proxy,
  * :18080) declared as the external redirector "vendor-x". Two chains:
  * HTTP goes app -> inspector -> dlp -> server; echo goes app -> vendor-x ->
- * inspector -> server. The traffic generator runs curl and raw TCP clients,
- * with some connections to a closed port (refused) and to a bypassed one.
+ * inspector -> server; DNS goes app -> inspector -> responder over UDP. The traffic generator
+ * runs curl, raw TCP clients and DNS queries, with some connections to a closed port (refused)
+ * and to a bypassed one.
  * Everything stops and is removed on destruction.
  */
 class DemoSandbox {
@@ -33,7 +34,7 @@ public:
     const std::string& cgroup() const { return cgroup_; }
     int netnsFd() const { return netnsFd_; }
     const std::string& instance() const { return instance_; }
-    /// The demo's rules (redirectors inspector, dlp and vendor-x, five rules).
+    /// The demo's rules (redirectors inspector, dlp and vendor-x, six rules, one of them for UDP).
     engine::RuleSet rules() const;
 
     void startTraffic(engine::Engine& engine);
@@ -44,6 +45,7 @@ private:
     void tearDown();
     int spawn(const std::vector<std::string>& argv, int* stdoutFd);
     void echoServer();
+    void dnsServer();
     void generator();
 
     std::string cgroup_;
@@ -55,6 +57,7 @@ private:
     std::vector<int> children_;
     std::atomic<bool> stopping_{false};
     std::thread echo_;
+    std::thread dns_;
     int trafficPid_ = -1;
 };
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <iterator>
 
+#include <netinet/in.h>
+
 namespace redirect::engine {
 
 namespace {
@@ -99,6 +101,20 @@ void appendCsvField(std::string& out, std::string_view value, CsvField kind)
     }
     if (quote)
         out += '"';
+}
+
+const char* protocolName(uint8_t protocol)
+{
+    return protocol == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+std::optional<uint8_t> protocolByName(std::string_view name)
+{
+    if (name == "tcp")
+        return IPPROTO_TCP;
+    if (name == "udp")
+        return IPPROTO_UDP;
+    return std::nullopt;
 }
 
 }  // namespace redirect::engine

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,12 @@ std::string formatRate(double bytesPerSecond);
 /// Nanoseconds for people: "850 µs", "1.2 ms", "12 ms", "1.50 s", "2m 05s", "3h 07m"; "" when
 /// negative (unknown). Truncates, so that a duration never shows longer than it was.
 std::string formatDuration(int64_t ns);
+
+/// A flow's protocol as the reports, the control API and the console's filter spell it: "udp"
+/// for IPPROTO_UDP, "tcp" for anything else (the engine relays only these two).
+const char* protocolName(uint8_t protocol);
+/// IPPROTO_TCP or IPPROTO_UDP for "tcp" or "udp"; nullopt for any other text.
+std::optional<uint8_t> protocolByName(std::string_view name);
 
 /// What a CSV field holds: text is guarded against formula injection, numbers are written as they are.
 enum class CsvField : uint8_t { Text, Number };

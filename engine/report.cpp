@@ -185,7 +185,7 @@ nlohmann::json flowToJson(const Flow& flow)
         {"hops", std::move(hops)},
         {"bytes_up", flow.bytesUp},
         {"bytes_down", flow.bytesDown},
-        {"protocol", flow.protocol == IPPROTO_UDP ? "udp" : "tcp"},
+        {"protocol", protocolName(flow.protocol)},
         {"datagrams_up", flow.datagramsUp},
         {"datagrams_down", flow.datagramsDown},
         {"reason", endReasonName(flow.reason)},
@@ -304,6 +304,11 @@ void fillRow(const Flow& flow, Row& row)
     row[17] = decimalString(flow.bytesUp);
     row[18] = decimalString(flow.bytesDown);
     row[19] = endReasonName(flow.reason);
+    row[20] = protocolName(flow.protocol);
+    // Empty for TCP, as duration_ms for an open flow: a TCP flow has no datagram count, not 0.
+    const bool udp = flow.protocol == IPPROTO_UDP;
+    row[21] = udp ? decimalString(flow.datagramsUp) : std::string();
+    row[22] = udp ? decimalString(flow.datagramsDown) : std::string();
 }
 
 }  // namespace report_detail

@@ -32,13 +32,14 @@ std::string rfc3339Utc(int64_t ns);
  * starts with a quote is always a plain word). Every token must match (AND);
  * a leading `-` negates one. A plain word matches, ASCII case-insensitively,
  * a substring of any of comm, user, destination, host, rule, verdict, chain
- * text, end reason, pid or flow id. `field:value` looks at one field:
+ * text, end reason, pid, flow id or protocol. `field:value` looks at one field:
  * comm, user, dest|destination, host, rule, verdict, chain, reason and
  * redirector (any redirecting hop's name) match substrings; pid, uid and flow
  * must equal the number (decimal, or 0x hex for flow), and redirector:N
  * also matches a hop's numeric redirector id exactly. rule matches the rule of
  * the first hop or of any later one; port equals the destination's port;
- * route matches the route in words ("2 hops, records missing at B").
+ * route matches the route in words ("2 hops, records missing at B");
+ * protocol must be tcp or udp and equals the flow's.
  */
 class FlowFilter {
 public:
@@ -53,7 +54,7 @@ public:
 private:
     enum class Field : uint8_t {
         Any, Comm, Pid, Uid, User, Destination, Host, Rule, Verdict, Chain, Reason, Redirector, FlowId, Node, Port,
-        Route
+        Route, Protocol
     };
     struct Term {
         Field field = Field::Any;

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 
+#include "format.h"
 #include "report_writer.h"
 
 namespace redirect::engine {
@@ -69,7 +70,7 @@ std::optional<uint64_t> destinationPort(const std::string& destination)
 std::vector<std::string> FlowFilter::fieldNames()
 {
     return {"comm", "pid", "uid", "user", "dest", "port", "host", "rule", "verdict", "route", "chain", "reason",
-            "redirector", "flow", "node"};
+            "redirector", "flow", "node", "protocol"};
 }
 
 std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* error)
@@ -79,7 +80,7 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
         {"dest", Field::Destination}, {"destination", Field::Destination}, {"host", Field::Host},
         {"rule", Field::Rule}, {"verdict", Field::Verdict}, {"chain", Field::Chain},
         {"reason", Field::Reason}, {"redirector", Field::Redirector}, {"flow", Field::FlowId}, {"node", Field::Node},
-        {"port", Field::Port}, {"route", Field::Route}};
+        {"port", Field::Port}, {"route", Field::Route}, {"protocol", Field::Protocol}};
     auto fail = [&](std::string message) -> std::optional<FlowFilter> {
         if (error)
             *error = std::move(message);
@@ -127,7 +128,7 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
             if (it == std::end(fields))
                 return fail("unknown filter field '" + std::string(name) +
                             "' (fields: comm, pid, uid, user, dest, port, host, rule, verdict, route, chain, "
-                            "reason, redirector, flow, node; quote \"" + word + "\" to search for the text)");
+                            "reason, redirector, flow, node, protocol; quote \"" + word + "\" to search for the text)");
             term.field = it->second;
         }
         term.text = lowerCopy(value);
@@ -140,6 +141,12 @@ std::optional<FlowFilter> FlowFilter::parse(std::string_view text, std::string* 
                 return fail("filter field '" + std::string(name) + "' needs a number, not '" + value + "'");
         } else if (term.field == Field::Redirector) {
             term.number = parseNumber(value, false);
+        } else if (term.field == Field::Protocol) {
+            // Exact, not a substring: "protocol:p" matching tcp and udp alike would hide a typo.
+            std::optional<uint8_t> protocol = protocolByName(term.text);
+            if (!protocol)
+                return fail("filter field 'protocol' needs tcp or udp, not '" + value + "'");
+            term.number = *protocol;
         }
         filter.terms_.push_back(std::move(term));
     }
@@ -170,7 +177,8 @@ bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& ch
                                        std::string_view(flow.destination), std::string_view(flow.host),
                                        std::string_view(flow.rule), std::string_view(flow.verdict),
                                        std::string_view(endReasonName(flow.reason)), decimal(flow.pid, pid),
-                                       decimal(flow.flowId, id), std::string_view(flow.node)})
+                                       decimal(flow.flowId, id), std::string_view(flow.node),
+                                       std::string_view(protocolName(flow.protocol))})
             if (containsNoCase(field, t))
                 return true;
         return containsNoCase(chain(), t);
@@ -191,6 +199,7 @@ bool FlowFilter::matchesTerm(const Term& term, const Flow& flow, std::string& ch
     case Field::Reason: return containsNoCase(endReasonName(flow.reason), t);
     case Field::FlowId: return flow.flowId == *term.number;
     case Field::Node: return containsNoCase(flow.node, t);
+    case Field::Protocol: return flow.protocol == *term.number;
     case Field::Redirector:
         return std::any_of(flow.hops.begin(), flow.hops.end(), [&](const Hop& hop) {
             return hop.redirectorId != 0 &&

@@ -6,9 +6,9 @@
 #include <limits>
 #include <stdexcept>
 
-#include <netinet/in.h>
 #include <sys/stat.h>
 
+#include "format.h"
 #include "rules_fields.h"
 
 namespace redirect::engine {
@@ -172,9 +172,10 @@ Flow flowOf(const Json& j, const std::string& where)
     flow.bytesDown = number<uint64_t>(j, "bytes_down", where);
     if (j.contains("protocol")) {  // reports before UDP: every flow was TCP
         const std::string protocol = str(j, "protocol", where);
-        if (protocol != "tcp" && protocol != "udp")
+        const std::optional<uint8_t> parsed = protocolByName(protocol);
+        if (!parsed)
             bad(field(where, "protocol"), "unknown protocol \"" + protocol + "\" (expected \"tcp\" or \"udp\")");
-        flow.protocol = protocol == "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+        flow.protocol = *parsed;
     }
     if (j.contains("datagrams_up"))
         flow.datagramsUp = number<uint64_t>(j, "datagrams_up", where);

@@ -78,12 +78,14 @@ struct Column {
     const char* name;
     Kind kind;
 };
-constexpr std::array<Column, 20> kColumns = {{
+// New columns go last: scripts that read an older report's columns by position keep working.
+constexpr std::array<Column, 23> kColumns = {{
     {"flow_id", Kind::Number}, {"start", Kind::Text}, {"end", Kind::Text}, {"duration_ms", Kind::Number},
     {"pid", Kind::Number}, {"uid", Kind::Number}, {"user", Kind::Text}, {"comm", Kind::Text},
     {"destination", Kind::Text}, {"host", Kind::Text}, {"rule", Kind::Text}, {"verdict", Kind::Text},
     {"chain", Kind::Text}, {"hop_count", Kind::Number}, {"states", Kind::Text}, {"records_sizes", Kind::Text},
     {"context_sizes", Kind::Text}, {"bytes_up", Kind::Bytes}, {"bytes_down", Kind::Bytes}, {"reason", Kind::Text},
+    {"protocol", Kind::Text}, {"datagrams_up", Kind::Number}, {"datagrams_down", Kind::Number},
 }};
 using Row = std::array<std::string, kColumns.size()>;
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "format.h"
+
 namespace redirect::service {
 
 namespace {
@@ -56,6 +58,9 @@ void toProto(const engine::Flow& f, v1::Flow* out)
     out->set_verdict(f.verdict);
     out->set_bytes_up(f.bytesUp);
     out->set_bytes_down(f.bytesDown);
+    out->set_protocol(engine::protocolName(f.protocol));
+    out->set_datagrams_up(f.datagramsUp);
+    out->set_datagrams_down(f.datagramsDown);
     out->set_reason(toProto(f.reason));
     out->set_chain(f.chainText());
     out->set_route(f.routeText());
@@ -78,6 +83,8 @@ void toProto(const engine::Flow& f, v1::Flow* out)
         p->set_reason(toProto(h.reason));
         p->set_records_missing(h.recordsMissing);
         p->set_in_process(h.inProcess);
+        p->set_datagrams_up(h.datagramsUp);
+        p->set_datagrams_down(h.datagramsDown);
     }
 }
 
@@ -98,6 +105,11 @@ engine::Flow fromProto(const v1::Flow& p)
     f.verdict = p.verdict();
     f.bytesUp = p.bytes_up();
     f.bytesDown = p.bytes_down();
+    // "" from a node before UDP, where every flow was TCP. A protocol this client does not know
+    // stays TCP too: its counts still show, and the flow is not dropped.
+    f.protocol = engine::protocolByName(p.protocol()).value_or(f.protocol);
+    f.datagramsUp = p.datagrams_up();
+    f.datagramsDown = p.datagrams_down();
     f.reason = fromProto(p.reason());
     for (const v1::Hop& ph : p.hops()) {
         engine::Hop h;
@@ -118,6 +130,8 @@ engine::Flow fromProto(const v1::Flow& p)
         h.reason = fromProto(ph.reason());
         h.recordsMissing = ph.records_missing();
         h.inProcess = ph.in_process();
+        h.datagramsUp = ph.datagrams_up();
+        h.datagramsDown = ph.datagrams_down();
         f.hops.push_back(std::move(h));
     }
     return f;

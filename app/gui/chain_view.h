@@ -1,14 +1,24 @@
 // Draws one flow's chain: app -> each redirector -> destination, with each
-// hop's redirect state, connect latency and bytes.
+// hop's redirect state, connect latency (datagrams for UDP) and bytes.
 #pragma once
 
+#include <QColor>
 #include <QWidget>
 
+#include <array>
 #include <optional>
+#include <vector>
 
 #include "flow.h"
 
 namespace redirect::gui {
+
+/// One box of the drawing: a title and its lines of text.
+struct ChainBox {
+    QString title;
+    std::array<QString, 4> lines;
+    QColor color;
+};
 
 class ChainView : public QWidget {
     Q_OBJECT
@@ -23,7 +33,10 @@ protected:
     void paintEvent(QPaintEvent* event) override;
 
 private:
+    static std::vector<ChainBox> boxesOf(const engine::Flow& flow);
+
     std::optional<engine::Flow> flow_;
+    std::vector<ChainBox> boxes_;  // built once per flow; also the accessible description
 };
 
 }  // namespace redirect::gui

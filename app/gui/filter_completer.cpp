@@ -80,6 +80,8 @@ QStringList FilterCompleter::candidates(const QString& typed) const
     } else if (field == QLatin1String("reason")) {
         for (auto r = int(engine::EndReason::Open); r <= int(engine::kLastEndReason); ++r)
             values << QString::fromLatin1(engine::endReasonName(engine::EndReason(r)));
+    } else if (field == QLatin1String("protocol")) {
+        values = {"tcp", "udp"};
     } else if (field == QLatin1String("redirector")) {
         for (const auto& r : bridge_->lastStats().redirectors)
             values << r.name;

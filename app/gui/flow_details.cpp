@@ -8,6 +8,8 @@
 
 #include "chain_view.h"
 
+#include <netinet/in.h>
+
 namespace redirect::gui {
 
 namespace {
@@ -50,6 +52,10 @@ FlowDetails::FlowDetails(QWidget* parent) : QWidget(parent)
     chain_ = new ChainView;
     chain_->setObjectName("chainView");
     layout->addWidget(chain_);
+    datagrams_ = new QLabel;
+    datagrams_->setObjectName("datagramsPerHop");
+    datagrams_->hide();
+    layout->addWidget(datagrams_);
     auto* grid = new QGridLayout;
     recordsSize_ = new QLabel(tr("Redirect records"));
     contextSize_ = new QLabel(tr("Redirect context"));
@@ -67,6 +73,16 @@ FlowDetails::FlowDetails(QWidget* parent) : QWidget(parent)
 void FlowDetails::setFlow(const std::optional<engine::Flow>& flow)
 {
     chain_->setFlow(flow);
+    // TCP has no datagrams, and nobody counts those of a direct flow: the line is hidden then,
+    // rather than showing zeros.
+    const bool shown = flow && flow->protocol == IPPROTO_UDP && !flow->hops.empty();
+    if (shown) {
+        QStringList perHop;
+        for (const engine::Hop& h : flow->hops)
+            perHop << (h.external ? tr("not measured") : tr("%1 / %2").arg(h.datagramsUp).arg(h.datagramsDown));
+        datagrams_->setText(tr("UDP datagrams up / down per hop: %1").arg(perHop.join(" → ")));
+    }
+    datagrams_->setVisible(shown);
     std::vector<uint8_t> records, context;
     QString recordsText = tr("Redirect records"), contextText = tr("Redirect context");
     QString empty = flow ? tr("(not kept for this flow)") : QString();

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <netinet/in.h>
+
 #include "flow_colors.h"
 #include "format.h"
 
@@ -25,6 +27,13 @@ size_t flowBytes(const engine::Flow& flow)
 QString qs(const std::string& text) { return QString::fromUtf8(text.data(), static_cast<qsizetype>(text.size())); }
 
 QString bytesText(uint64_t bytes) { return qs(engine::formatBytes(bytes)); }
+
+// What the Datagrams column sorts on: up and down together; -1 for TCP, so TCP flows sort before a
+// UDP flow that carried nothing.
+qint64 datagramTotal(const FlowRow& row)
+{
+    return row.protocol == IPPROTO_UDP ? qint64(row.datagramsUp + row.datagramsDown) : -1;
+}
 
 QString timeText(int64_t ns)
 {
@@ -53,6 +62,7 @@ QVariant FlowModel::headerData(int section, Qt::Orientation orientation, int rol
     switch (section) {
     case Time: return tr("Time");
     case Process: return tr("Process");
+    case Protocol: return tr("Proto");
     case Destination: return tr("Destination");
     case Rule: return tr("Rule");
     case Route: return tr("Route");
@@ -61,6 +71,7 @@ QVariant FlowModel::headerData(int section, Qt::Orientation orientation, int rol
     case Context: return tr("Context");
     case BytesUp: return tr("Up");
     case BytesDown: return tr("Down");
+    case Datagrams: return tr("Datagrams");
     case Duration: return tr("Duration");
     case Reason: return tr("End reason");
     case Node: return tr("Node");
@@ -79,7 +90,7 @@ QVariant FlowModel::data(const QModelIndex& index, int role) const
     case FlowIdRole: return QVariant::fromValue<qulonglong>(row.flowId);
     case Qt::TextAlignmentRole:
         switch (index.column()) {
-        case Records: case Context: case BytesUp: case BytesDown: case Duration:
+        case Records: case Context: case BytesUp: case BytesDown: case Datagrams: case Duration:
             return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
         default: return {};
         }
@@ -114,6 +125,10 @@ QString FlowModel::display(const FlowRow& row, int column) const
     case Context: return bytesText(row.contextSize());
     case BytesUp: return bytesText(row.bytesUp);
     case BytesDown: return bytesText(row.bytesDown);
+    case Datagrams:
+        if (row.protocol != IPPROTO_UDP)
+            return {};
+        return QStringLiteral("%1 / %2").arg(row.datagramsUp).arg(row.datagramsDown);
     case Duration: return qs(engine::formatDuration(row.durationNs()));
     default: return raw(row, column).toString();
     }
@@ -124,6 +139,7 @@ QVariant FlowModel::raw(const FlowRow& row, int column) const
     switch (column) {
     case Time: return QVariant::fromValue<qint64>(row.startNs);
     case Process: return qs(pooled(row.comm));
+    case Protocol: return QString::fromLatin1(engine::protocolName(row.protocol));
     case Destination: return qs(row.destination);
     case Chain: {
         QString text;
@@ -141,6 +157,7 @@ QVariant FlowModel::raw(const FlowRow& row, int column) const
     case Context: return QVariant::fromValue<qulonglong>(row.contextSize());
     case BytesUp: return QVariant::fromValue<qulonglong>(row.bytesUp);
     case BytesDown: return QVariant::fromValue<qulonglong>(row.bytesDown);
+    case Datagrams: return datagramTotal(row);
     case Duration: return QVariant::fromValue<qint64>(row.durationNs());
     case Reason: return QString::fromLatin1(engine::endReasonName(row.reason));
     case Node: return qs(pooled(row.node));
@@ -160,6 +177,7 @@ bool FlowModel::rowLessThan(int left, int right, int column) const
     case Context: return a.contextSize() < b.contextSize();
     case BytesUp: return a.bytesUp < b.bytesUp;
     case BytesDown: return a.bytesDown < b.bytesDown;
+    case Datagrams: return datagramTotal(a) < datagramTotal(b);
     case Duration: return a.durationNs() < b.durationNs();
     case Reason: return std::strcmp(engine::endReasonName(a.reason), engine::endReasonName(b.reason)) < 0;
     default: return raw(a, column).toString() < raw(b, column).toString();
@@ -190,6 +208,10 @@ QVariant FlowModel::toolTip(const FlowRow& row, int column) const
         }
         return lines.join(QLatin1Char('\n'));
     }
+    case Datagrams:
+        if (row.protocol != IPPROTO_UDP)
+            return {};
+        return tr("%1 datagrams up (application to destination), %2 down").arg(row.datagramsUp).arg(row.datagramsDown);
     case Process: case Destination: case Chain: case Node: return display(row, column);
     default: return {};
     }

@@ -22,8 +22,9 @@ namespace redirect::gui {
 class FlowModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { Time, Process, Destination, Rule, Route, Chain, Records, Context, BytesUp, BytesDown, Duration,
-                  Reason, Node, ColumnCount };
+    // Datagrams: "up / down" of a UDP flow, empty for TCP (a TCP flow has no datagram count, not 0).
+    enum Column { Time, Process, Protocol, Destination, Rule, Route, Chain, Records, Context, BytesUp, BytesDown,
+                  Datagrams, Duration, Reason, Node, ColumnCount };
     enum Role { RawRole = Qt::UserRole, FlowIdRole };
 
     explicit FlowModel(QObject* parent = nullptr);

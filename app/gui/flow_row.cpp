@@ -15,6 +15,9 @@ void copyFlowFields(const From& in, To& out)
     out.endNs = in.endNs;
     out.bytesUp = in.bytesUp;
     out.bytesDown = in.bytesDown;
+    out.datagramsUp = in.datagramsUp;
+    out.datagramsDown = in.datagramsDown;
+    out.protocol = in.protocol;
     out.cgroupId = in.cgroupId;
     out.pid = in.pid;
     out.uid = in.uid;
@@ -36,6 +39,8 @@ void copyHopFields(const From& in, To& out)
     out.reason = in.reason;
     out.bytesUp = in.bytesUp;
     out.bytesDown = in.bytesDown;
+    out.datagramsUp = in.datagramsUp;
+    out.datagramsDown = in.datagramsDown;
     out.startNs = in.startNs;
     out.endNs = in.endNs;
 }

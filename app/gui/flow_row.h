@@ -49,6 +49,8 @@ struct FlowHopRow {
     engine::EndReason reason = engine::EndReason::Open;
     uint64_t bytesUp = 0;
     uint64_t bytesDown = 0;
+    uint64_t datagramsUp = 0;
+    uint64_t datagramsDown = 0;
     int64_t startNs = 0;
     int64_t endNs = 0;
 };
@@ -62,6 +64,8 @@ struct FlowRow {
     int64_t endNs = 0;
     uint64_t bytesUp = 0;
     uint64_t bytesDown = 0;
+    uint64_t datagramsUp = 0;
+    uint64_t datagramsDown = 0;
     uint64_t cgroupId = 0;
     uint32_t pid = 0;
     uint32_t uid = 0;
@@ -73,6 +77,7 @@ struct FlowRow {
     uint32_t route = 0;  ///< Flow::routeText(), computed once per update
     engine::EndReason reason = engine::EndReason::Open;
     bool direct = false; ///< Flow::direct()
+    uint8_t protocol = 6; ///< IPPROTO_TCP or IPPROTO_UDP
     std::string destination;
     std::string host;
     std::vector<FlowHopRow> hops;

@@ -49,7 +49,7 @@ namespace redirect::gui {
 
 namespace {
 
-const char* const kHeaderKey = "flows/header-v2";  // v2: Rule and Route columns
+const char* const kHeaderKey = "flows/header-v3";  // v2: Rule and Route columns; v3: Proto and Datagrams
 
 }  // namespace
 
@@ -186,10 +186,11 @@ void MainWindow::buildTable()
     flowView_->horizontalHeader()->setStretchLastSection(true);
     // Widths that fit every default column into 1280 px; longer cells are elided, with a tooltip.
     flowView_->setTextElideMode(Qt::ElideMiddle);
-    const std::pair<int, int> widths[] = {{FlowModel::Time, 92}, {FlowModel::Process, 130}, {FlowModel::Destination, 150},
-                                          {FlowModel::Rule, 84}, {FlowModel::Route, 120}, {FlowModel::Chain, 176},
-                                          {FlowModel::Records, 60}, {FlowModel::Context, 60}, {FlowModel::BytesUp, 64},
-                                          {FlowModel::BytesDown, 64}, {FlowModel::Duration, 66}, {FlowModel::Reason, 76}};
+    const std::pair<int, int> widths[] = {{FlowModel::Time, 92}, {FlowModel::Process, 130}, {FlowModel::Protocol, 44},
+                                          {FlowModel::Destination, 140}, {FlowModel::Rule, 84}, {FlowModel::Route, 110},
+                                          {FlowModel::Chain, 150}, {FlowModel::Records, 60}, {FlowModel::Context, 60},
+                                          {FlowModel::BytesUp, 64}, {FlowModel::BytesDown, 64}, {FlowModel::Datagrams, 76},
+                                          {FlowModel::Duration, 66}, {FlowModel::Reason, 76}};
     for (auto [column, width] : widths)
         flowView_->setColumnWidth(column, width);
     // Column choices: right-click the header to hide or show columns (remembered).

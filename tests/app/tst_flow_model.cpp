@@ -7,6 +7,8 @@
 #include <QSortFilterProxyModel>
 #include <QTest>
 
+#include <netinet/in.h>
+
 #include "flow_filter_proxy.h"
 #include "flow_model.h"
 #include "table_csv.h"
@@ -84,6 +86,7 @@ private slots:
     void timeRange();
     void freezeQueuesAndMerges();
     void displayFormatsRawValues();
+    void udpColumns();
     void detailCache();
     void memoryPerRow();
     void copiedRowsAreGuardedCsv();
@@ -246,7 +249,8 @@ void TestFlowModel::filterFieldValue_data()
 {
     QTest::addColumn<QString>("filter");
     QTest::addColumn<std::vector<uint64_t>>("ids");
-    // Flows 1..6: odd ids are curl, even wget; 2, 4, 6 ended; redirector audit for ids divisible by 3.
+    // Flows 1..6: odd ids are curl, even wget; 2, 4, 6 ended; redirector audit for ids divisible by 3;
+    // 5 is UDP.
     QTest::newRow("empty") << "" << std::vector<uint64_t>{1, 2, 3, 4, 5, 6};
     QTest::newRow("comm") << "comm:curl" << std::vector<uint64_t>{1, 3, 5};
     QTest::newRow("negated comm") << "-comm:curl" << std::vector<uint64_t>{2, 4, 6};
@@ -257,6 +261,8 @@ void TestFlowModel::filterFieldValue_data()
     QTest::newRow("chain text") << "chain:audit" << std::vector<uint64_t>{3, 6};
     QTest::newRow("word and field") << "WGET reason:open" << std::vector<uint64_t>{};
     QTest::newRow("flow hex") << "flow:0x5" << std::vector<uint64_t>{5};
+    QTest::newRow("protocol") << "protocol:udp" << std::vector<uint64_t>{5};
+    QTest::newRow("not protocol") << "-protocol:udp" << std::vector<uint64_t>{1, 2, 3, 4, 6};
 }
 
 void TestFlowModel::filterFieldValue()
@@ -270,6 +276,7 @@ void TestFlowModel::filterFieldValue()
     std::vector<Flow> batch;
     for (uint64_t id = 1; id <= 6; ++id)
         batch.push_back(makeFlow(id, id % 2 == 0));
+    batch[4].protocol = IPPROTO_UDP;
     model.applyBatch(std::move(batch));
 
     QVERIFY(proxy.setFilterText(filter));
@@ -291,11 +298,14 @@ void TestFlowModel::filterError()
     QVERIFY(!proxy.setFilterText(QStringLiteral("colour:blue")));
     QVERIFY(!proxy.filterError().isEmpty());
     QCOMPARE(errors.count(), 1);
+    QVERIFY(!proxy.setFilterText(QStringLiteral("protocol:icmp")));
+    QVERIFY2(proxy.filterError().contains(QStringLiteral("tcp or udp")), qPrintable(proxy.filterError()));
+    QCOMPARE(errors.count(), 2);
     QCOMPARE(proxy.rowCount(), 2);                       // the last good filter stays
     QCOMPARE(proxy.filterText(), QStringLiteral("comm:curl"));
     QVERIFY(proxy.setFilterText(QStringLiteral("")));
     QCOMPARE(proxy.filterError(), QString());
-    QCOMPARE(errors.count(), 2);
+    QCOMPARE(errors.count(), 3);
     QCOMPARE(proxy.rowCount(), 4);
 }
 
@@ -379,6 +389,48 @@ void TestFlowModel::displayFormatsRawValues()
              QDateTime::fromMSecsSinceEpoch(flow.startNs / 1000000).toString(QStringLiteral("hh:mm:ss.zzz")));
 }
 
+void TestFlowModel::udpColumns()
+{
+    // Datagrams show for UDP flows; a TCP flow shows nothing there, not 0, and sorts before any UDP one.
+    FlowModel model;
+    FlowFilterProxy proxy;
+    proxy.setSourceModel(&model);
+    QAbstractItemModelTester tester(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    Flow udp = makeFlow(1, true);
+    udp.protocol = IPPROTO_UDP;
+    udp.datagramsUp = 12;
+    udp.datagramsDown = 10;
+    udp.hops[0].datagramsUp = 12;
+    udp.hops[0].datagramsDown = 9;
+    Flow quiet = makeFlow(2, true);
+    quiet.protocol = IPPROTO_UDP;
+    model.applyBatch({udp, makeFlow(3, true), quiet});
+    const auto cell = [&](int row, int column, int role = Qt::DisplayRole) { return model.index(row, column).data(role); };
+
+    QCOMPARE(model.headerData(FlowModel::Protocol, Qt::Horizontal).toString(), QStringLiteral("Proto"));
+    QCOMPARE(model.headerData(FlowModel::Datagrams, Qt::Horizontal).toString(), QStringLiteral("Datagrams"));
+    QCOMPARE(cell(0, FlowModel::Protocol).toString(), QStringLiteral("udp"));
+    QCOMPARE(cell(0, FlowModel::Datagrams).toString(), QStringLiteral("12 / 10"));
+    QCOMPARE(cell(0, FlowModel::Datagrams, FlowModel::RawRole).toLongLong(), 22ll);
+    QVERIFY(cell(0, FlowModel::Datagrams, Qt::ToolTipRole).toString().contains(QStringLiteral("12 datagrams up")));
+    QCOMPARE(cell(1, FlowModel::Protocol).toString(), QStringLiteral("tcp"));
+    QCOMPARE(cell(1, FlowModel::Datagrams).toString(), QString());
+    QVERIFY(!cell(1, FlowModel::Datagrams, Qt::ToolTipRole).isValid());
+    QCOMPARE(cell(2, FlowModel::Datagrams).toString(), QStringLiteral("0 / 0"));
+
+    proxy.sort(FlowModel::Datagrams, Qt::AscendingOrder);
+    QCOMPARE(idsOf(proxy), (std::vector<uint64_t>{3, 2, 1}));
+
+    // The row keeps them for the details pane (the summary, when the full flow left the cache).
+    const std::optional<Flow> summary = model.flowSummary(0);
+    QVERIFY(summary);
+    QCOMPARE(summary->protocol, uint8_t(IPPROTO_UDP));
+    QCOMPARE(summary->datagramsUp, 12u);
+    QCOMPARE(summary->datagramsDown, 10u);
+    QCOMPARE(summary->hops[0].datagramsUp, 12u);
+    QCOMPARE(summary->hops[0].datagramsDown, 9u);
+}
+
 void TestFlowModel::detailCache()
 {
     FlowModel model;
@@ -438,19 +490,23 @@ void TestFlowModel::copiedRowsAreGuardedCsv()
     Flow formula = makeFlow(1, true, 1536);
     formula.comm = "=cmd|'/C calc'!A0";
     formula.host = "@SUM(1,2)";
-    model.applyBatch({formula, makeFlow(2)});
+    Flow udp = makeFlow(2);
+    udp.protocol = IPPROTO_UDP;
+    udp.datagramsUp = 4;
+    udp.datagramsDown = 1;
+    model.applyBatch({formula, udp});
     FlowFilterProxy proxy;
     proxy.setSourceModel(&model);
     const auto time = [&](int row) { return proxy.index(row, FlowModel::Time).data().toString(); };
 
     const QStringList lines = rowsAsCsv(proxy, {1, 0}).split(QStringLiteral("\r\n"));
     QCOMPARE(lines.size(), 4);  // header, two rows, nothing after the last CRLF
-    QCOMPARE(lines[0], QStringLiteral("Time,Process,Destination,Rule,Route,Chain,Records,Context,Up,Down,"
-                                      "Duration,End reason,Node"));
-    QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,10.0.0.2:443,web,1 hop,dlp → 10.0.0.2:443,"
-                                                "40 B,16 B,0 B,0 B,,open,"));
-    QCOMPARE(lines[2], time(0) + QStringLiteral(",'=cmd|'/C calc'!A0 [1001] alice,\"'@SUM(1,2) (10.0.0.1:443)\","
-                                                "web,1 hop,dlp → 10.0.0.1:443,40 B,16 B,1.5 KiB,0 B,2.00 s,closed,"));
+    QCOMPARE(lines[0], QStringLiteral("Time,Process,Proto,Destination,Rule,Route,Chain,Records,Context,Up,Down,"
+                                      "Datagrams,Duration,End reason,Node"));
+    QCOMPARE(lines[1], time(1) + QStringLiteral(",wget [1002] alice,udp,10.0.0.2:443,web,1 hop,dlp → 10.0.0.2:443,"
+                                                "40 B,16 B,0 B,0 B,4 / 1,,open,"));
+    QCOMPARE(lines[2], time(0) + QStringLiteral(",'=cmd|'/C calc'!A0 [1001] alice,tcp,\"'@SUM(1,2) (10.0.0.1:443)\","
+                                                "web,1 hop,dlp → 10.0.0.1:443,40 B,16 B,1.5 KiB,0 B,,2.00 s,closed,"));
     QVERIFY(lines[3].isEmpty());
 }
 

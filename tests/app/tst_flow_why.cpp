@@ -1,15 +1,21 @@
 // "Why" in the flow table: the Rule and Route columns, per-hop rules in the tooltip, row colours by
 // end reason and verdict (the same as the legend's), direct connections behind their switch, the
-// Capture > Clear of the model, and the filter's completion and saved filters.
+// Capture > Clear of the model, the filter's completion and saved filters, and the datagrams of a
+// UDP flow's hops in the details pane and the chain drawing.
 #include <QAbstractItemModelTester>
 #include <QApplication>
 #include <QCompleter>
+#include <QLabel>
 #include <QLineEdit>
 #include <QSettings>
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <netinet/in.h>
+
+#include "chain_view.h"
 #include "engine_bridge.h"
+#include "flow_details.h"
 #include "filter_completer.h"
 #include "flow_colors.h"
 #include "flow_filter_proxy.h"
@@ -85,6 +91,7 @@ private slots:
     void filterFieldsForTheNewColumns();
     void completionOfFieldsAndValues();
     void savedFiltersSurviveAndApply();
+    void udpDatagramsPerHopInDetails();
 
 private:
     QTemporaryDir settingsDir_;
@@ -215,6 +222,8 @@ void TestFlowWhy::completionOfFieldsAndValues()
     QLineEdit edit;
     FilterCompleter completer(&edit, &model, &bridge);
     QCOMPARE(completer.candidates("po"), QStringList{"port:"});
+    QCOMPARE(completer.candidates("proto"), QStringList{"protocol:"});
+    QCOMPARE(completer.candidates("-protocol:U"), QStringList{"-protocol:udp"});
     QCOMPARE(completer.candidates("-ver"), QStringList{"-verdict:"});
     QCOMPARE(completer.candidates("verdict:d"), QStringList{"verdict:direct"});
     QCOMPARE(completer.candidates("reason:re"), (QStringList{"reason:reset", "reason:refused"}));
@@ -246,6 +255,40 @@ void TestFlowWhy::savedFiltersSurviveAndApply()
     QVERIFY(!again.apply("nothing"));
     again.remove("web resets");
     QVERIFY(again.names().isEmpty());
+}
+
+void TestFlowWhy::udpDatagramsPerHopInDetails()
+{
+    // A UDP flow: each hop's datagrams in the details line and in the drawing, where a TCP hop
+    // shows its connect time; a TCP flow shows no datagram line at all (not zeros).
+    Flow udp = chainFlow(1, EndReason::Idle);
+    udp.protocol = IPPROTO_UDP;
+    udp.destination = "10.0.0.53:53";
+    udp.datagramsUp = 3, udp.datagramsDown = 2;
+    udp.hops[0].datagramsUp = 3, udp.hops[0].datagramsDown = 2;
+    udp.hops[1].datagramsUp = 3, udp.hops[1].datagramsDown = 1;
+    udp.hops[2].datagramsUp = 3, udp.hops[2].datagramsDown = 1;
+    FlowDetails details;
+    details.show();
+    details.setFlow(udp);
+    QVERIFY(details.datagramsLabel()->isVisible());
+    QCOMPARE(details.datagramsLabel()->text(), QStringLiteral("UDP datagrams up / down per hop: 3 / 2 → 3 / 1 → 3 / 1"));
+    const QString drawn = details.chainView()->accessibleDescription();
+    QVERIFY2(drawn.contains(QStringLiteral("dlp, via rule to-dlp, NOT_REDIRECTED, datagrams ↑3 ↓2")), qPrintable(drawn));
+    QVERIFY2(drawn.contains(QStringLiteral("udp 10.0.0.53:53, idle,")), qPrintable(drawn));
+    QVERIFY2(drawn.endsWith(QStringLiteral("datagrams ↑3 ↓2")), qPrintable(drawn));
+    QVERIFY2(!drawn.contains(QStringLiteral("connect")), qPrintable(drawn));
+
+    Flow tcp = chainFlow(2, EndReason::Closed);
+    tcp.hops[0].connectMs = 1.5;
+    details.setFlow(tcp);
+    QVERIFY(!details.datagramsLabel()->isVisible());
+    const QString tcpDrawn = details.chainView()->accessibleDescription();
+    QVERIFY2(!tcpDrawn.contains(QStringLiteral("datagrams")), qPrintable(tcpDrawn));
+    QVERIFY2(tcpDrawn.contains(QStringLiteral("connect 1.5 ms")), qPrintable(tcpDrawn));
+    details.setFlow(std::nullopt);
+    QVERIFY(!details.datagramsLabel()->isVisible());
+    QCOMPARE(details.chainView()->accessibleDescription(), QString());
 }
 
 QTEST_MAIN(TestFlowWhy)

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include <netinet/in.h>
+
 #include <QDateTime>
 
 using namespace redirect::engine;
@@ -61,12 +63,14 @@ std::vector<Flow> sampleFlows()
     f4.verdict = "bypass";
     f4.bytesUp = 5, f4.bytesDown = 6, f4.reason = EndReason::Reset;
 
-    Flow& f5 = flows[4];
+    Flow& f5 = flows[4];  // UDP (QUIC) through one redirector: datagram counts
     f5.flowId = 5, f5.startNs = kT0 + 30 * kSecond, f5.endNs = kT0 + 35 * kSecond, f5.pid = 4243, f5.uid = 1000;
     f5.comm = "wget", f5.user = "alice", f5.destination = "10.0.0.1:443", f5.host = "\tTabbed \"q\" host";
     f5.rule = "curl-dlp", f5.verdict = "redirect";
     f5.hops = {makeHop(2, "DLP agent", 0, 24, 64), makeHop(0, "", 0, 0, 0)};
     f5.bytesUp = 1, f5.reason = EndReason::Timeout;
+    f5.protocol = IPPROTO_UDP, f5.datagramsUp = 3, f5.datagramsDown = 2;
+    f5.hops[0].datagramsUp = 3, f5.hops[0].datagramsDown = 2, f5.hops[1].datagramsUp = 3, f5.hops[1].datagramsDown = 1;
 
     Flow& f6 = flows[5];  // at the hop cap, with bytes that are not UTF-8
     f6.flowId = kBigId, f6.startNs = kT0 + 40 * kSecond, f6.endNs = kT0 + 41 * kSecond, f6.pid = 6, f6.uid = 2000;

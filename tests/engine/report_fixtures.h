@@ -33,7 +33,7 @@ inline constexpr char kBadUtf8Comm[] = "bad\xff\xfe|\xe6\x97";        // two bad
 inline constexpr char kBadUtf8Clean[] = "bad\uFFFD\uFFFD|\uFFFD";
 inline constexpr uint64_t kTiB = 1ull << 40;
 
-/// Six flows with every kind of hostile text, open and closed, zero to three hops.
+/// Six flows with every kind of hostile text, open and closed, zero to three hops; flow 5 is UDP.
 std::vector<Flow> sampleFlows();
 redirect::engine::ReportMeta sampleMeta();
 /// `count` plain flows, one in ten open, with two hops each.

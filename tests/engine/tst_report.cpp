@@ -2,6 +2,7 @@
 // reader (Python's csv and json modules, nlohmann, headless Chromium), flows
 // with hostile strings. Scoping, progress and size have tst_report_scope.
 #include <map>
+#include <netinet/in.h>
 
 #include <QFile>
 #include <QFileInfo>
@@ -200,7 +201,8 @@ void TestReport::csvReadBackByPython()
 
     // RFC 4180 framing, checked on the bytes: CRLF after every record, bare CR and LF only quoted.
     const QByteArray header = "flow_id,start,end,duration_ms,pid,uid,user,comm,destination,host,rule,verdict,"
-                              "chain,hop_count,states,records_sizes,context_sizes,bytes_up,bytes_down,reason\r\n";
+                              "chain,hop_count,states,records_sizes,context_sizes,bytes_up,bytes_down,reason,"
+                              "protocol,datagrams_up,datagrams_down\r\n";
     QVERIFY2(raw.startsWith(header), raw.left(200).constData());
     QVERIFY(raw.endsWith("\r\n"));
     int records = 0;
@@ -259,7 +261,16 @@ void TestReport::csvReadBackByPython()
         QCOMPARE(cell["bytes_up"], std::to_string(f.bytesUp));
         QCOMPARE(cell["bytes_down"], std::to_string(f.bytesDown));
         QCOMPARE(cell["reason"], std::string(endReasonName(f.reason)));
+        // Datagram counts for UDP; for TCP nothing, not 0.
+        const bool udp = f.protocol == IPPROTO_UDP;
+        QCOMPARE(cell["protocol"], std::string(udp ? "udp" : "tcp"));
+        QCOMPARE(cell["datagrams_up"], udp ? std::to_string(f.datagramsUp) : std::string());
+        QCOMPARE(cell["datagrams_down"], udp ? std::to_string(f.datagramsDown) : std::string());
     }
+    QCOMPARE(rows[4].at(20).get<std::string>(), std::string("udp"));
+    QCOMPARE(rows[4].at(21).get<std::string>(), std::string("3"));
+    QCOMPARE(rows[4].at(22).get<std::string>(), std::string("2"));
+    QCOMPARE(rows[0].at(21).get<std::string>(), std::string());
     // The guard is what spreadsheets see: the cells that began like a formula no longer do.
     QCOMPARE(rows[1].at(6).get<std::string>(), std::string("'=cmd|' /C calc'!A0"));
     QCOMPARE(rows[2].at(10).get<std::string>(), std::string("'+plus"));
@@ -355,6 +366,9 @@ void TestReport::htmlInChromium()
     QVERIFY(dom.contains("<td>app -&gt; DLP agent</td><td class=\"num\">1</td>"));
     QVERIFY(dom.contains("<td>app</td><td class=\"num\">1</td>"));
     QVERIFY(dom.contains("<td>10.0.0.1:443</td><td class=\"num\">1</td>"));
+    // The last columns: protocol and datagrams, empty for TCP.
+    QVERIFY(flowTable.contains("<td>timeout</td><td>udp</td><td class=\"num\">3</td><td class=\"num\">2</td></tr>"));
+    QVERIFY(flowTable.contains("<td>closed</td><td>tcp</td><td class=\"num\"></td><td class=\"num\"></td></tr>"));
 }
 
 void TestReport::htmlSortScriptRuns()

@@ -1,7 +1,10 @@
 // The JSON report read back (engine/report_read.h, the console's "Open report…"): what the engine's
 // writer wrote comes back equal, and every kind of bad file gives an error that says what is wrong.
 #include <fstream>
+#include <regex>
 #include <sstream>
+
+#include <netinet/in.h>
 
 #include <QFile>
 #include <QTemporaryDir>
@@ -30,6 +33,7 @@ class TestReportRead : public QObject {
 private slots:
     void roundTrip();
     void olderReportWithoutHopRules();
+    void olderReportWithoutUdpFields();
     void roundTripManyFlows();
     void badFiles_data();
     void badFiles();
@@ -67,6 +71,13 @@ void TestReportRead::roundTrip()
     QCOMPARE(r.report.flows[5].flowId, kBigId);     // above 2^53, exact
     QCOMPARE(r.report.flows[5].bytesUp, kTiB);
     QCOMPARE(r.report.flows[5].comm, std::string(kBadUtf8Clean));
+    const Flow& udp = r.report.flows[4];
+    QCOMPARE(udp.protocol, uint8_t(IPPROTO_UDP));
+    QCOMPARE(udp.datagramsUp, uint64_t(3));
+    QCOMPARE(udp.datagramsDown, uint64_t(2));
+    QCOMPARE(udp.hops[0].datagramsDown, uint64_t(2));
+    QCOMPARE(udp.hops[1].datagramsDown, uint64_t(1));
+    QCOMPARE(f1.protocol, uint8_t(IPPROTO_TCP));
     QCOMPARE(r.report.meta.generator, sampleMeta().generator);
     QCOMPARE(r.report.meta.hostname, sampleMeta().hostname);
     QCOMPARE(r.report.meta.scopeText, sampleMeta().scopeText);
@@ -86,6 +97,25 @@ void TestReportRead::olderReportWithoutHopRules()
     QVERIFY2(r.ok(), r.error.c_str());
     QCOMPARE(r.report.flows.size(), size_t(6));
     QCOMPARE(r.report.flows[0].hops[0].rule, std::string());
+}
+
+// Reports written before UDP have no protocol and no datagram counts: every flow was TCP.
+void TestReportRead::olderReportWithoutUdpFields()
+{
+    const std::string text = jsonReport(sampleFlows());
+    std::string old = std::regex_replace(text, std::regex(R"re("datagrams_(up|down)":[0-9]+,)re"), "");
+    old = std::regex_replace(old, std::regex(R"re("protocol":"(tcp|udp)",)re"), "");
+    QVERIFY(old.find("datagrams") == std::string::npos && old.find("protocol") == std::string::npos);
+    QVERIFY(old.size() < text.size());
+    const ReportReadResult r = readJsonReport(old);
+    QVERIFY2(r.ok(), r.error.c_str());
+    QCOMPARE(r.report.flows.size(), size_t(6));
+    for (const Flow& flow : r.report.flows) {
+        QCOMPARE(flow.protocol, uint8_t(IPPROTO_TCP));
+        QCOMPARE(flow.datagramsUp + flow.datagramsDown, uint64_t(0));
+        for (const Hop& hop : flow.hops)
+            QCOMPARE(hop.datagramsUp + hop.datagramsDown, uint64_t(0));
+    }
 }
 
 void TestReportRead::roundTripManyFlows()
@@ -136,6 +166,10 @@ void TestReportRead::badFiles_data()
                                    << "flows[3]: missing \"verdict\"";
     QTest::newRow("bad reason") << replaced(R"("reason":"timeout")", R"("reason":"bored")")
                                 << "flows[4].reason: unknown end reason \"bored\"";
+    QTest::newRow("bad protocol") << replaced(R"("protocol":"udp")", R"("protocol":"icmp")")
+                                  << "flows[4].protocol: unknown protocol \"icmp\" (expected \"tcp\" or \"udp\")";
+    QTest::newRow("datagrams text") << replaced(R"("datagrams_up":3,)", R"("datagrams_up":"3",)")
+                                    << "flows[4].datagrams_up: expected a whole number, found string";
     QTest::newRow("totals") << replaced(R"("totals":{"flows":6)", R"("totals":{"flows":7)")
                             << "totals.flows: does not match the 6 flows in the file";
 }

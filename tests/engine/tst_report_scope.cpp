@@ -168,6 +168,10 @@ void TestReportScope::filter_data()
     QTest::newRow("quoted field value") << "comm:\"evil,\"" << Ids{2};
     QTest::newRow("bad utf-8 comm") << "comm:bad" << Ids{kBigId};
     QTest::newRow("hop cap") << "reason:hop_cap" << Ids{kBigId};
+    QTest::newRow("protocol udp") << "protocol:udp" << Ids{5};
+    QTest::newRow("protocol any case") << "Protocol:TCP" << Ids{1, 2, 3, 4, kBigId};
+    QTest::newRow("not udp") << "-protocol:udp" << Ids{1, 2, 3, 4, kBigId};
+    QTest::newRow("bare udp") << "udp" << Ids{5};
 }
 
 void TestReportScope::filter()
@@ -196,6 +200,9 @@ void TestReportScope::filterErrors_data()
     QTest::newRow("uid too large") << "uid:99999999999" << "number";
     QTest::newRow("flow negative") << "flow:-1" << "number";
     QTest::newRow("open quote") << "\"unterminated" << "quote";
+    QTest::newRow("protocol unknown") << "protocol:icmp" << "tcp or udp";
+    QTest::newRow("protocol prefix") << "protocol:ud" << "tcp or udp";
+    QTest::newRow("protocol empty") << "protocol:" << "tcp or udp";
 }
 
 void TestReportScope::filterErrors()
