@@ -190,9 +190,6 @@ std::string selfDir()
 DemoSandbox::DemoSandbox()
 {
     instance_ = "demo-" + std::to_string(::getpid());
-    // This process's own SDK calls too (the engine's UDP relay finds its flows by the instance in
-    // the environment), before any thread of the demo's can read the environment.
-    ::setenv("REDIRECT_CALLOUT_INSTANCE", instance_.c_str(), 1);
     netnsFd_ = makeNetns();
     try {
         setUp();

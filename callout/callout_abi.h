@@ -210,7 +210,7 @@ struct callout_udp_sock {
 	__u32 other_dst[4];     /* the latest destination that was not redirected (callout_conn.dst) */
 	__u16 other_port;       /* host order */
 	__u8 other_verdict;     /* enum callout_verdict decided for it */
-	__u8 reserved;
+	__u8 handed;            /* its redirected flow reached the redirector (the recvmsg hand-off) */
 	__u32 reserved2;
 	__u64 other_ns;         /* CLOCK_BOOTTIME of that decision (blocked) or of its latest datagram */
 	__u64 other_idle_ns;

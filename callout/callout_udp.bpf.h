@@ -59,7 +59,8 @@ static __always_inline int callout_same_dst(const __u32 a[4], __u16 port, __u8 f
 
 static __always_inline int callout_udp_live(const struct callout_udp_sock *us, __u64 now)
 {
-	return us->flow_ns && now - us->flow_ns <= us->idle_ns;
+	/* The redirector's receipt on another CPU may have stamped a time later than `now`. */
+	return us->flow_ns && (now <= us->flow_ns || now - us->flow_ns <= us->idle_ns);
 }
 
 /*
@@ -105,6 +106,7 @@ static __always_inline void callout_udp_started(struct callout_udp_sock *us, con
 	us->flow_family = (__u8)conn->family;
 	us->in_hops = in_hops;
 	us->generation++;
+	us->handed = 0;
 	callout_copy6(us->proxy_addr, new_dst);
 	us->proxy_port = new_port;
 }
@@ -205,10 +207,11 @@ static __always_inline struct bpf_sock *callout_udp_sender(struct bpf_sock_addr 
 }
 
 /*
- * A connected socket sent again after its flow's idle timeout: its sends run no hook, so the
- * redirector's receipt is the first the callout sees of it. The socket stays connected to the
- * redirector, so the flow goes on there, as a new flow (the next generation's id, started now)
- * with the event a classification would have made; its rule is the one that decided the connect.
+ * A connected socket sent again after its flow's idle timeout, and the redirector ended that
+ * flow: its sends run no hook, so the redirector's receipt is the first the callout sees of it.
+ * The socket stays connected to the redirector, so the flow goes on there, as a new flow (the
+ * next generation's id, started now) with the event a classification would have made; its rule
+ * is the one that decided the connect.
  */
 static __always_inline void callout_udp_restart(struct callout_sock *app_sk, struct callout_udp_sock *us,
 						__u64 now)
@@ -280,10 +283,13 @@ static __always_inline void callout_udp_publish(struct bpf_sock_addr *ctx, const
 		return;
 	}
 	now = bpf_ktime_get_boot_ns();
-	if (!callout_udp_live(us, now))
-		callout_udp_restart(app_sk, us, now);
-	us->flow_ns = now; /* the redirector's receipt is the flow's activity too (connected sends run no hook) */
 	known = bpf_map_lookup_elem(&callout_udp_flows, &key);
+	/* Only once the redirector ended the flow (redirect_udp_flow_end): a datagram it reads late
+	 * is still the flow it was sent in, as the redirector counts it. */
+	if (!known && us->handed && !callout_udp_live(us, now))
+		callout_udp_restart(app_sk, us, now);
+	us->handed = 1;
+	us->flow_ns = now; /* the redirector's receipt is the flow's activity too (connected sends run no hook) */
 	if (known && known->records.flow_id == app_sk->records.flow_id &&
 	    known->context.time_boot_ns == app_sk->context.time_boot_ns) {
 		bpf_sk_release(app);

@@ -154,6 +154,47 @@ static int udp_flow_key(int sock, const struct sockaddr *source, socklen_t sourc
 	return 0;
 }
 
+/* Set by the process that owns the callout (redirect_sio_use_udp_map); -1: find the pin. */
+static _Atomic int g_own_udp_map = -1;
+
+int redirect_sio_use_udp_map(int map_fd)
+{
+	g_own_udp_map = map_fd;
+	return 0;
+}
+
+/* The UDP flows map: the owner's (redirect_sio_use_udp_map, *borrowed set) or the pin; -errno. */
+static int open_udp_map(int *borrowed)
+{
+	int map = g_own_udp_map;
+
+	*borrowed = map >= 0;
+	return *borrowed ? map : sio_open_pinned_map(CALLOUT_UDP_FLOWS_PIN_NAME, borrowed);
+}
+
+int redirect_udp_flow_end(int sock, const struct sockaddr *source, socklen_t source_len)
+{
+	struct callout_handoff_key key;
+	int map, borrowed, err;
+
+	err = source ? udp_flow_key(sock, source, source_len, &key) : EFAULT;
+	if (!err) {
+		map = open_udp_map(&borrowed);
+		if (map < 0) {
+			err = -map;
+		} else {
+			err = bpf_map_delete_elem(map, &key) != 0 ? ENOENT : 0;
+			if (!borrowed)
+				close(map);
+		}
+	}
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 int redirect_udp_query(int sock, const struct sockaddr *source, socklen_t source_len, int option, void *out,
 		       size_t out_size, size_t *bytes_returned)
 {
@@ -173,13 +214,14 @@ int redirect_udp_query(int sock, const struct sockaddr *source, socklen_t source
 	err = udp_flow_key(sock, source, source_len, &key);
 	if (err)
 		goto done;
-	map = sio_open_pinned_map(CALLOUT_UDP_FLOWS_PIN_NAME, &borrowed);
+	map = open_udp_map(&borrowed);
 	if (map < 0) {
 		err = -map;
 		goto done;
 	}
 	err = bpf_map_lookup_elem(map, &key, &value) != 0 ? ENOENT : 0;
-	close(map);
+	if (!borrowed)
+		close(map);
 	if (!err)
 		err = (value.role & CALLOUT_ROLE_APP_REDIRECTED)
 			      ? sio_copy_blob(&value, option == IP_WFP_REDIRECT_RECORDS, out, out_size, &bytes)

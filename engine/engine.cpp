@@ -112,6 +112,7 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)), updates_(o
     // Last, when nothing can throw any more (a throwing constructor runs no destructor to undo
     // it): our own SDK calls use the map we hold, no pin lookup per call.
     redirect_sio_use_map(callout_->socksMapFd());
+    redirect_sio_use_udp_map(callout_->udpFlowsMapFd());
     spdlog::info("callout attached to {} (instance {}), {} relay workers, stall deadline {} ms",
                  callout_->cgroupPath(), options_.instance, relay_->workerCount(), options_.stallDeadlineMs);
 }
@@ -133,6 +134,7 @@ Engine::~Engine()
 {
     stop();
     redirect_sio_use_map(-1);
+    redirect_sio_use_udp_map(-1);
 }
 
 void Engine::stop()
@@ -189,21 +191,31 @@ void Engine::tick()
         hops.swap(hops_);
     }
     int64_t bootToWall = clockNs(CLOCK_REALTIME) - clockNs(CLOCK_BOOTTIME);
-    std::vector<uint64_t> udpClosed;
+    // A UDP socket's close comes last for its flows, after the hop reports of this round: the
+    // relay reported its start before the application could see a reply and close, and a flow
+    // the relay has is the relay's to end (told below), one it never had ends in the table.
+    std::vector<const callout_event*> udpClosed;
+    std::vector<uint64_t> relayed;
     for (auto& e : pendingEvents_) {
         if (e.verdict == CALLOUT_VERDICT_STALLED || e.verdict == CALLOUT_VERDICT_UNVERIFIED)
             notePassedOver(e);
-        else if (e.verdict == CALLOUT_VERDICT_CLOSED && e.protocol == IPPROTO_UDP && e.redirector_id)
-            udpClosed.push_back(e.flow_id);  // a redirected flow's socket: its hop is the relay's to end
+        if (e.verdict == CALLOUT_VERDICT_CLOSED && e.protocol == IPPROTO_UDP) {
+            udpClosed.push_back(&e);
+            if (e.redirector_id)
+                relayed.push_back(e.flow_id);
+            continue;
+        }
         table_->onCalloutEvent(e, bootToWall);
     }
-    udpRelay_->applicationsClosed(std::move(udpClosed));
+    udpRelay_->applicationsClosed(std::move(relayed));
+    for (auto& h : hops)
+        table_->onHop(std::move(h));
+    for (const callout_event* e : udpClosed)
+        table_->onCalloutEvent(*e, bootToWall);
     pendingEvents_.clear();
     // A burst's capacity (up to the ring's 4 MB of events) is not kept for good.
     if (pendingEvents_.capacity() > 256)
         pendingEvents_ = {};
-    for (auto& h : hops)
-        table_->onHop(std::move(h));
     for (Flow& f : table_->takeChanged())
         updates_.push(std::move(f));
     missingTotal_ = table_->recordsMissingTotal();

@@ -217,8 +217,11 @@ void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
         return;
     Flow& flow = it->second;
     // Our own hops end the flow with exact counts; a chain of proxies that are not ours
-    // ends here, with what the application's socket counted.
-    if (std::any_of(flow.hops.begin(), flow.hops.end(), [](const Hop& h) { return !h.external; }))
+    // ends here, with what the application's socket counted. So does a UDP flow that none of
+    // our redirectors received (a socket that connect()ed and closed without sending).
+    const bool udp = e.protocol == IPPROTO_UDP;
+    if (std::any_of(flow.hops.begin(), flow.hops.end(),
+                    [udp](const Hop& h) { return !h.external && !(udp && h.context.empty()); }))
         return;
     flow.endNs = when;
     ++ended_;  // it was open (checked above)

@@ -289,6 +289,8 @@ UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, const FlowKey& key, const
         flow->upstream = FdHandle(::socket(hop.destination.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!flow->upstream.valid())
             return errno;
+        // A server's burst of replies waits here as the application's waits at the listener.
+        ::setsockopt(flow->upstream.fd(), SOL_SOCKET, SO_RCVBUF, &kRcvBuf, sizeof(kRcvBuf));
         size_t consumed = 0;
         if (redirect_ioctl(flow->upstream.fd(), SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, hop.records.data(),
                            hop.records.size(), nullptr, 0, &consumed, nullptr, nullptr) != 0)
@@ -394,11 +396,11 @@ void UdpRelay::Loop::readUpstream(Flow& f)
     }
 }
 
-void UdpRelay::Loop::endFlow(Flow& f, EndReason reason)
+bool UdpRelay::Loop::endFlow(Flow& f, EndReason reason)
 {
     auto it = flows_.find(f.key);
     if (it == flows_.end() || it->second.get() != &f)
-        return;
+        return false;
     if (!f.reported) {
         f.reported = true;
         f.hop.endNs = wallNowNs();
@@ -419,6 +421,7 @@ void UdpRelay::Loop::endFlow(Flow& f, EndReason reason)
         graveyard_.push_back(std::move(it->second));
         flows_.erase(it);
     }
+    return true;
 }
 
 void UdpRelay::Loop::sweep(int64_t now)
@@ -427,8 +430,25 @@ void UdpRelay::Loop::sweep(int64_t now)
     for (auto& [key, f] : flows_)
         if (now - f->lastActiveNs >= f->idleNs)
             idle.push_back(f.get());
+    if (idle.empty())
+        return;
+    // A datagram waiting in a redirector's socket is activity not counted yet: read first.
+    std::vector<Listener*> listeners;
     for (Flow* f : idle)
-        endFlow(*f, EndReason::Idle);
+        if (std::find(listeners.begin(), listeners.end(), f->listener) == listeners.end())
+            listeners.push_back(f->listener);
+    for (Listener* l : listeners)
+        readListener(*l);
+    now = steadyNs();
+    for (Flow* f : idle) {
+        if (now - f->lastActiveNs < f->idleNs || !endFlow(*f, EndReason::Idle))
+            continue;  // active after all, or ended while reading (the callout started a new flow)
+        // Tell the callout: a connected socket's next datagram is then a new flow (sio.h).
+        if (redirect_udp_flow_end(f->listener->fd.fd(), reinterpret_cast<const sockaddr*>(&f->app), f->appLen) != 0 &&
+            errno != ENOENT)
+            spdlog::warn("udp relay: flow {:#x} ended, but the callout was not told: {}", f->hop.flowId,
+                         std::strerror(errno));
+    }
 }
 
 }  // namespace redirect::engine

@@ -102,7 +102,8 @@ private:
     Flow* startFlow(Listener& l, const udp_detail::FlowKey& key, const sockaddr_storage& from, socklen_t len, std::string_view first,
                     int64_t now);
     void flushUp(Flow& f);
-    void endFlow(Flow& f, EndReason reason);
+    /// False when `f` was not live (ended already).
+    bool endFlow(Flow& f, EndReason reason);
     void bury(Flow& f);
     void sweep(int64_t now);
     int64_t idleNsFor(uint32_t ruleId) const;

@@ -92,6 +92,7 @@ int main(void)
 	CHECK(sock >= 0);
 	/* -1: find the pinned map of the instance, the default for any process but the engine. */
 	CHECK(redirect_sio_use_map(-1) == 0);
+	CHECK(redirect_sio_use_udp_map(-1) == 0);
 
 	errno = 0;
 	CHECK(redirect_ioctl(sock, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, records, sizeof(records), NULL, 0, &bytes,

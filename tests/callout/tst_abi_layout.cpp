@@ -82,7 +82,7 @@ const std::vector<Layout>& layouts()
                    ABI_MEMBER(callout_udp_sock, proxy_addr), ABI_MEMBER(callout_udp_sock, proxy_port),
                    ABI_MEMBER(callout_udp_sock, flow_family), ABI_MEMBER(callout_udp_sock, other_family),
                    ABI_MEMBER(callout_udp_sock, other_dst), ABI_MEMBER(callout_udp_sock, other_port),
-                   ABI_MEMBER(callout_udp_sock, other_verdict), ABI_MEMBER(callout_udp_sock, reserved),
+                   ABI_MEMBER(callout_udp_sock, other_verdict), ABI_MEMBER(callout_udp_sock, handed),
                    ABI_MEMBER(callout_udp_sock, reserved2), ABI_MEMBER(callout_udp_sock, other_ns),
                    ABI_MEMBER(callout_udp_sock, other_idle_ns)),
         ABI_STRUCT(callout_last_inbound, ABI_MEMBER(callout_last_inbound, time_boot_ns),

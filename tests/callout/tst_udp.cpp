@@ -4,6 +4,8 @@
 // socket no rule matches is untouched; block rules refuse with EPERM; idle flows end.
 #include <thread>
 
+#include <bpf/bpf.h>
+
 #include "udp_fixtures.h"
 
 using namespace udp_test;
@@ -47,7 +49,9 @@ private slots:
     void idleFlowEndsAndTheNextIsNew_data();
     void idleFlowEndsAndTheNextIsNew();
     void secondDestinationOfALiveFlowGoesDirect();
+    void connectedFlowLastsUntilTheRedirectorEndsIt();
     void closingTheSocketEndsItsFlows();
+    void queryThroughTheOwnersMap();
 };
 
 void TestUdp::redirectedFlow_data()
@@ -283,8 +287,12 @@ void TestUdp::idleFlowEndsAndTheNextIsNew()
     QCOMPARE(first.data, std::string("one"));
     std::vector<uint8_t> before = udpQuery(redirector.sock4.get(), first, IP_WFP_REDIRECT_RECORDS);
     std::vector<uint8_t> contextBefore = udpQuery(redirector.sock4.get(), first, IP_WFP_REDIRECT_CONTEXT);
-    // Past the rule's idle timeout the flow is over (a wait, not a timing assertion).
+    // Past the rule's idle timeout the flow is over (a wait, not a timing assertion), and the
+    // redirector says it is done with it, as the engine's relay does.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    QCOMPARE(redirect_udp_flow_end(redirector.sock4.get(), reinterpret_cast<const sockaddr*>(&first.from),
+                                   first.fromLen),
+             0);
     QCOMPARE(send("two"), 0);
     Datagram second = receive(redirector.sock4.get());
     QCOMPARE(second.data, std::string("two"));
@@ -311,6 +319,38 @@ void TestUdp::idleFlowEndsAndTheNextIsNew()
         QCOMPARE(e.pid, uint32_t(::getpid()));  // the application's, also when the redirector's receipt made it
         QCOMPARE(int(e.hop_count), 1);
     }
+}
+
+void TestUdp::connectedFlowLastsUntilTheRedirectorEndsIt()
+{
+    OneRedirection r(kRedirectorId, AF_INET, 1);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
+    Fd app = udpSocket(AF_INET);
+    socklen_t len = 0;
+    sockaddr_storage ss = loopbackAddress(AF_INET, destPort, &len);
+    QCOMPARE(::connect(app.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+
+    // A redirector that read its datagram late (past the idle timeout), or never ends flows:
+    // the datagram is still the flow it was sent in.
+    QCOMPARE(::send(app.get(), "one", 3, 0), ssize_t(3));
+    Datagram first = receive(redirector.sock4.get());
+    std::vector<uint8_t> before = udpQuery(redirector.sock4.get(), first, IP_WFP_REDIRECT_RECORDS);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    QCOMPARE(::send(app.get(), "two", 3, 0), ssize_t(3));
+    Datagram second = receive(redirector.sock4.get());
+    QCOMPARE(second.data, std::string("two"));
+    QCOMPARE(udpQuery(redirector.sock4.get(), second, IP_WFP_REDIRECT_RECORDS), before);
+    QCOMPARE(udpEvents(callout, destPort).size(), size_t(1));
+
+    // Ending a flow nobody has: ENOENT, and nothing else changes.
+    sockaddr_storage stranger = loopbackAddress(AF_INET, 9, &len);
+    errno = 0;
+    QCOMPARE(redirect_udp_flow_end(redirector.sock4.get(), reinterpret_cast<sockaddr*>(&stranger), len), -1);
+    QCOMPARE(errno, ENOENT);
+    QCOMPARE(redirect_udp_flow_end(redirector.sock4.get(), nullptr, len), -1);
+    QCOMPARE(errno, EFAULT);
+    QCOMPARE(udpQuery(redirector.sock4.get(), second, IP_WFP_REDIRECT_RECORDS), before);
 }
 
 void TestUdp::closingTheSocketEndsItsFlows()
@@ -389,6 +429,39 @@ void TestUdp::secondDestinationOfALiveFlowGoesDirect()
     QCOMPARE(busy.size(), size_t(1));
     QCOMPARE(int(busy[0].verdict), int(CALLOUT_VERDICT_BUSY));
     QCOMPARE(callout->stats()[CALLOUT_STAT_UDP_BUSY], uint64_t(1));
+}
+
+void TestUdp::queryThroughTheOwnersMap()
+{
+    OneRedirection r(kRedirectorId);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
+    Fd app = udpSocket(AF_INET);
+    QCOMPARE(sendTo(app.get(), AF_INET, destPort, "ping"), 0);
+    Datagram got = receive(redirector.sock4.get());
+    QCOMPARE(got.error, 0);
+    int error = 0;
+    const std::vector<uint8_t> viaPin = udpQuery(redirector.sock4.get(), got, IP_WFP_REDIRECT_RECORDS, &error);
+    QCOMPARE(error, 0);
+
+    // The owner's map is what the query reads once set: the callout's own, the same answer;
+    // an empty map of the same shape, no flow at all (so the pin is not read any more).
+    struct Reset {
+        ~Reset() { redirect_sio_use_udp_map(-1); }
+    } reset;
+    QCOMPARE(redirect_sio_use_udp_map(callout->udpFlowsMapFd()), 0);
+    QCOMPARE(udpQuery(redirector.sock4.get(), got, IP_WFP_REDIRECT_RECORDS, &error), viaPin);
+    QCOMPARE(error, 0);
+    bpf_map_info info{};
+    uint32_t infoLen = sizeof(info);
+    QCOMPARE(bpf_obj_get_info_by_fd(callout->udpFlowsMapFd(), &info, &infoLen), 0);
+    Fd empty(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "udp_flows_test", info.key_size, info.value_size, 16, nullptr));
+    QVERIFY2(empty.valid(), strerror(errno));
+    QCOMPARE(redirect_sio_use_udp_map(empty.get()), 0);
+    QVERIFY(udpQuery(redirector.sock4.get(), got, IP_WFP_REDIRECT_RECORDS, &error).empty());
+    QCOMPARE(error, ENOENT);
+    QCOMPARE(redirect_sio_use_udp_map(-1), 0);
+    QCOMPARE(udpQuery(redirector.sock4.get(), got, IP_WFP_REDIRECT_RECORDS, &error), viaPin);
 }
 
 REDIRECT_KERNEL_TEST_MAIN(TestUdp)

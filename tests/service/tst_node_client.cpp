@@ -161,11 +161,7 @@ void TestNodeClient::udpFlowCarriesDatagramCounts()
         R"({"version":1,"redirectors":[{"id":"inspector","name":"Inspector"}],"rules":[{"id":"u",)"
         R"("action":"redirect","redirector":"inspector","protocol":"udp","ports":")" +
         std::to_string(server.port) + R"(","idle_timeout":1}]})";
-    // TODO(udp-instance): the engine's UDP queries find the callout's UDP map by
-    // $REDIRECT_CALLOUT_INSTANCE (sio_open_pinned_map), not by the instance it loaded, so a service
-    // whose --instance differs drops every datagram (EOPNOTSUPP). Until the engine hands the SDK its
-    // own UDP map as it does the records map, the service here runs the instance this test exports.
-    ServiceUnderTest service(rules, {"--stall-deadline", "0", "--instance", instanceName()});
+    ServiceUnderTest service(rules, {"--stall-deadline", "0"});
     QVERIFY2(service.ready(), "the service's API never answered");
     NodeClient node({"local", "unix:" + service.socket(), {}, {}, {}});
     node.start();

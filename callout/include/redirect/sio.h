@@ -21,8 +21,8 @@
  * Callers need administrator rights (the pinned records map is root-only).
  *
  * The library is C, usable from C, C++ and Python ctypes (libredirect_sio.so).
- * Thread-safe. The only process-wide setting is redirect_sio_use_map(), for the
- * engine that owns the callout.
+ * Thread-safe. The only process-wide settings are redirect_sio_use_map() and
+ * redirect_sio_use_udp_map(), for the engine that owns the callout.
  */
 #ifndef REDIRECT_SIO_H
 #define REDIRECT_SIO_H
@@ -134,6 +134,13 @@ int redirect_ioctl(int sock, uint32_t control_code, const void *in, size_t in_si
  */
 int redirect_sio_use_map(int map_fd);
 
+/**
+ * The same for redirect_udp_query(): the callout's open UDP flows map instead
+ * of the pinned one (the liveness check and the open, five system calls, per
+ * query). Owned by the caller, who passes -1 before closing it. Returns 0.
+ */
+int redirect_sio_use_udp_map(int map_fd);
+
 /* ---- UDP: Windows' control messages as a query --------------------------
  * On Windows a UDP redirector (a socket with IP_WFP_REDIRECT_CONTEXT and
  * IP_WFP_REDIRECT_RECORDS enabled) receives each redirected datagram with two
@@ -179,6 +186,18 @@ int redirect_sio_use_map(int map_fd);
  */
 int redirect_udp_query(int sock, const struct sockaddr *source, socklen_t source_len, int option,
 		       void *out, size_t out_size, size_t *bytes_returned);
+
+/**
+ * The redirector is done with the flow from @p source at @p sock (it ended it, say after its
+ * idle timeout). A UDP socket that connect()ed sends with no hook the callout sees, so its next
+ * datagram reaches the redirector without a new classification: after this call, one that
+ * comes after the rule's idle timeout starts a new flow (a new flow id, with its own event).
+ * A redirector that never calls it keeps such a socket in one flow for as long as it sends.
+ * Unconnected sockets are classified again at their first datagram after the timeout anyway.
+ *
+ * @return 0; -1 with errno as redirect_udp_query() (ENOENT: no such flow at @p sock).
+ */
+int redirect_udp_flow_end(int sock, const struct sockaddr *source, socklen_t source_len);
 
 /** Original destination from a context blob. 0, or -1 with errno EINVAL/EFAULT. */
 int redirect_context_destination(const void *context, size_t size,
