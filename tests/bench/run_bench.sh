@@ -119,15 +119,19 @@ listen http
   server s 127.0.0.1:$HTTP
 EOF
 
-throughput() {  # port streams -> Gbit/s (nothing, and the reason on stderr, if iperf3 failed)
+iperf() {  # iperf3 client arguments... -> its JSON report
   local json
   for _ in 1 2 3 4 5; do
     # The server may still be ending the previous test (seen once after a test through haproxy):
     # it then answers "busy" at once; try again, up to 5 times a second apart.
-    json=$(iperf3 -c 127.0.0.1 -p "$1" -P "$2" -t "$secs" -J 2>/dev/null) || true
+    json=$(iperf3 -c 127.0.0.1 -t "$secs" -J "$@" 2>/dev/null) || true
     grep -q 'server is busy' <<< "$json" || break
     sleep 1
   done
+  printf '%s' "$json"
+}
+iperf_value() {  # label expression -> the expression of the report's "end" (e) read from stdin;
+  # nothing, and the reason on stderr, if iperf3 failed
   python3 -c '
 import json, sys
 try:
@@ -135,9 +139,13 @@ try:
 except ValueError:
     r = {"error": "no result"}
 if "error" in r:
-    print("iperf3 -P %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
+    print("iperf3 %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
 else:
-    print("%.3f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))' "$2" <<< "$json"
+    e = r["end"]
+    print(eval(sys.argv[2]))' "$1" "$2"
+}
+throughput() {  # port streams -> Gbit/s
+  iperf -p "$1" -P "$2" | iperf_value "-P $2" '"%.3f" % (e["sum_received"]["bits_per_second"] / 1e9)'
 }
 rate() {  # port connections -> requests/s; socket errors go to the notes under the table
   local out
@@ -171,23 +179,9 @@ measure() {  # run case iperf-port http-port with-latency; failures' reasons go 
   awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
 }
 udp_rate() {  # port bitrate (0: unpaced) -> "datagrams/s lost%" as the server received them
-  local json
-  for _ in 1 2 3 4 5; do
-    json=$(iperf3 -c 127.0.0.1 -p "$1" -u -l $UDP_LEN -b "$2" -t "$secs" -J 2>/dev/null) || true
-    grep -q 'server is busy' <<< "$json" || break
-    sleep 1
-  done
-  python3 -c '
-import json, sys
-try:
-    r = json.load(sys.stdin)
-except ValueError:
-    r = {"error": "no result"}
-if "error" in r:
-    print("iperf3 -u -b %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
-else:
-    s = r["end"].get("sum_received", r["end"]["sum"])  # iperf3 before 3.12: "sum" is the receiver
-    print("%.0f %.3f" % ((s["packets"] - s["lost_packets"]) / s["seconds"], s["lost_percent"]))' "$2" <<< "$json"
+  # (before iperf3 3.12 "sum" is the receiver's)
+  iperf -p "$1" -u -l $UDP_LEN -b "$2" | iperf_value "-u -b $2" \
+    '"%.0f %.3f" % (lambda s: ((s["packets"] - s["lost_packets"]) / s["seconds"], s["lost_percent"]))(e.get("sum_received", e["sum"]))'
 }
 measure_udp() {  # run case: datagrams/s unpaced; through the redirector also the loss at half that
   local r=$1 c=$2 out err=$work/err half

@@ -142,15 +142,6 @@ std::vector<std::string> numberedDatagrams(int count, uint32_t seed)
     return out;
 }
 
-int sendTo(int fd, uint16_t port, const std::string& data)
-{
-    socklen_t len = 0;
-    sockaddr_storage ss = loopbackAddress(AF_INET, port, &len);
-    return ::sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) == ssize_t(data.size())
-               ? 0
-               : errno;
-}
-
 using Clock = std::chrono::steady_clock;
 
 // Sends `sent` from a thread while this thread takes the echoes, until all came back or none did
@@ -162,13 +153,16 @@ double exchange(int fd, uint16_t port, const std::vector<std::string>& sent, dou
 {
     std::atomic<bool> sending{true};
     std::atomic<int> errors{0};
+    socklen_t toLen = 0;
+    const sockaddr_storage to = loopbackAddress(AF_INET, port, &toLen);
     const Clock::time_point start = Clock::now();
     std::thread sender([&] {
         const auto burstEnd = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kBurstS));
         for (size_t i = 0; rate > 0 ? i < sent.size() : Clock::now() < burstEnd; ++i) {
             if (rate > 0)
                 std::this_thread::sleep_until(start + std::chrono::nanoseconds(int64_t(double(i) * 1e9 / rate)));
-            if (sendTo(fd, port, sent[i % sent.size()]) != 0)
+            const std::string& d = sent[i % sent.size()];
+            if (::sendto(fd, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to), toLen) != ssize_t(d.size()))
                 ++errors;
         }
         sending = false;
