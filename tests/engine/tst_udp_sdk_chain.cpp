@@ -229,6 +229,20 @@ std::string attachUdpProxy(engine::Engine& eng, const engine::RedirectorStatus& 
     return {};
 }
 
+// For a failure's message: what the engine knows of each flow.
+std::string flowsText(const std::vector<engine::Flow>& flows)
+{
+    std::string text;
+    for (const engine::Flow& f : flows) {
+        text += "\n  flow " + std::to_string(f.flowId) + " verdict " + f.verdict + " pid " + std::to_string(f.pid) +
+                (f.endNs ? " ended " : " open ") + engine::endReasonName(f.reason);
+        for (const engine::Hop& h : f.hops)
+            text += " [" + h.redirector + (h.external ? " external" : "") + " up " + std::to_string(h.datagramsUp) +
+                    " down " + std::to_string(h.datagramsDown) + "]";
+    }
+    return text;
+}
+
 // The proxy's "FLOW ..." line as key=value pairs.
 std::map<std::string, std::string> fields(const std::string& line)
 {
@@ -304,8 +318,8 @@ void TestUdpSdkChain::engineThenSdkProxyAtHalfMaximumRate()
         n = ntohl(n);
         if (n >= uint32_t(kDatagrams) || d != sent[n])
             return void(++damaged);
-        outOfOrder += int(n) != next;
-        next = int(n) + 1;
+        outOfOrder += int(n) < next;  // behind one that came before it
+        next = std::max(next, int(n) + 1);
         ++seen[n];
     }, &sendErrors);
     const int lost = int(std::count(seen.begin(), seen.end(), 0));
@@ -313,7 +327,9 @@ void TestUdpSdkChain::engineThenSdkProxyAtHalfMaximumRate()
     qInfo("paced at %.0f datagrams/s: %d sent in %.3f s, %d lost, %d duplicated, %d out of order, %d damaged",
           maxRate / 2, kDatagrams, pacedS, lost, duplicated, outOfOrder, damaged);
     QCOMPARE(sendErrors, 0);
-    QCOMPARE(lost, 0);
+    // Where a datagram was dropped shows in its socket's drop count (ss -m: d...).
+    QVERIFY2(lost == 0, qPrintable(QString("%1 lost; the sockets:\n%2").arg(lost).arg(
+                            QString::fromStdString(run({"ss", "-uanmp"}).second))));
     QCOMPARE(duplicated, 0);
     QCOMPARE(damaged, 0);
     QCOMPARE(outOfOrder, 0);
@@ -337,7 +353,7 @@ void TestUdpSdkChain::engineThenSdkProxyAtHalfMaximumRate()
             break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    QCOMPARE(flows.size(), size_t(1));
+    QVERIFY2(flows.size() == 1, flowsText(flows).c_str());
     const engine::Flow& flow = flows[0];
     QVERIFY(flow.endNs != 0);
     QCOMPARE(flow.hops.size(), size_t(2));

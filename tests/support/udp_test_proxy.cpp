@@ -8,6 +8,7 @@
 // listeners of external TCP proxies. On SIGTERM/SIGINT prints one line per flow and exits 0:
 //   FLOW source=A flow=ID hops=ID:STATE,ID:STATE up=N down=N bytes_up=N bytes_down=N
 // A source it cannot learn (ENOENT: not redirected here) is dropped and counted on stderr.
+// Its sockets get 4 MiB buffers (root may exceed rmem_max): a test's loss is then not its own.
 // --skip-set forgets the SET, as a proxy that does not cooperate would (the callout repairs it).
 #include <cerrno>
 #include <chrono>
@@ -28,6 +29,13 @@
 #include "redirect/sio.h"
 
 namespace {
+
+void roomy(int fd)
+{
+    int bytes = 4 << 20;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes));
+}
 
 int64_t nowNs()
 {
@@ -142,6 +150,7 @@ private:
             return;
         }
         port_ = ntohs(a.sin_port);
+        roomy(sock_);
     }
 
     void fromClients(char* buf, size_t size)
@@ -235,6 +244,7 @@ private:
                          addressText(to).c_str(), std::strerror(errno));
             return nullptr;
         }
+        roomy(f->upstream);
         f->lastClientNs = now;
         return (live_[key] = std::move(f)).get();
     }
