@@ -270,9 +270,11 @@ static __always_inline int callout_classify(struct bpf_sock_addr *ctx, struct ca
 	__u16 new_port = 0, context_size = 0;
 	__u8 flags, in_hops;
 
+	sk = bpf_sk_storage_get(&callout_socks, ctx->sk, 0, 0);
+	if (us && sk && (sk->role & CALLOUT_ROLE_LISTENER))
+		return CALLOUT_HOOK_ALLOW; /* a redirector's reply to an application is no flow */
 	callout_conn_fill(ctx, conn);
 	callout_count(CALLOUT_STAT_CLASSIFIED);
-	sk = bpf_sk_storage_get(&callout_socks, ctx->sk, 0, 0);
 	if (us && !live)
 		callout_udp_ended(sk, us);
 	flags = callout_load_records(sk, us, conn, rec);
@@ -462,6 +464,13 @@ int callout_getpeername6(struct bpf_sock_addr *ctx)
 	ctx->user_ip6[2] = a[2];
 	ctx->user_ip6[3] = a[3];
 	ctx->user_port = sk->context.port;
+	return CALLOUT_HOOK_ALLOW;
+}
+
+SEC("cgroup/sock_release")
+int callout_sock_release(struct bpf_sock *s)
+{
+	callout_udp_released(s);
 	return CALLOUT_HOOK_ALLOW;
 }
 

@@ -254,7 +254,8 @@ struct callout_event {
 	                   * the socket left (BPF_TCP_*), which tells a reset from a close */
 	__u8 orig_addr[16];
 	__u8 new_addr[16];
-	__u32 redirector_id; /* redirector that redirected (or first that matched) */
+	__u32 redirector_id; /* redirector that redirected (or first that matched); a UDP CLOSED:
+	                      * nonzero when flow_id names the socket's live redirected flow */
 	__u32 rule_id;
 	__u8 hop_count;   /* hops in the records after this decision */
 	__u8 flags;       /* CALLOUT_FLAG_* */

@@ -260,7 +260,7 @@ void Callout::attach()
         skel_->progs.callout_connect4,     skel_->progs.callout_connect6, skel_->progs.callout_sockops,
         skel_->progs.callout_getpeername4, skel_->progs.callout_getpeername6,
         skel_->progs.callout_sendmsg4,     skel_->progs.callout_sendmsg6, skel_->progs.callout_recvmsg4,
-        skel_->progs.callout_recvmsg6,
+        skel_->progs.callout_recvmsg6,     skel_->progs.callout_sock_release,
     };
     for (auto* program : programs) {
         // bpf_link, not BPF_PROG_ATTACH: the attachment dies with its last fd.

@@ -204,6 +204,56 @@ static __always_inline struct bpf_sock *callout_udp_sender(struct bpf_sock_addr 
 				 0);
 }
 
+/*
+ * A connected socket sent again after its flow's idle timeout: its sends run no hook, so the
+ * redirector's receipt is the first the callout sees of it. The socket stays connected to the
+ * redirector, so the flow goes on there, as a new flow (the next generation's id, started now)
+ * with the event a classification would have made; its rule is the one that decided the connect.
+ */
+static __always_inline void callout_udp_restart(struct callout_sock *app_sk, struct callout_udp_sock *us,
+						__u64 now)
+{
+	struct callout_records *rec = &app_sk->records;
+	const struct callout_context *c = &app_sk->context;
+	struct callout_event *e;
+	__u8 last = (rec->hop_count - 1) & (CALLOUT_MAX_HOPS - 1);
+
+	if (!us->in_hops) /* a carried id is the chain's, not this socket's */
+		rec->flow_id ^= ((__u64)(__u8)(us->generation - 1) << 56) ^ ((__u64)us->generation << 56);
+	us->generation++;
+	app_sk->context.time_boot_ns = now;
+	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
+	if (!e) {
+		callout_count(CALLOUT_STAT_EVENT_DROPS);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_boot_ns = now;
+	e->flow_id = rec->flow_id;
+	e->cgroup_id = c->cgroup_id;
+	e->pid = c->pid;
+	e->uid = c->uid;
+	__builtin_memcpy(e->comm, c->comm, CALLOUT_COMM_LEN);
+	e->family = c->family;
+	e->orig_port = c->port;
+	__builtin_memcpy(e->orig_addr, c->addr, 16);
+	__builtin_memcpy(e->new_addr, us->proxy_addr, 16);
+	e->new_port = us->proxy_port;
+	e->verdict = CALLOUT_VERDICT_REDIRECT;
+	e->state = rec->hops[last].state;
+	e->redirector_id = c->redirector_id;
+	e->rule_id = c->rule_id;
+	e->hop_count = rec->hop_count;
+	e->flags = us->in_hops ? CALLOUT_FLAG_HAD_RECORDS : 0;
+	e->records_size = CALLOUT_SDK_RECORDS_SIZE(rec->hop_count & 0xf);
+	e->context_size = CALLOUT_SDK_CONTEXT_SIZE(c->data_len > CALLOUT_DATA_MAX ? CALLOUT_DATA_MAX : c->data_len);
+	e->protocol = IPPROTO_UDP;
+	__builtin_memcpy(e->hops, rec->hops, sizeof(e->hops));
+	for (int i = 0; i < CALLOUT_MAX_HOPS; i++)
+		e->chain_states[i] = i < rec->hop_count ? callout_state_of(rec, rec->hops[i].redirector_id) : 0;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
 /* Redirector side: publish the flow of the datagram just received for the SDK (see DESIGN above). */
 static __always_inline void callout_udp_publish(struct bpf_sock_addr *ctx, const struct callout_sock *mark,
 						const __u16 family)
@@ -230,6 +280,8 @@ static __always_inline void callout_udp_publish(struct bpf_sock_addr *ctx, const
 		return;
 	}
 	now = bpf_ktime_get_boot_ns();
+	if (!callout_udp_live(us, now))
+		callout_udp_restart(app_sk, us, now);
 	us->flow_ns = now; /* the redirector's receipt is the flow's activity too (connected sends run no hook) */
 	known = bpf_map_lookup_elem(&callout_udp_flows, &key);
 	if (known && known->records.flow_id == app_sk->records.flow_id &&
@@ -260,6 +312,44 @@ static __always_inline int callout_recvmsg(struct bpf_sock_addr *ctx, const __u1
 	else if (sk->role & CALLOUT_ROLE_APP_REDIRECTED)
 		callout_udp_restore(ctx, sk, family);
 	return CALLOUT_HOOK_ALLOW;
+}
+
+/*
+ * cgroup/sock_release: a UDP socket the callout decided for closes, and with it every flow it
+ * has: CLOSED names its redirected flow (if one is live) and carries its cookie, which names the
+ * socket's direct flow (TCP's closes come from sockops; UDP has no state changes to watch).
+ */
+static __always_inline void callout_udp_released(struct bpf_sock *s)
+{
+	struct callout_udp_sock *us;
+	struct callout_sock *sk;
+	struct callout_event *e;
+
+	if (s->type != SOCK_DGRAM || s->protocol != IPPROTO_UDP)
+		return;
+	us = bpf_sk_storage_get(&callout_udp_socks, s, 0, 0);
+	if (!us)
+		return; /* no hook decided for it: no event named it */
+	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
+	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
+	if (!e) {
+		callout_count(CALLOUT_STAT_EVENT_DROPS);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_boot_ns = bpf_ktime_get_boot_ns();
+	e->cookie = bpf_get_socket_cookie(s);
+	e->verdict = CALLOUT_VERDICT_CLOSED;
+	e->protocol = IPPROTO_UDP;
+	e->family = s->family;
+	e->flow_id = e->cookie;
+	if (sk && (sk->role & CALLOUT_ROLE_APP_REDIRECTED) && us->flow_ns) {
+		e->flow_id = sk->records.flow_id;
+		e->family = sk->context.family;
+		e->redirector_id = sk->context.redirector_id;
+		e->rule_id = sk->context.rule_id;
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 #endif /* REDIRECT_CALLOUT_UDP_BPF_H */

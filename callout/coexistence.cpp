@@ -45,6 +45,7 @@ const Hook kHooks[] = {
     {"post_bind4", BPF_CGROUP_INET4_POST_BIND, false, false},
     {"post_bind6", BPF_CGROUP_INET6_POST_BIND, false, false},
     {"sock_create", BPF_CGROUP_INET_SOCK_CREATE, false, false},
+    {"sock_release", BPF_CGROUP_INET_SOCK_RELEASE, false, false},
 };
 
 // A cgroup holds at most 64 programs per hook (BPF_CGROUP_MAX_PROGS); the effective list of a

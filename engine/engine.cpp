@@ -189,11 +189,15 @@ void Engine::tick()
         hops.swap(hops_);
     }
     int64_t bootToWall = clockNs(CLOCK_REALTIME) - clockNs(CLOCK_BOOTTIME);
+    std::vector<uint64_t> udpClosed;
     for (auto& e : pendingEvents_) {
         if (e.verdict == CALLOUT_VERDICT_STALLED || e.verdict == CALLOUT_VERDICT_UNVERIFIED)
             notePassedOver(e);
+        else if (e.verdict == CALLOUT_VERDICT_CLOSED && e.protocol == IPPROTO_UDP && e.redirector_id)
+            udpClosed.push_back(e.flow_id);  // a redirected flow's socket: its hop is the relay's to end
         table_->onCalloutEvent(e, bootToWall);
     }
+    udpRelay_->applicationsClosed(std::move(udpClosed));
     pendingEvents_.clear();
     // A burst's capacity (up to the ring's 4 MB of events) is not kept for good.
     if (pendingEvents_.capacity() > 256)
@@ -235,6 +239,8 @@ EngineStats Engine::stats() const
     s.callout = callout_->stats();
     s.queueDrops = updates_.drops();
     s.openConnections = relay_->openConnections();
+    s.openUdpFlows = udpRelay_->openFlows();
+    s.udpDropped = udpRelay_->dropped();
     std::lock_guard lock(tableMutex_);
     s.flows = table_->size();
     s.openFlows = table_->openCount();

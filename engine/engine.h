@@ -75,6 +75,8 @@ struct EngineStats {
     size_t flows = 0;
     size_t openFlows = 0;
     uint64_t openConnections = 0;   ///< relay connections open now
+    uint64_t openUdpFlows = 0;      ///< UDP relay flows open now
+    uint64_t udpDropped = 0;        ///< datagrams the UDP relay dropped (no flow for the source, upstream refused)
 };
 
 /**

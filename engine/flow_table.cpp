@@ -205,6 +205,13 @@ void FlowTable::onDirectConnect(const callout_event& e, int64_t when)
 
 void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
 {
+    // A UDP socket's close also ends its direct flow, which its cookie names (its redirected
+    // flow, if one is live, is the event's flow id).
+    if (e.protocol == IPPROTO_UDP && e.cookie != e.flow_id) {
+        callout_event direct = e;
+        direct.flow_id = e.cookie;
+        onApplicationClosed(direct, when);
+    }
     auto it = flows_.find(e.flow_id);
     if (it == flows_.end() || it->second.endNs)
         return;
@@ -217,7 +224,7 @@ void FlowTable::onApplicationClosed(const callout_event& e, int64_t when)
     ++ended_;  // it was open (checked above)
     flow.bytesUp = e.bytes_acked;
     flow.bytesDown = e.bytes_received;
-    flow.reason = closeReason(e.state);
+    flow.reason = e.protocol == IPPROTO_UDP ? EndReason::Closed : closeReason(e.state);
     for (Hop& hop : flow.hops)
         if (!hop.endNs) {
             hop.endNs = when;

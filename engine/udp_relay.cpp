@@ -122,12 +122,18 @@ void UdpRelay::addRedirector(std::shared_ptr<RedirectorRuntime> runtime, uint16_
         }
     });
     for (auto& l : made)
-        post({std::move(l), nullptr}, false);
+        post({std::move(l), nullptr, {}}, false);
 }
 
 void UdpRelay::removeRedirector(const std::shared_ptr<RedirectorRuntime>& runtime)
 {
-    post({nullptr, runtime.get()}, true);
+    post({nullptr, runtime.get(), {}}, true);
+}
+
+void UdpRelay::applicationsClosed(std::vector<uint64_t> flowIds)
+{
+    if (!flowIds.empty())
+        post({nullptr, nullptr, std::move(flowIds)}, false);
 }
 
 void UdpRelay::setIdleTimeouts(std::map<uint32_t, uint32_t> byRule)

@@ -34,10 +34,14 @@ struct UdpRelayOptions {
  * sendmmsg(), a batch per flow and per direction. A flow ends after its rule's idle timeout
  * without a datagram either way (reason idle), reported as a hop like a TCP connection.
  *
+ * A flow also ends when its application socket closes (the callout's CLOSED event, through
+ * applicationsClosed()), after the datagrams the socket sent before it closed.
+ *
  * The callout may hand the same source endpoint to a new flow: after the rule's idle timeout
- * (the socket sends again), or when the socket closed and another bound its port. A datagram
- * that follows a pause of a second (or half the idle timeout, if shorter) is therefore queried
- * again, and a different flow id ends the old flow and starts a new one.
+ * (the socket sends again), or when the socket closed and another bound its port before the
+ * close reached us. A datagram that follows a pause of a second (or half the idle timeout, if
+ * shorter) is therefore queried again, and a different flow id ends the old flow and starts a
+ * new one.
  */
 class UdpRelay {
 public:
@@ -54,6 +58,9 @@ public:
     /// Idle timeout in seconds by rule id, as the callout ends the flows it decided; flows that
     /// start from the return on get them (set them before the callout's rules change).
     void setIdleTimeouts(std::map<uint32_t, uint32_t> byRule);
+    /// The callout saw these flows' application sockets close: their flows end (reason closed)
+    /// once what the sockets sent before closing has been relayed. Does not wait.
+    void applicationsClosed(std::vector<uint64_t> flowIds);
     /// steady_clock ns when the thread last went round its loop (at least every 100 ms).
     int64_t lastLoopNs() const { return lastLoop_.load(std::memory_order_relaxed); }
     uint64_t openFlows() const { return openFlows_.load(std::memory_order_relaxed); }
@@ -70,6 +77,7 @@ private:
     struct Command {
         std::unique_ptr<Listener> add;
         const RedirectorRuntime* remove = nullptr;
+        std::vector<uint64_t> closed;  ///< flow ids whose application socket closed
     };
     void post(Command command, bool wait);
 

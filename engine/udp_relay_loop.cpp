@@ -125,6 +125,10 @@ void UdpRelay::Loop::handle(Command& command)
             spdlog::error("udp relay: cannot watch redirector {}'s socket: {}", l->runtime->name, r.text());
         return;
     }
+    if (!command.closed.empty()) {
+        closed(command.closed);
+        return;
+    }
     std::vector<Flow*> ending;
     for (auto& [key, f] : flows_)
         if (f->listener->runtime.get() == command.remove)
@@ -133,6 +137,22 @@ void UdpRelay::Loop::handle(Command& command)
         endFlow(*f, EndReason::Closed);
     graveyard_.clear();
     std::erase_if(listeners_, [&](const std::unique_ptr<Listener>& l) { return l->runtime.get() == command.remove; });
+}
+
+void UdpRelay::Loop::closed(const std::vector<uint64_t>& flowIds)
+{
+    for (uint64_t id : flowIds) {
+        auto it = byId_.find(id);
+        if (it == byId_.end())
+            continue;  // ended already (idle), or never ours
+        // What the application sent before it closed waits in the redirector's socket: relay
+        // it first (its source no longer resolves to a flow once this one is gone).
+        readListener(*it->second->listener);
+        it = byId_.find(id);
+        if (it != byId_.end())
+            endFlow(*it->second, EndReason::Closed);
+    }
+    graveyard_.clear();
 }
 
 void UdpRelay::Loop::endAll(EndReason reason)
@@ -188,7 +208,8 @@ void UdpRelay::Loop::readListener(Listener& l)
             return;
         }
         const int64_t now = steadyNs();
-        std::vector<Flow*> touched;
+        std::vector<Flow*>& touched = touched_;
+        touched.clear();
         for (int i = 0; i < n; ++i) {
             std::string_view data(static_cast<const char*>(iov_[i].iov_base), in_[i].msg_len);
             Flow* f = flowFor(l, from_[i], in_[i].msg_hdr.msg_namelen, data, now);
@@ -214,9 +235,9 @@ void UdpRelay::Loop::readListener(Listener& l)
 UdpRelay::Flow* UdpRelay::Loop::flowFor(Listener& l, const sockaddr_storage& from, socklen_t len,
                                           std::string_view first, int64_t now)
 {
-    const Listener* at = &l;  // a source at another redirector socket is another flow
-    std::string key(reinterpret_cast<const char*>(&at), sizeof(at));
-    key.append(reinterpret_cast<const char*>(&from), std::min<size_t>(len, sizeof(from)));
+    FlowKey key;
+    key.listener = &l;  // a source at another redirector socket is another flow
+    std::memcpy(key.from.data(), &from, std::min<size_t>(len, key.from.size()));
     auto it = flows_.find(key);
     if (it != flows_.end()) {
         Flow& f = *it->second;
@@ -228,10 +249,10 @@ UdpRelay::Flow* UdpRelay::Loop::flowFor(Listener& l, const sockaddr_storage& fro
             return &f;
         endFlow(f, EndReason::Idle);  // the callout ended it already: its socket sent after the timeout
     }
-    return startFlow(l, std::move(key), from, len, first, now);
+    return startFlow(l, key, from, len, first, now);
 }
 
-UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, std::string key, const sockaddr_storage& from, socklen_t len,
+UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, const FlowKey& key, const sockaddr_storage& from, socklen_t len,
                                             std::string_view first, int64_t now)
 {
     auto f = std::make_unique<Flow>();
@@ -283,6 +304,7 @@ UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, std::string key, const so
     l.runtime->active.fetch_add(1, std::memory_order_relaxed);
     relay_.openFlows_.fetch_add(1, std::memory_order_relaxed);
     flows_[key] = std::move(f);
+    byId_[hop.flowId] = flow;
     if (int error = start(); error != 0) {
         spdlog::warn("udp relay: flow {:#x} to port {} not started: {}", hop.flowId, portOf(hop.destination),
                      std::strerror(error));
@@ -392,6 +414,8 @@ void UdpRelay::Loop::endFlow(Flow& f, EndReason reason)
     // each cost a query; any other ends here.
     if (reason == EndReason::Idle || reason == EndReason::Closed || f.upstream.valid()) {
         f.upstream.close();
+        if (auto at = byId_.find(f.hop.flowId); at != byId_.end() && at->second == &f)
+            byId_.erase(at);
         graveyard_.push_back(std::move(it->second));
         flows_.erase(it);
     }

@@ -1,6 +1,7 @@
 // Inside the UDP relay (udp_relay.cpp, udp_relay_loop.cpp): its thread's sockets, flows and loop.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -32,6 +33,23 @@ inline int64_t steadyNs()
 
 enum class Kind : uint8_t { Listener, Flow };
 
+/// A flow's key: the redirector socket and the source endpoint as it arrived. Fixed size, so
+/// finding the flow of a datagram allocates nothing.
+struct FlowKey {
+    const void* listener = nullptr;
+    std::array<unsigned char, sizeof(sockaddr_in6)> from{};
+    bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+    size_t operator()(const FlowKey& k) const noexcept
+    {
+        size_t h = std::hash<std::string_view>{}(
+            std::string_view(reinterpret_cast<const char*>(k.from.data()), k.from.size()));
+        return h ^ (std::hash<const void*>{}(k.listener) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+    }
+};
+
 inline uint16_t portOf(const sockaddr_storage& ss)
 {
     return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in&>(ss).sin_port
@@ -54,7 +72,7 @@ struct UdpRelay::Listener {
 struct UdpRelay::Flow {
     Kind kind = Kind::Flow;
     Listener* listener = nullptr;
-    std::string key;
+    udp_detail::FlowKey key;
     sockaddr_storage app{};
     socklen_t appLen = 0;
     FdHandle upstream;    // invalid after a failed start: its datagrams are dropped until idle
@@ -77,10 +95,11 @@ public:
     void endAll(EndReason reason);
 
 private:
+    void closed(const std::vector<uint64_t>& flowIds);
     void readListener(Listener& l);
     void readUpstream(Flow& f);
     Flow* flowFor(Listener& l, const sockaddr_storage& from, socklen_t len, std::string_view first, int64_t now);
-    Flow* startFlow(Listener& l, std::string key, const sockaddr_storage& from, socklen_t len, std::string_view first,
+    Flow* startFlow(Listener& l, const udp_detail::FlowKey& key, const sockaddr_storage& from, socklen_t len, std::string_view first,
                     int64_t now);
     void flushUp(Flow& f);
     void endFlow(Flow& f, EndReason reason);
@@ -92,9 +111,11 @@ private:
     UdpRelay& relay_;
     FdHandle epoll_;
     std::vector<std::unique_ptr<Listener>> listeners_;
-    std::unordered_map<std::string, std::unique_ptr<Flow>> flows_;
+    std::unordered_map<udp_detail::FlowKey, std::unique_ptr<Flow>, udp_detail::FlowKeyHash> flows_;
+    std::unordered_map<uint64_t, Flow*> byId_;  // the live flows of flows_ by flow id
     // Flows ended while this round's epoll events may still point at them.
     std::vector<std::unique_ptr<Flow>> graveyard_;
+    std::vector<Flow*> touched_;  // readListener(): flows with datagrams to send in this batch
     std::vector<char> buffer_;
     iovec iov_[kBatch]{};
     mmsghdr in_[kBatch]{};

@@ -66,7 +66,7 @@ void TestCoexistence::foreignProgramsAroundOurs()
     ForeignProgram early("vendor_early", BPF_CGROUP_INET4_CONNECT, scope);
     Callout callout(CalloutOptions{scope, instanceName()});
     const std::set<uint32_t> ours(callout.programIds().begin(), callout.programIds().end());
-    QCOMPARE(ours.size(), size_t(9));
+    QCOMPARE(ours.size(), size_t(10));
     auto late = std::make_unique<ForeignProgram>("vendor_parent", BPF_CGROUP_INET4_CONNECT, parent);
     // BPF_F_PREORDER (kernel 6.15+): the parent's program runs before the scope's.
     ForeignProgram preorder("vendor_pre", BPF_CGROUP_INET4_CONNECT, parent, ForeignProgram::Attach::Link, kPreorder);
@@ -88,9 +88,9 @@ void TestCoexistence::foreignProgramsAroundOurs()
     const std::string text = describe(report);
     QVERIFY2(report.cgroups.size() >= 2 && report.cgroups[0] == scope && report.cgroups[1] == parent, text.c_str());
 
-    // Ours: on each of the nine hooks, in the scope, held by this process's links.
+    // Ours: on each of the ten hooks, in the scope, held by this process's links.
     for (const std::string hook : {"connect4", "connect6", "sock_ops", "getpeername4", "getpeername6", "sendmsg4",
-                                   "sendmsg6", "recvmsg4", "recvmsg6"}) {
+                                   "sendmsg6", "recvmsg4", "recvmsg6", "sock_release"}) {
         size_t mine = 0;
         for (const coexist::Attachment& a : report.attachments)
             if (a.hook == hook && a.ours) {

@@ -44,8 +44,10 @@ private slots:
     void unmatchedSocketIsUntouched();
     void blockRuleRefusesWithEperm();
     void queryErrors();
+    void idleFlowEndsAndTheNextIsNew_data();
     void idleFlowEndsAndTheNextIsNew();
     void secondDestinationOfALiveFlowGoesDirect();
+    void closingTheSocketEndsItsFlows();
 };
 
 void TestUdp::redirectedFlow_data()
@@ -250,20 +252,40 @@ void TestUdp::queryErrors()
     QCOMPARE(bytes, size_t(REDIRECT_RECORDS_SIZE(1)));
 }
 
+void TestUdp::idleFlowEndsAndTheNextIsNew_data()
+{
+    QTest::addColumn<bool>("connected");
+    QTest::newRow("unconnected") << false;
+    // A connected socket's sends run no hook: its next flow starts at the redirector's receipt.
+    QTest::newRow("connected") << true;
+}
+
 void TestUdp::idleFlowEndsAndTheNextIsNew()
 {
+    QFETCH(bool, connected);
     OneRedirection r(kRedirectorId, AF_INET, 1);
     QVERIFY(r.ok());
     auto& [callout, redirector, destPort, dest, rule] = r;
 
     Fd app = udpSocket(AF_INET);
-    QCOMPARE(sendTo(app.get(), AF_INET, destPort, "one"), 0);
+    auto send = [&](const std::string& data) {
+        if (!connected)
+            return sendTo(app.get(), AF_INET, destPort, data);
+        return ::send(app.get(), data.data(), data.size(), 0) == ssize_t(data.size()) ? 0 : errno;
+    };
+    if (connected) {
+        socklen_t len = 0;
+        sockaddr_storage ss = loopbackAddress(AF_INET, destPort, &len);
+        QCOMPARE(::connect(app.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+    }
+    QCOMPARE(send("one"), 0);
     Datagram first = receive(redirector.sock4.get());
     QCOMPARE(first.data, std::string("one"));
     std::vector<uint8_t> before = udpQuery(redirector.sock4.get(), first, IP_WFP_REDIRECT_RECORDS);
+    std::vector<uint8_t> contextBefore = udpQuery(redirector.sock4.get(), first, IP_WFP_REDIRECT_CONTEXT);
     // Past the rule's idle timeout the flow is over (a wait, not a timing assertion).
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    QCOMPARE(sendTo(app.get(), AF_INET, destPort, "two"), 0);
+    QCOMPARE(send("two"), 0);
     Datagram second = receive(redirector.sock4.get());
     QCOMPARE(second.data, std::string("two"));
     std::vector<uint8_t> after = udpQuery(redirector.sock4.get(), second, IP_WFP_REDIRECT_RECORDS);
@@ -272,10 +294,72 @@ void TestUdp::idleFlowEndsAndTheNextIsNew()
     QCOMPARE(redirect_records_decode(after.data(), after.size(), &b), 0);
     QVERIFY(a.flow_id != b.flow_id);  // a new flow, classified again from scratch
     QCOMPARE(b.hop_count, 1u);
+    std::vector<uint8_t> contextAfter = udpQuery(redirector.sock4.get(), second, IP_WFP_REDIRECT_CONTEXT);
+    QCOMPARE(contextDestination(contextAfter), loopbackText(AF_INET, destPort));
+    uint64_t startedBefore = 0, startedAfter = 0;  // the context's redirect time: the flow's start
+    QVERIFY(contextBefore.size() >= 80 && contextAfter.size() >= 80);
+    std::memcpy(&startedBefore, contextBefore.data() + 72, 8);
+    std::memcpy(&startedAfter, contextAfter.data() + 72, 8);
+    QVERIFY(startedAfter > startedBefore);
     auto events = udpEvents(callout, destPort);
     QCOMPARE(events.size(), size_t(2));
     QCOMPARE(events[0].flow_id, a.flow_id);
     QCOMPARE(events[1].flow_id, b.flow_id);
+    for (const callout_event& e : events) {
+        QCOMPARE(int(e.verdict), int(CALLOUT_VERDICT_REDIRECT));
+        QCOMPARE(e.redirector_id, kRedirectorId);
+        QCOMPARE(e.pid, uint32_t(::getpid()));  // the application's, also when the redirector's receipt made it
+        QCOMPARE(int(e.hop_count), 1);
+    }
+}
+
+void TestUdp::closingTheSocketEndsItsFlows()
+{
+    OneRedirection r(kRedirectorId);
+    QVERIFY(r.ok());
+    auto& [callout, redirector, destPort, dest, rule] = r;
+    uint16_t otherPort = 0;
+    Fd other = boundUdp(AF_INET, &otherPort);  // no rule: its datagrams go direct
+    QVERIFY(other.valid());
+
+    Fd redirected = udpSocket(AF_INET);
+    QCOMPARE(sendTo(redirected.get(), AF_INET, destPort, "ping"), 0);
+    Datagram got = receive(redirector.sock4.get());
+    QCOMPARE(got.data, std::string("ping"));
+    const uint16_t appPort = portOf(got.from);
+    QCOMPARE(sendBack(redirector.sock4.get(), got, "pong"), 0);  // the redirector's reply is no flow
+    QCOMPARE(receive(redirected.get()).data, std::string("pong"));
+    Fd direct = udpSocket(AF_INET);
+    QCOMPARE(sendTo(direct.get(), AF_INET, otherPort, "hello"), 0);
+    QCOMPARE(receive(other.get()).data, std::string("hello"));
+    Fd silent = udpSocket(AF_INET);  // no hook decided anything for it
+
+    auto flows = udpEvents(callout, destPort);
+    auto directs = udpEvents(callout, otherPort);
+    QCOMPARE(flows.size(), size_t(1));
+    QCOMPARE(directs.size(), size_t(1));
+    QCOMPARE(int(directs[0].verdict), int(CALLOUT_VERDICT_DIRECT));
+    QVERIFY(udpEvents(callout, appPort).empty());
+
+    redirected.reset();
+    direct.reset();
+    silent.reset();
+    callout.drain();
+    std::vector<callout_event> closed;
+    for (const callout_event& e : callout.events())
+        if (e.verdict == CALLOUT_VERDICT_CLOSED && e.protocol == IPPROTO_UDP)
+            closed.push_back(e);
+    QCOMPARE(closed.size(), size_t(2));
+    const callout_event* ofRedirected = nullptr;
+    const callout_event* ofDirect = nullptr;
+    for (const callout_event& e : closed)
+        (e.cookie == flows[0].cookie ? ofRedirected : ofDirect) = &e;
+    QVERIFY(ofRedirected && ofDirect);
+    QCOMPARE(ofRedirected->flow_id, flows[0].flow_id);  // names the live redirected flow
+    QCOMPARE(ofRedirected->redirector_id, kRedirectorId);
+    QCOMPARE(ofDirect->cookie, directs[0].cookie);
+    QCOMPARE(ofDirect->flow_id, directs[0].flow_id);  // a direct flow is named by its cookie
+    QCOMPARE(ofDirect->redirector_id, 0u);
 }
 
 void TestUdp::secondDestinationOfALiveFlowGoesDirect()

@@ -2,7 +2,9 @@
 // resolver on port 53 through a redirector of ours (right answer, the reply's source is the
 // resolver, the hop names the query), 1,000 datagrams of random sizes through an echo server
 // (every payload intact both ways, counts equal), idle expiry (reason idle, the next datagram is
-// a new flow), a malformed DNS query relayed unchanged without a name, and the DNS peek's parser.
+// a new flow, connected or not), the socket's close (reason closed, nothing it sent lost), a
+// block rule for UDP while TCP to the same port is redirected, a malformed DNS query relayed
+// unchanged without a name, and the DNS peek's parser.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -132,7 +134,7 @@ std::string udpRules(uint16_t port, int idleS)
 // An engine whose one redirector takes UDP to `port`, flows idle after a second; null on failure.
 // Without the stall deadline: on a loaded machine a heartbeat late by half a second sends a
 // datagram direct (fail-open, tested elsewhere), and this file tests the relay.
-std::unique_ptr<engine::Engine> udpEngine(uint16_t port)
+std::unique_ptr<engine::Engine> engineWith(const std::string& rules)
 {
     engine::EngineOptions o;
     o.cgroup = sandbox().cgroup();
@@ -141,8 +143,10 @@ std::unique_ptr<engine::Engine> udpEngine(uint16_t port)
     o.repairOwnRecords = false;  // the test process is also the application
     o.stallDeadlineMs = 0;
     auto eng = std::make_unique<engine::Engine>(o);
-    return eng->applyRules(rulesFor(udpRules(port, 1))).message.empty() ? std::move(eng) : nullptr;
+    return eng->applyRules(rulesFor(rules)).message.empty() ? std::move(eng) : nullptr;
 }
+
+std::unique_ptr<engine::Engine> udpEngine(uint16_t port, int idleS = 1) { return engineWith(udpRules(port, idleS)); }
 
 std::string echo(const std::string& d) { return d; }
 
@@ -250,7 +254,10 @@ class TestUdpRelay : public QObject {
 private slots:
     void digThroughRedirector();
     void thousandDatagramsIntact();
+    void idleFlowEndsAndNextIsNew_data();
     void idleFlowEndsAndNextIsNew();
+    void closedSocketEndsItsFlow();
+    void blockUdpWhileTcpIsRedirected();
     void malformedQueryRelayedWithoutName();
     void dnsPeek_data();
     void dnsPeek();
@@ -279,7 +286,9 @@ void TestUdpRelay::digThroughRedirector()
     QVERIFY(hop);
     QCOMPARE(hop->datagramsUp, uint64_t(1));
     QCOMPARE(hop->datagramsDown, uint64_t(1));
-    QCOMPARE(std::string(engine::endReasonName(hop->reason)), std::string("idle"));
+    // dig closed its socket: the flow ends then, not at the idle timeout.
+    QCOMPARE(std::string(engine::endReasonName(hop->reason)), std::string("closed"));
+    QCOMPARE(std::string(engine::endReasonName(f.reason)), std::string("closed"));
     QVERIFY(hop->recordsSize > 0 && hop->contextSize > 0);
 }
 
@@ -344,13 +353,26 @@ void TestUdpRelay::thousandDatagramsIntact()
     QCOMPARE(bytesDown, bytes);
 }
 
+void TestUdpRelay::idleFlowEndsAndNextIsNew_data()
+{
+    QTest::addColumn<bool>("connected");
+    QTest::newRow("unconnected") << false;
+    QTest::newRow("connected") << true;  // its sends run no hook: the callout starts its next flow at our receipt
+}
+
 void TestUdpRelay::idleFlowEndsAndNextIsNew()
 {
+    QFETCH(bool, connected);
     UdpServer server(0, echo);
     auto eng = udpEngine(server.port());
     QVERIFY(server.ok() && eng);
 
     Fd app(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (connected) {
+        socklen_t len = 0;
+        sockaddr_storage ss = loopbackAddress(AF_INET, server.port(), &len);
+        QCOMPARE(::connect(app.fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+    }
     QCOMPARE(sendTo(app.fd, server.port(), "one"), 0);
     QCOMPARE(receive(app.fd).data, std::string("one"));
     auto first = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 1); });
@@ -364,14 +386,89 @@ void TestUdpRelay::idleFlowEndsAndNextIsNew()
     QCOMPARE(receive(app.fd).data, std::string("two"));
     auto both = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 2); });
     QCOMPARE(both.size(), size_t(2));
-    QVERIFY(both[0].flowId != both[1].flowId);
+    QVERIFY2(both[0].flowId != both[1].flowId, describe(both).c_str());
     for (const engine::Flow& f : both) {
         const engine::Hop* hop = ourHop(f);
         QVERIFY(hop);
+        // Each flow's start was an event of the callout: who sent it, as for any flow.
+        QCOMPARE(f.verdict, std::string("redirect"));
+        QCOMPARE(f.user, std::string("root"));
+        QCOMPARE(f.rule, std::string("ru"));
+        QCOMPARE(f.pid, uint32_t(::getpid()));
         QCOMPARE(hop->datagramsUp, uint64_t(1));
         QCOMPARE(hop->datagramsDown, uint64_t(1));
         QCOMPARE(std::string(engine::endReasonName(hop->reason)), std::string("idle"));
     }
+}
+
+void TestUdpRelay::closedSocketEndsItsFlow()
+{
+    UdpServer server(0, echo);
+    auto eng = udpEngine(server.port(), 3600);  // only the close can end it within the test's bound
+    QVERIFY(server.ok() && eng);
+
+    int app = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    QVERIFY(app >= 0);
+    QCOMPARE(sendTo(app, server.port(), "first"), 0);
+    const bool echoed = receive(app).data == "first";  // the flow is known to the relay now
+    // Then a burst the application does not wait for, and close: every datagram of it counts.
+    constexpr int kBurst = 40;
+    int sent = 1;
+    for (int i = 0; i < kBurst; ++i)
+        sent += sendTo(app, server.port(), "datagram " + std::to_string(i)) == 0;
+    ::close(app);
+    QVERIFY(echoed);
+    QCOMPARE(sent, kBurst + 1);
+
+    auto flows = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, 1); });
+    QVERIFY2(flows.size() == 1 && flows[0].endNs, describe(flows).c_str());
+    const engine::Hop* hop = ourHop(flows[0]);
+    QVERIFY(hop);
+    QCOMPARE(std::string(engine::endReasonName(hop->reason)), std::string("closed"));
+    QCOMPARE(std::string(engine::endReasonName(flows[0].reason)), std::string("closed"));
+    QCOMPARE(hop->datagramsUp, uint64_t(kBurst + 1));
+    QCOMPARE(eng->stats().udpDropped, uint64_t(0));
+}
+
+void TestUdpRelay::blockUdpWhileTcpIsRedirected()
+{
+    EchoServer tcp;
+    UdpServer udp(tcp.port(), echo);  // the same port number, for UDP ("udp/443 against tcp/443")
+    QVERIFY2(udp.ok(), strerror(errno));
+    const std::string port = std::to_string(tcp.port());
+    auto eng = engineWith(R"({"version":1,"redirectors":[{"id":"u","name":"U"}],"rules":[)"
+                          R"({"id":"no-quic","action":"block","protocol":"udp","ports":")" + port + R"("},)"
+                          R"({"id":"web","action":"redirect","redirector":"u","protocol":"tcp","ports":")" + port +
+                          R"("}]})");
+    QVERIFY(eng);
+
+    int app = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    QVERIFY(app >= 0);
+    const int refused = sendTo(app, tcp.port(), "quic initial");
+    ::close(app);
+    QCOMPARE(refused, EPERM);
+    std::mt19937 rng(5);
+    ClientResult r = runClient(tcp.port(), 100000, false, rng);
+    QVERIFY(r.ok);
+
+    auto flows = waitFlows(*eng, dest(tcp.port()), [](auto& f) { return allEnded(f, 2); });
+    QVERIFY2(flows.size() == 2, describe(flows).c_str());
+    const engine::Flow* blocked = nullptr;
+    const engine::Flow* redirected = nullptr;
+    for (const engine::Flow& f : flows)
+        (f.protocol == IPPROTO_UDP ? blocked : redirected) = &f;
+    QVERIFY2(blocked && redirected, describe(flows).c_str());
+    QCOMPARE(blocked->verdict, std::string("block"));
+    QCOMPARE(blocked->rule, std::string("no-quic"));
+    QVERIFY(blocked->hops.empty());
+    QCOMPARE(std::string(engine::endReasonName(blocked->reason)), std::string("closed"));  // its socket's close
+    QCOMPARE(int(redirected->protocol), int(IPPROTO_TCP));
+    QCOMPARE(redirected->verdict, std::string("redirect"));
+    QCOMPARE(redirected->rule, std::string("web"));
+    const engine::Hop* hop = ourHop(*redirected);
+    QVERIFY(hop);
+    QCOMPARE(hop->bytesUp, uint64_t(100000));
+    QCOMPARE(hop->bytesDown, uint64_t(100000));
 }
 
 void TestUdpRelay::malformedQueryRelayedWithoutName()
