@@ -2,7 +2,7 @@
 # Redirect Console benchmarks: one command, one table of ratios against
 # baselines measured in the same run. Never a pass/fail timing test.
 #
-#   tests/bench/run_bench.sh [SECONDS_PER_RUN] [RUNS]      (as root; defaults 5 and 5)
+#   tests/bench/run_bench.sh [--udp-only] [SECONDS_PER_RUN] [RUNS]   (as root; defaults 5 and 5)
 #
 # Everything runs in a private network namespace (loopback only) and a private
 # child cgroup. RUNS times, interleaved (run 1 of every case, then run 2, ...)
@@ -18,13 +18,23 @@
 # and 10 consoles); the console's flow table: tick gaps with 100,000 rows and
 # 2,000 new flows/s vs idle; and the service's flow history: CPU at 5,000 ended
 # flows/s, one hour out of 1,000,000 flows.
+# UDP (issue 11), in the same interleaved runs: iperf3 -u with 1,200-byte datagrams sent unpaced,
+# direct and through one redirector (a udp-only rule: iperf3's control connection to the same port
+# goes direct), datagrams/s the server received and the ratio per run; then each run sends at half
+# the rate the redirector reached and prints the loss, through it and direct at that same rate.
+# --udp-only runs the UDP cases alone.
 set -euo pipefail
+if [ "${1:-}" = --udp-only ]; then
+  export REDIRECT_BENCH_UDP_ONLY=1
+  shift
+fi
+udp_only=${REDIRECT_BENCH_UDP_ONLY:-}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${1:-5} runs=${2:-5}
-case "$secs$runs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2;; esac
+case "$secs$runs" in ''|*[!0-9]*) echo "usage: $0 [--udp-only] [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2;; esac
 if [ "$secs" -lt 1 ] || [ "$runs" -lt 1 ] || [ $# -gt 2 ]; then
-  echo "usage: $0 [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2
+  echo "usage: $0 [--udp-only] [SECONDS_PER_RUN >= 1] [RUNS >= 1]" >&2; exit 2
 fi
 
 # The engine cases, one line each: label | chained redirectors | extra service arguments
@@ -36,9 +46,14 @@ engine_cases=(
 )
 LATENCY_ROUNDS=20000   # sequential rounds per case and run, so that p99 rests on 200 samples
 HAPROXY_MAXCONN=2048   # 8 x the most concurrent connections a case opens (wrk's 256)
+UDP_LEN=1200           # iperf3 -u datagram payload, bytes
 
 if [ -z "${REDIRECT_BENCH_INNER:-}" ]; then
-  "$top/scripts/build.sh" >/dev/null
+  if [ -n "$udp_only" ] && [ -d "$top/build" ]; then
+    cmake --build "$top/build" --target redirect-console redirect-consoled >/dev/null  # all the UDP cases run
+  else
+    "$top/scripts/build.sh" >/dev/null
+  fi
   export REDIRECT_BENCH_INNER=1
   exec unshare -n "$0" "$@"
 fi
@@ -79,10 +94,13 @@ listening() {  # port... -> waits up to 10 s until each port has a listener
 }
 
 IPERF=5201 HTTP=8000 HOLD=9000
-"$bin/bench_server" $HTTP http > "$work/http.out" & pids+=($!)
-"$bin/bench_server" $HOLD hold > "$work/hold.out" & pids+=($!)
 iperf3 -s -p $IPERF > /dev/null 2>&1 & pids+=($!)
-listening $HTTP $HOLD $IPERF
+if [ -z "$udp_only" ]; then
+  "$bin/bench_server" $HTTP http > "$work/http.out" & pids+=($!)
+  "$bin/bench_server" $HOLD hold > "$work/hold.out" & pids+=($!)
+  listening $HTTP $HOLD
+fi
+listening $IPERF
 
 cat > "$work/haproxy.cfg" <<EOF
 global
@@ -101,15 +119,19 @@ listen http
   server s 127.0.0.1:$HTTP
 EOF
 
-throughput() {  # port streams -> Gbit/s (nothing, and the reason on stderr, if iperf3 failed)
+iperf() {  # iperf3 client arguments... -> its JSON report
   local json
   for _ in 1 2 3 4 5; do
     # The server may still be ending the previous test (seen once after a test through haproxy):
     # it then answers "busy" at once; try again, up to 5 times a second apart.
-    json=$(iperf3 -c 127.0.0.1 -p "$1" -P "$2" -t "$secs" -J 2>/dev/null) || true
+    json=$(iperf3 -c 127.0.0.1 -t "$secs" -J "$@" 2>/dev/null) || true
     grep -q 'server is busy' <<< "$json" || break
     sleep 1
   done
+  printf '%s' "$json"
+}
+iperf_value() {  # label expression -> the expression of the report's "end" (e) read from stdin;
+  # nothing, and the reason on stderr, if iperf3 failed
   python3 -c '
 import json, sys
 try:
@@ -117,9 +139,13 @@ try:
 except ValueError:
     r = {"error": "no result"}
 if "error" in r:
-    print("iperf3 -P %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
+    print("iperf3 %s: %s" % (sys.argv[1], r["error"]), file=sys.stderr)
 else:
-    print("%.3f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))' "$2" <<< "$json"
+    e = r["end"]
+    print(eval(sys.argv[2]))' "$1" "$2"
+}
+throughput() {  # port streams -> Gbit/s
+  iperf -p "$1" -P "$2" | iperf_value "-P $2" '"%.3f" % (e["sum_received"]["bits_per_second"] / 1e9)'
 }
 rate() {  # port connections -> requests/s; socket errors go to the notes under the table
   local out
@@ -152,6 +178,35 @@ measure() {  # run case iperf-port http-port with-latency; failures' reasons go 
     "$work/results.tsv" >&2
   awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
 }
+udp_rate() {  # port bitrate (0: unpaced) -> "datagrams/s lost%" as the server received them
+  # (before iperf3 3.12 "sum" is the receiver's)
+  iperf -p "$1" -u -l $UDP_LEN -b "$2" | iperf_value "-u -b $2" \
+    '"%.0f %.3f" % (lambda s: ((s["packets"] - s["lost_packets"]) / s["seconds"], s["lost_percent"]))(e.get("sum_received", e["sum"]))'
+}
+measure_udp() {  # run case: datagrams/s unpaced; through the redirector also the loss at half that
+  local r=$1 c=$2 out err=$work/err half
+  : > "$err"
+  out=$(udp_rate $IPERF 0 2>> "$err")
+  record "$r" "$c" udp_dps "${out% *}"
+  if [ "$c" != "udp direct" ]; then
+    half=
+    if [ -n "$out" ]; then
+      half=$(( ${out% *} * UDP_LEN * 8 / 2 ))
+      record "$r" "$c" udp_half_dps "$(( ${out% *} / 2 ))"
+      out=$(udp_rate $IPERF "$half" 2>> "$err")
+      record "$r" "$c" udp_loss "${out#* }"
+    fi
+    console_stop
+    if [ -n "$half" ]; then
+      # The same rate without the redirector: the loss that is iperf3's own, not the relay's.
+      out=$(udp_rate $IPERF "$half" 2>> "$err")
+      record "$r" "udp direct" udp_loss "${out#* }"
+    fi
+  fi
+  awk -F '\t' -v r="$r" -v c="$c" '$1 == r && $2 == c {printf " %s=%s", $3, $4} END {print ""}' \
+    "$work/results.tsv" >&2
+  awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
+}
 rules() {  # n redirectors, each matching the given ports, in order
   local n=$1 ports=$2 reds="" rs="" i
   for i in $(seq 1 "$n"); do
@@ -160,14 +215,22 @@ rules() {  # n redirectors, each matching the given ports, in order
   done
   echo "{\"version\":1,\"redirectors\":[$reds],\"rules\":[$rs]}" > "$work/rules$n.json"
 }
-console_start() {  # n [service arguments...] -> the service with n chained redirectors; $console is its pid
+console_start() {  # n|udp [service arguments...] -> the service with n chained redirectors; $console is its pid
   local n=$1 exe
   shift
-  rules "$n" "$IPERF,$HTTP,$HOLD"
+  if [ "$n" = udp ]; then  # one redirector for iperf3's datagrams only
+    echo "{\"version\":1,\"redirectors\":[{\"id\":\"r1\",\"name\":\"R1\"}],\"rules\":[{\"id\":\"rule1\",\"action\":\"redirect\",\"redirector\":\"r1\",\"protocol\":\"udp\",\"ports\":\"$IPERF\"}]}" \
+      > "$work/rulesudp.json"
+  else
+    rules "$n" "$IPERF,$HTTP,$HOLD"
+  fi
   # Emptied here, not only by the child's redirection: the wait below could otherwise read the
   # previous start's "rules applied" before the child has truncated the file.
   : > "$work/console.log"
-  "$bin/redirect-console" --headless --rules "$work/rules$n.json" --cgroup "$cg" \
+  # The instance in the environment too: the engine's UDP relay finds the callout's UDP flows map
+  # through the SDK's pin lookup, which reads only $REDIRECT_CALLOUT_INSTANCE (without it every
+  # datagram is dropped as "unknown source").
+  REDIRECT_CALLOUT_INSTANCE="bench-$$" "$bin/redirect-console" --headless --rules "$work/rules$n.json" --cgroup "$cg" \
     --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" \
     --history "$work/history.sqlite" "$@" 2> "$work/console.log" &
   console=$!
@@ -206,6 +269,8 @@ run_case() {  # run label
   local r=$1 c=$2 spec n extra
   case "$c" in
     direct) measure "$r" "$c" $IPERF $HTTP yes ;;
+    "udp direct") measure_udp "$r" "$c" ;;
+    "udp 1 redirector") console_start udp; measure_udp "$r" "$c" ;;  # measure_udp stops the service
     haproxy)
       haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & proxies+=($!)
       listening 15201 18000; measure "$r" "$c" 15201 18000 yes; proxies_stop ;;
@@ -230,6 +295,8 @@ for spec in "${engine_cases[@]}"; do
   labels+=("${spec%%|*}"); IFS='|' read -r c n _ <<< "$spec"; table+=("$c|$n")
 done
 table+=("haproxy|0" "socat|0")
+[ -n "$udp_only" ] && { labels=(); table=(); }
+labels+=("udp direct" "udp 1 redirector")
 for r in $(seq 1 "$runs"); do
   for c in "${labels[@]}"; do
     printf 'run %s of %s, %s:' "$r" "$runs" "$c" >&2
@@ -237,6 +304,7 @@ for r in $(seq 1 "$runs"); do
   done
 done
 
+if [ -z "$udp_only" ]; then
 # Memory with 10,000 concurrent idle flows through one redirector: two descriptors a flow,
 # so fewer when the hard descriptor limit is lower (without CAP_SYS_RESOURCE it cannot rise).
 flows=$(( ($(ulimit -Hn) - 100) / 2 )); [ "$flows" -gt 10000 ] && flows=10000
@@ -259,6 +327,7 @@ if ! "$bin/bench_stream" "$console" "$work/api.sock" $HTTP "$secs" 2000 \
   echo "bench_stream failed:" >&2; cat "$work/stream.err" >&2
 fi
 console_stop
+fi
 
 python3 - "$work/results.tsv" "$secs" "$runs" "$(nproc)" "$LATENCY_ROUNDS" "${table[@]}" <<'EOF'
 # One table: per case the median over runs and [min-max]; ratios (and added latency) are taken
@@ -295,6 +364,18 @@ def ratio(case, base, metric):
 
 print("\nRedirect Console benchmarks: loopback, %s s per case, %d runs interleaved, %s CPUs" % (secs, runs, cpus))
 print("median [min-max] over runs; ratios taken per run against the same run's direct and haproxy")
+
+if vals[("udp 1 redirector", "udp_dps")] or vals[("udp direct", "udp_dps")]:
+    print("\n%-26s %-22s %s" % ("iperf3 -u, 1200 B, -b 0", "datagrams/s received", "vs direct"))
+    for case in ("udp direct", "udp 1 redirector"):
+        print("  %-24s %-22s %s" % (case, summary(list(vals[(case, "udp_dps")].values()), "%.0f"),
+                                    ratio(case, "udp direct", "udp_dps")))
+    print("  at half the redirector's rate (%s datagrams/s), loss %%: redirector %s, direct %s" % (
+        summary(list(vals[("udp 1 redirector", "udp_half_dps")].values()), "%.0f"),
+        summary(list(vals[("udp 1 redirector", "udp_loss")].values()), "%.3f"),
+        summary(list(vals[("udp direct", "udp_loss")].values()), "%.3f")))
+if not cases:
+    sys.exit(0)
 for metric, title, unit, fmt in (("tp1", "iperf3, 1 stream", "Gb/s", "%.2f"),
                                  ("tp64", "iperf3, 64 streams", "Gb/s", "%.2f"),
                                  ("rps32", "wrk, 32 connections", "conn/s", "%.0f"),
@@ -321,6 +402,10 @@ for case, hops in cases:
     print("  %-24s %-20s %-24s %-20s %s" % (case, *row))
 EOF
 if [ -s "$work/notes" ]; then echo; echo "notes:"; cat "$work/notes"; fi
+if [ -n "$udp_only" ]; then
+  printf '\nwhole run: %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
+  exit 0
+fi
 printf '\nservice RSS (redirect-consoled): %.1f MiB idle, %.1f MiB with %d concurrent flows (%.0f bytes/flow)\n' \
   "$(echo "$rss_idle/1024" | bc -l)" "$(echo "$rss_10k/1024" | bc -l)" "$flows" \
   "$(echo "($rss_10k-$rss_idle)*1024/$flows" | bc -l)"
