@@ -53,7 +53,7 @@ struct RedirectorStatus {
     uint32_t slot = 0;
     uint16_t port4 = 0;
     uint16_t port6 = 0;
-    uint16_t udpPort4 = 0;  ///< ours: the UDP socket beside the TCP listener (0: none)
+    uint16_t udpPort4 = 0;  ///< the UDP socket beside the TCP listener (0: none; external: a verified one)
     uint16_t udpPort6 = 0;
     uint32_t ownerPid = 0;
     uint64_t accepted = 0;
@@ -67,6 +67,8 @@ struct RedirectorStatus {
     /// Connections it made without passing the records on (no SET; the callout repaired them).
     uint64_t recordsMissing = 0;
 };
+
+struct ListenerSocket;
 
 struct EngineStats {
     CalloutStats callout;
@@ -122,6 +124,8 @@ private:
     void logRecordsMissing();
     RedirectorStatus statusFor(const RedirectorSpec& spec, uint32_t slot);
     void verifyExternal(Running& running);
+    void markExternal(Running& running, const ListenerSocket& socket);
+    std::string externalScope() const;
     void verifyExternals();
     callout_redirector calloutEntry(const Running& running) const;
 

@@ -45,73 +45,91 @@ std::string refusal(const ListenerSocket& l, const RedirectorSpec& spec, const s
 
 }  // namespace
 
+void Engine::markExternal(Running& r, const ListenerSocket& l)
+{
+    std::string why = refusal(l, r.spec, externalScope());
+    if (why.empty()) {
+        // Mark the very socket we checked: a descriptor number reused since the scan names
+        // another inode, and is refused.
+        int fd = duplicateDescriptor(l.pid, l.fd);
+        struct stat st {};
+        if (fd < 0)
+            why = "cannot take its socket from pid " + std::to_string(l.pid) + ": " + std::strerror(-fd);
+        else if (::fstat(fd, &st) != 0 || st.st_ino != l.inode)
+            why = "its socket changed while it was being checked";
+        else {
+            try {
+                callout_->markListener(fd, r.spec.numericId);
+                r.marked.insert(l.inode);
+                r.status.ownerPid = static_cast<uint32_t>(l.pid);
+            } catch (const CalloutError& ce) {
+                why = ce.what();
+            }
+        }
+        if (fd >= 0)
+            ::close(fd);
+    }
+    if (!why.empty())
+        r.refused[l.inode] = why;
+}
+
+std::string Engine::externalScope() const
+{
+    std::error_code ec;
+    std::string scope = std::filesystem::weakly_canonical(callout_->cgroupPath(), ec).string();
+    return scope.empty() ? callout_->cgroupPath() : scope;
+}
+
 void Engine::verifyExternal(Running& r)
 {
     const RedirectorSpec& spec = r.spec;
-    std::error_code ec;
-    std::string scope = std::filesystem::weakly_canonical(callout_->cgroupPath(), ec).string();
-    if (scope.empty())
-        scope = callout_->cgroupPath();
     std::vector<std::string> texts;
     std::set<unsigned long> seen;
     bool available = false;
-    for (const Endpoint& e : spec.listen) {
-        std::vector<ListenerSocket> listeners;
-        try {
-            inNetns(options_.netnsFd, [&] {
-                listeners = listenersOn(e, false);
-                bool unknown = std::any_of(listeners.begin(), listeners.end(), [&](const ListenerSocket& l) {
-                    return !r.marked.count(l.inode) && !r.refused.count(l.inode);
+    uint16_t udp4 = 0, udp6 = 0;
+    // TCP listeners, then UDP sockets bound to the same endpoint: an external proxy takes UDP
+    // when it has one (the same port number, as the engine's own redirectors do).
+    for (const Endpoint& e : spec.listen)
+        for (int protocol : {IPPROTO_TCP, IPPROTO_UDP}) {
+            const bool udp = protocol == IPPROTO_UDP;
+            const std::string where = (udp ? "udp " : "") + e.str();
+            std::vector<ListenerSocket> listeners;
+            try {
+                inNetns(options_.netnsFd, [&] {
+                    listeners = listenersOn(e, false, protocol);
+                    bool unknown = std::any_of(listeners.begin(), listeners.end(), [&](const ListenerSocket& l) {
+                        return !r.marked.count(l.inode) && !r.refused.count(l.inode);
+                    });
+                    if (unknown)
+                        listeners = listenersOn(e, true, protocol);  // who holds them: /proc, only now
                 });
-                if (unknown)
-                    listeners = listenersOn(e, true);  // who holds them: /proc, only now
-            });
-        } catch (const std::exception& ex) {
-            texts.push_back(e.str() + ": cannot list listeners: " + ex.what());
-            continue;
-        }
-        if (listeners.empty()) {
-            texts.push_back(e.str() + ": down, nothing listens");
-            continue;
-        }
-        for (const ListenerSocket& l : listeners) {
-            seen.insert(l.inode);
-            if (r.marked.count(l.inode) || r.refused.count(l.inode))
+            } catch (const std::exception& ex) {
+                texts.push_back(where + ": cannot list sockets: " + ex.what());
                 continue;
-            std::string why = refusal(l, spec, scope);
-            if (why.empty()) {
-                // Mark the very socket we checked: a descriptor number reused since the scan names
-                // another inode, and is refused.
-                int fd = duplicateDescriptor(l.pid, l.fd);
-                struct stat st {};
-                if (fd < 0)
-                    why = "cannot take its listener from pid " + std::to_string(l.pid) + ": " + std::strerror(-fd);
-                else if (::fstat(fd, &st) != 0 || st.st_ino != l.inode)
-                    why = "its listener changed while it was being checked";
-                else {
-                    try {
-                        callout_->markListener(fd, spec.numericId);
-                        r.marked.insert(l.inode);
-                        r.status.ownerPid = static_cast<uint32_t>(l.pid);
-                    } catch (const CalloutError& ce) {
-                        why = ce.what();
-                    }
-                }
-                if (fd >= 0)
-                    ::close(fd);
             }
-            if (!why.empty())
-                r.refused[l.inode] = why;
-        }
-        // The kernel answers a connect with the most specific listener: that one decides.
-        const ListenerSocket& first = listeners.front();
-        if (r.marked.count(first.inode)) {
+            if (listeners.empty()) {
+                if (!udp)  // UDP is optional: a TCP-only proxy is not down
+                    texts.push_back(e.str() + ": down, nothing listens");
+                continue;
+            }
+            for (const ListenerSocket& l : listeners) {
+                seen.insert(l.inode);
+                if (!r.marked.count(l.inode) && !r.refused.count(l.inode))
+                    markExternal(r, l);
+            }
+            // The kernel answers a connect with the most specific listener: that one decides.
+            const ListenerSocket& first = listeners.front();
+            if (!r.marked.count(first.inode)) {
+                texts.push_back(where + ": " + r.refused[first.inode]);
+                continue;
+            }
             available = true;
-            texts.push_back(e.str() + ": " + (first.pid ? holderText(first) : "verified"));
-        } else {
-            texts.push_back(e.str() + ": " + r.refused[first.inode]);
+            texts.push_back(where + ": " + (first.pid ? holderText(first) : "verified"));
+            if (udp)
+                (e.family == AF_INET ? udp4 : udp6) = e.port;
         }
-    }
+    r.status.udpPort4 = udp4;
+    r.status.udpPort6 = udp6;
     // Sockets that are gone take their marks with them; forget them.
     std::erase_if(r.marked, [&](unsigned long inode) { return !seen.count(inode); });
     std::erase_if(r.refused, [&](const auto& entry) { return !seen.count(entry.first); });
@@ -134,10 +152,11 @@ void Engine::verifyExternals()
     for (auto& [id, r] : running_) {
         if (!r->spec.external)
             continue;
-        uint32_t ownerBefore = r->status.ownerPid;
+        const RedirectorStatus before = r->status;
         verifyExternal(*r);
-        if (r->status.ownerPid != ownerBefore) {
-            // A restarted proxy has a new pid: records repair follows it.
+        if (r->status.ownerPid != before.ownerPid || r->status.udpPort4 != before.udpPort4 ||
+            r->status.udpPort6 != before.udpPort6) {
+            // A restarted proxy has a new pid: records repair follows it. Its UDP socket came or went.
             try {
                 callout_->setRedirector(r->status.slot, calloutEntry(*r));
             } catch (const CalloutError& e) {

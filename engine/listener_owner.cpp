@@ -30,8 +30,9 @@ struct DiagListener {
     unsigned long inode = 0;
 };
 
-// Every listening TCP socket of `family` in this network namespace (sock_diag dump).
-std::vector<DiagListener> dumpListeners(int family)
+// Every listening TCP socket (or unconnected UDP socket) of `family` in this network namespace
+// (sock_diag dump).
+std::vector<DiagListener> dumpListeners(int family, int protocol)
 {
     int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0)
@@ -44,8 +45,9 @@ std::vector<DiagListener> dumpListeners(int family)
     message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     message.request.sdiag_family = static_cast<uint8_t>(family);
-    message.request.sdiag_protocol = IPPROTO_TCP;
-    message.request.idiag_states = 1u << TCP_LISTEN;
+    message.request.sdiag_protocol = static_cast<uint8_t>(protocol);
+    // An unconnected UDP socket is in TCP_CLOSE as sock_diag tells it.
+    message.request.idiag_states = 1u << (protocol == IPPROTO_UDP ? TCP_CLOSE : TCP_LISTEN);
     std::vector<DiagListener> out;
     std::string error;
     if (::send(fd, &message, sizeof(message), 0) != static_cast<ssize_t>(sizeof(message)))
@@ -140,14 +142,14 @@ void findHolders(std::vector<ListenerSocket>& sockets)
 
 }  // namespace
 
-std::vector<ListenerSocket> listenersOn(const Endpoint& endpoint, bool holders)
+std::vector<ListenerSocket> listenersOn(const Endpoint& endpoint, bool holders, int protocol)
 {
     std::vector<std::pair<int, DiagListener>> found;
     for (int family : {AF_INET, AF_INET6}) {
         if (family == AF_INET && endpoint.family == AF_INET6)
             continue;
-        for (const DiagListener& l : dumpListeners(family))
-            if (int p = preference(l, endpoint))
+        for (const DiagListener& l : dumpListeners(family, protocol))
+            if (int p = preference(l, endpoint); p == 3 || (p && protocol == IPPROTO_TCP))
                 found.emplace_back(p, l);
     }
     std::stable_sort(found.begin(), found.end(), [](auto& a, auto& b) { return a.first > b.first; });

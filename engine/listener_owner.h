@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <netinet/in.h>
+
 #include "rules.h"
 
 namespace redirect::engine {
@@ -27,7 +29,10 @@ struct ListenerSocket {
  * holding each is looked up in /proc/PID/fd (costly: only when the sockets changed). Throws
  * std::runtime_error with the reason when sock_diag fails.
  */
-std::vector<ListenerSocket> listenersOn(const Endpoint& endpoint, bool findHolders);
+///
+/// With IPPROTO_UDP: the unconnected UDP sockets bound to the endpoint's very address and port
+/// (a UDP redirector must be, for the SDK's query to name its flows; see sio.h).
+std::vector<ListenerSocket> listenersOn(const Endpoint& endpoint, bool findHolders, int protocol = IPPROTO_TCP);
 
 /// Duplicate descriptor `fd` of process `pid` into ours (pidfd_getfd); the caller closes it.
 /// Returns -errno on failure.

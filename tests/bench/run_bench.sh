@@ -227,10 +227,7 @@ console_start() {  # n|udp [service arguments...] -> the service with n chained 
   # Emptied here, not only by the child's redirection: the wait below could otherwise read the
   # previous start's "rules applied" before the child has truncated the file.
   : > "$work/console.log"
-  # The instance in the environment too: the engine's UDP relay finds the callout's UDP flows map
-  # through the SDK's pin lookup, which reads only $REDIRECT_CALLOUT_INSTANCE (without it every
-  # datagram is dropped as "unknown source").
-  REDIRECT_CALLOUT_INSTANCE="bench-$$" "$bin/redirect-console" --headless --rules "$work/rules$n.json" --cgroup "$cg" \
+  "$bin/redirect-console" --headless --rules "$work/rules$n.json" --cgroup "$cg" \
     --instance "bench-$$" --api-socket "$work/api.sock" --audit-log "$work/audit.log" \
     --history "$work/history.sqlite" "$@" 2> "$work/console.log" &
   console=$!
