@@ -24,6 +24,8 @@ constexpr size_t kDatagramMax = 65536;      // the largest UDP payload fits
 constexpr int kWaitMs = 100;                // the loop's heartbeat and the idle sweep's period
 constexpr int64_t kRecheckNs = 1000000000;  // a pause after which a source may be a new flow
 constexpr int kRcvBuf = 1 << 21;            // bursts of a fast sender wait here, not dropped
+constexpr size_t kSegmentedMax = 65000;     // payload of one UDP_SEGMENT send (the IP length field's limit)
+constexpr size_t kSegmentsMax = 8;          // datagrams per UDP_SEGMENT send
 
 inline int64_t steadyNs()
 {
@@ -102,6 +104,7 @@ private:
     Flow* startFlow(Listener& l, const udp_detail::FlowKey& key, const sockaddr_storage& from, socklen_t len, std::string_view first,
                     int64_t now);
     void flushUp(Flow& f);
+    bool flushSegmented(Flow& f, size_t from, size_t n);
     /// False when `f` was not live (ended already).
     bool endFlow(Flow& f, EndReason reason);
     void bury(Flow& f);
@@ -122,6 +125,7 @@ private:
     mmsghdr in_[kBatch]{};
     sockaddr_storage from_[kBatch]{};
     mmsghdr out_[kBatch]{};
+    bool segmentation_ = true;  // UDP_SEGMENT works here (until a send says otherwise)
     int64_t lastSweepNs_ = 0;
     int64_t lastDropLogNs_ = 0;
 };
