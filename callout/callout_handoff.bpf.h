@@ -105,6 +105,22 @@ static __always_inline void callout_data_bytes(struct bpf_sock_ops *skops, struc
 	e->bytes_received = received;
 }
 
+/* A CLOSED event for socket `cookie`, zeroed and stamped; NULL (counted) when the ring is full. */
+static __always_inline struct callout_event *callout_closed_event(__u64 cookie)
+{
+	struct callout_event *e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
+
+	if (!e) {
+		callout_count(CALLOUT_STAT_EVENT_DROPS);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_boot_ns = bpf_ktime_get_boot_ns();
+	e->cookie = cookie;
+	e->verdict = CALLOUT_VERDICT_CLOSED;
+	return e;
+}
+
 /*
  * An application socket closed: its byte counts end the flow for the console. Redirected
  * sockets name their flow in their records; a direct one (no storage: callout_park asked for
@@ -121,15 +137,9 @@ static __always_inline void callout_closed(struct bpf_sock_ops *skops)
 	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
 	if (sk && !(sk->role & CALLOUT_ROLE_APP_REDIRECTED))
 		return;
-	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
-	if (!e) {
-		callout_count(CALLOUT_STAT_EVENT_DROPS);
+	e = callout_closed_event(bpf_get_socket_cookie(skops));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->time_boot_ns = bpf_ktime_get_boot_ns();
-	e->cookie = bpf_get_socket_cookie(skops);
-	e->verdict = CALLOUT_VERDICT_CLOSED;
 	e->state = skops->args[0];
 	if (sk) {
 		e->flow_id = sk->records.flow_id;

@@ -337,15 +337,9 @@ static __always_inline void callout_udp_released(struct bpf_sock *s)
 	if (!us)
 		return; /* no hook decided for it: no event named it */
 	sk = bpf_sk_storage_get(&callout_socks, s, 0, 0);
-	e = bpf_ringbuf_reserve(&callout_events, sizeof(*e), 0);
-	if (!e) {
-		callout_count(CALLOUT_STAT_EVENT_DROPS);
+	e = callout_closed_event(bpf_get_socket_cookie(s));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->time_boot_ns = bpf_ktime_get_boot_ns();
-	e->cookie = bpf_get_socket_cookie(s);
-	e->verdict = CALLOUT_VERDICT_CLOSED;
 	e->protocol = IPPROTO_UDP;
 	e->family = s->family;
 	e->flow_id = e->cookie;
