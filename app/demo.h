@@ -57,7 +57,6 @@ private:
     std::vector<int> children_;
     std::atomic<bool> stopping_{false};
     std::thread echo_;
-    std::thread dns_;
     int trafficPid_ = -1;
 };
 

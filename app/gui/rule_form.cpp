@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <netinet/in.h>
+
 #include <nlohmann/json.hpp>
 
 #include "rules_fields.h"
@@ -75,7 +77,14 @@ RuleForm::RuleForm(const engine::RuleSet& set, int editRow, QWidget* parent)
     action_->setObjectName("rule-action");
     action_->addItem(tr("redirect"), QStringLiteral("redirect"));
     action_->addItem(tr("bypass (go direct)"), QStringLiteral("bypass"));
+    action_->addItem(tr("block (refuse with EPERM)"), QStringLiteral("block"));
     form->addRow(tr("Action"), action_);
+    protocol_ = new QComboBox;
+    protocol_->setObjectName("rule-protocol");
+    protocol_->addItem(tr("TCP"), QStringLiteral("tcp"));
+    protocol_->addItem(tr("UDP"), QStringLiteral("udp"));
+    protocol_->addItem(tr("TCP and UDP"), QStringLiteral("any"));
+    form->addRow(tr("Protocol"), protocol_);
     redirector_ = new QComboBox;
     redirector_->setObjectName("rule-redirector");
     for (const engine::RedirectorSpec& r : set_.redirectors)
@@ -87,6 +96,7 @@ RuleForm::RuleForm(const engine::RuleSet& set, int editRow, QWidget* parent)
     uid_ = line("uid", tr("User"), tr("any; or a user name or uid"));
     cgroup_ = line("cgroup", tr("Cgroup"), tr("any; or a cgroup v2 path, e.g. /system.slice/x.service"));
     expires_ = line("expires", tr("Expires"), tr("never; or RFC 3339, e.g. 2026-12-01T18:00:00Z"));
+    idle_ = line("idle_timeout", tr("UDP idle timeout"), tr("60 s; or seconds without a datagram, 1-86400"));
     layout->addLayout(form);
     error_ = new QLabel;
     error_->setObjectName("ruleFormError");
@@ -109,14 +119,20 @@ RuleForm::RuleForm(const engine::RuleSet& set, int editRow, QWidget* parent)
         check();
     });
     connect(redirector_, &QComboBox::currentIndexChanged, this, &RuleForm::check);
+    connect(protocol_, &QComboBox::currentIndexChanged, this, [this] {
+        idle_->setEnabled(protocol_->currentData().toString() != QLatin1String("tcp"));
+        check();
+    });
     connect(enabled_, &QCheckBox::toggled, this, &RuleForm::check);
 
     if (editRow_ >= 0 && size_t(editRow_) < set_.rules.size()) {
         const engine::RuleSpec& r = set_.rules[size_t(editRow_)];
         id_->setText(qs(r.id));
         enabled_->setChecked(r.enabled);
-        action_->setCurrentIndex(r.action == engine::RuleAction::Bypass ? 1 : 0);
+        action_->setCurrentIndex(static_cast<int>(r.action));  // in RuleAction's order
         redirector_->setCurrentIndex(redirector_->findData(qs(r.redirector)));
+        setProtocol(r.protocol);
+        idle_->setText(r.idleTimeoutS ? QString::number(*r.idleTimeoutS) : QString());
         QStringList nets;
         for (const engine::Cidr& c : r.destination)
             nets << qs(c.str());
@@ -129,7 +145,13 @@ RuleForm::RuleForm(const engine::RuleSet& set, int editRow, QWidget* parent)
     } else {
         id_->setText(qs(freeId(set_, "rule")));
     }
+    idle_->setEnabled(protocol_->currentData().toString() != QLatin1String("tcp"));
     check();
+}
+
+void RuleForm::setProtocol(uint8_t protocol)
+{
+    protocol_->setCurrentIndex(protocol == IPPROTO_UDP ? 1 : protocol == 0 ? 2 : 0);
 }
 
 QLineEdit* RuleForm::field(const QString& key) const
@@ -146,6 +168,7 @@ void RuleForm::prefill(const engine::Flow& flow, engine::RuleAction action)
     ports_->setText(qs(port));
     process_->setText(qs(flow.comm));
     uid_->setText(!flow.user.empty() ? qs(flow.user) : QString::number(flow.uid));
+    setProtocol(flow.protocol);
     for (const engine::Hop& hop : flow.hops)  // its first redirector, by name
         if (hop.redirectorId != 0) {
             for (int i = 0; i < redirector_->count(); ++i) {
@@ -168,6 +191,9 @@ std::string RuleForm::ruleJson() const
     rule["action"] = action;
     if (action == "redirect")
         rule["redirector"] = redirector_->currentData().toString().toStdString();
+    const std::string protocol = protocol_->currentData().toString().toStdString();
+    if (protocol != "tcp")  // absent means tcp, as in files written before UDP
+        rule["protocol"] = protocol;
     if (!text(destination_).empty()) {
         nlohmann::json nets = nlohmann::json::array();
         for (const QString& part : destination_->text().split(QLatin1Char(','), Qt::SkipEmptyParts))
@@ -187,6 +213,12 @@ std::string RuleForm::ruleJson() const
         rule["cgroup"] = text(cgroup_);
     if (!text(expires_).empty())
         rule["expires"] = text(expires_);
+    if (idle_->isEnabled() && !text(idle_).empty()) {
+        // Not a number: passed as text, so the parser says what it wants.
+        bool number = false;
+        const uint seconds = idle_->text().trimmed().toUInt(&number);
+        rule["idle_timeout"] = number ? nlohmann::json(seconds) : nlohmann::json(text(idle_));
+    }
     return rule.dump();
 }
 

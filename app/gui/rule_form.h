@@ -35,9 +35,11 @@ public:
     QLineEdit* field(const QString& key) const;
     QComboBox* action() const { return action_; }
     QComboBox* redirector() const { return redirector_; }
+    QComboBox* protocol() const { return protocol_; }
 
 private:
     void check();
+    void setProtocol(uint8_t protocol);
 
     engine::RuleSet set_;
     int editRow_;
@@ -45,12 +47,14 @@ private:
     QCheckBox* enabled_ = nullptr;
     QComboBox* action_ = nullptr;
     QComboBox* redirector_ = nullptr;
+    QComboBox* protocol_ = nullptr;
     QLineEdit* destination_ = nullptr;
     QLineEdit* ports_ = nullptr;
     QLineEdit* process_ = nullptr;
     QLineEdit* uid_ = nullptr;
     QLineEdit* cgroup_ = nullptr;
     QLineEdit* expires_ = nullptr;
+    QLineEdit* idle_ = nullptr;
     QLabel* error_ = nullptr;
 };
 

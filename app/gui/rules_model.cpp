@@ -1,5 +1,7 @@
 #include "rules_model.h"
 
+#include <netinet/in.h>
+
 #include <QDateTime>
 #include <QStringList>
 
@@ -52,6 +54,8 @@ Qt::ItemFlags RulesModel::flags(const QModelIndex& index) const
 QString RulesModel::matchSummary(const engine::RuleSpec& rule) const
 {
     QStringList parts;
+    if (rule.protocol != IPPROTO_TCP)  // TCP goes unsaid, as in the rules file
+        parts << (rule.protocol == IPPROTO_UDP ? tr("udp") : tr("tcp+udp"));
     if (!rule.destination.empty()) {
         QStringList nets;
         for (const engine::Cidr& cidr : rule.destination)
@@ -71,6 +75,8 @@ QString RulesModel::matchSummary(const engine::RuleSpec& rule) const
         parts << (rule.user.empty() ? tr("uid %1").arg(*rule.uid) : tr("user %1").arg(qs(rule.user)));
     if (!rule.cgroup.empty())
         parts << tr("cgroup %1").arg(qs(rule.cgroup));
+    if (rule.idleTimeoutS)
+        parts << tr("idle %1 s").arg(*rule.idleTimeoutS);
     return parts.isEmpty() ? tr("any") : parts.join(QLatin1Char(' '));
 }
 
@@ -90,7 +96,10 @@ QVariant RulesModel::data(const QModelIndex& index, int role) const
     const bool rawRole = role == RawRole;
     switch (index.column()) {
     case Id: return qs(rule.id);
-    case Action: return rule.action == engine::RuleAction::Redirect ? tr("redirect") : tr("bypass");
+    case Action:
+        return rule.action == engine::RuleAction::Redirect ? tr("redirect")
+               : rule.action == engine::RuleAction::Block  ? tr("block")
+                                                          : tr("bypass");
     case Redirector: {
         if (rule.action != engine::RuleAction::Redirect)
             return QString();

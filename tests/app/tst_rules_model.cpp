@@ -4,6 +4,8 @@
 #include <QSignalSpy>
 #include <QTest>
 
+#include <netinet/in.h>
+
 #include "rules_model.h"
 
 using redirect::engine::RuleAction;
@@ -57,6 +59,7 @@ class TestRulesModel : public QObject {
     Q_OBJECT
 private slots:
     void columns();
+    void udpAndBlockRules();
     void toggle_data();
     void toggle();
     void move_data();
@@ -84,6 +87,32 @@ void TestRulesModel::columns()
     QCOMPARE(model.index(1, RulesModel::Id).data(Qt::CheckStateRole).value<Qt::CheckState>(), Qt::Unchecked);
     QVERIFY(model.flags(model.index(0, RulesModel::Id)) & Qt::ItemIsUserCheckable);
     QVERIFY(!(model.flags(model.index(0, RulesModel::Match)) & Qt::ItemIsUserCheckable));
+}
+
+void TestRulesModel::udpAndBlockRules()
+{
+    RuleSet set = makeRules();
+    RuleSpec noQuic;
+    noQuic.id = "no-quic";
+    noQuic.action = RuleAction::Block;
+    noQuic.redirector.clear();
+    noQuic.protocol = IPPROTO_UDP;
+    noQuic.ports = {{443, 443}};
+    RuleSpec dns;
+    dns.id = "dns";
+    dns.redirector = "dlp";
+    dns.protocol = 0;  // any
+    dns.ports = {{53, 53}};
+    dns.idleTimeoutS = 30;
+    set.rules = {noQuic, dns};
+    RulesModel model;
+    model.setRules(set);
+    const auto text = [&](int row, int column) { return model.index(row, column).data().toString(); };
+    QCOMPARE(text(0, RulesModel::Action), QStringLiteral("block"));
+    QCOMPARE(text(0, RulesModel::Redirector), QString());
+    QCOMPARE(text(0, RulesModel::Match), QStringLiteral("udp ports 443"));
+    QCOMPARE(text(1, RulesModel::Action), QStringLiteral("redirect"));
+    QCOMPARE(text(1, RulesModel::Match), QStringLiteral("tcp+udp ports 53 idle 30 s"));
 }
 
 void TestRulesModel::toggle_data()
