@@ -3,9 +3,9 @@
 // and records of each new source, an upstream socket per source with the records SET before its
 // first datagram and connected to the original destination, replies relayed back to the source.
 //   udp_test_proxy [--port P] [--skip-set]
-// Prints "PORT <udp port> FD <descriptor>" once listening: the host that loaded the callout marks
-// that socket as this redirector's (pidfd_getfd + Callout::markListener), as it verifies the
-// listeners of external TCP proxies. On SIGTERM/SIGINT prints one line per flow and exits 0:
+// Prints "PORT <udp port> FD <descriptor>" once listening: an engine whose external redirector
+// names that endpoint finds the socket, checks who holds it and marks it (as it verifies external
+// TCP listeners). On SIGTERM/SIGINT prints one line per flow and exits 0:
 //   FLOW source=A flow=ID hops=ID:STATE,ID:STATE up=N down=N bytes_up=N bytes_down=N
 // A source it cannot learn (ENOENT: not redirected here) is dropped and counted on stderr.
 // Its sockets get 4 MiB buffers (root may exceed rmem_max): a test's loss is then not its own.
