@@ -1,7 +1,6 @@
 // The JSON report read back (engine/report_read.h, the console's "Open report…"): what the engine's
 // writer wrote comes back equal, and every kind of bad file gives an error that says what is wrong.
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include <netinet/in.h>
@@ -103,8 +102,11 @@ void TestReportRead::olderReportWithoutHopRules()
 void TestReportRead::olderReportWithoutUdpFields()
 {
     const std::string text = jsonReport(sampleFlows());
-    std::string old = std::regex_replace(text, std::regex(R"re("datagrams_(up|down)":[0-9]+,)re"), "");
-    old = std::regex_replace(old, std::regex(R"re("protocol":"(tcp|udp)",)re"), "");
+    // Each `"key":value,` taken out (no std::regex: g++ 12 warns inside it under the sanitizers).
+    std::string old = text;
+    for (const std::string key : {"\"datagrams_up\":", "\"datagrams_down\":", "\"protocol\":"})
+        for (size_t at; (at = old.find(key)) != std::string::npos;)
+            old.erase(at, old.find(',', at) + 1 - at);
     QVERIFY(old.find("datagrams") == std::string::npos && old.find("protocol") == std::string::npos);
     QVERIFY(old.size() < text.size());
     const ReportReadResult r = readJsonReport(old);
