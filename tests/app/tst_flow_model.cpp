@@ -404,7 +404,11 @@ void TestFlowModel::udpColumns()
     udp.hops[0].datagramsDown = 9;
     Flow quiet = makeFlow(2, true);
     quiet.protocol = IPPROTO_UDP;
-    model.applyBatch({udp, makeFlow(3, true), quiet});
+    Flow direct = makeFlow(4, true);  // no relay of ours: nothing counted its datagrams
+    direct.protocol = IPPROTO_UDP;
+    direct.verdict = "direct";
+    direct.hops.clear();
+    model.applyBatch({udp, makeFlow(3, true), quiet, direct});
     const auto cell = [&](int row, int column, int role = Qt::DisplayRole) { return model.index(row, column).data(role); };
 
     QCOMPARE(model.headerData(FlowModel::Protocol, Qt::Horizontal).toString(), QStringLiteral("Proto"));
@@ -417,9 +421,14 @@ void TestFlowModel::udpColumns()
     QCOMPARE(cell(1, FlowModel::Datagrams).toString(), QString());
     QVERIFY(!cell(1, FlowModel::Datagrams, Qt::ToolTipRole).isValid());
     QCOMPARE(cell(2, FlowModel::Datagrams).toString(), QStringLiteral("0 / 0"));
+    QCOMPARE(cell(3, FlowModel::Protocol).toString(), QStringLiteral("udp"));
+    QCOMPARE(cell(3, FlowModel::Datagrams).toString(), QString());
+    QVERIFY(cell(3, FlowModel::Datagrams, Qt::ToolTipRole).toString().contains(QStringLiteral("not counted")));
 
     proxy.sort(FlowModel::Datagrams, Qt::AscendingOrder);
-    QCOMPARE(idsOf(proxy), (std::vector<uint64_t>{3, 2, 1}));
+    const std::vector<uint64_t> sorted = idsOf(proxy);
+    QVERIFY(sorted.size() >= 3);  // the direct flow shows only with direct connections shown
+    QCOMPARE(std::vector<uint64_t>(sorted.end() - 2, sorted.end()), (std::vector<uint64_t>{2, 1}));  // uncounted first
 
     // The row keeps them for the details pane (the summary, when the full flow left the cache).
     const std::optional<Flow> summary = model.flowSummary(0);
