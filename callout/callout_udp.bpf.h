@@ -38,7 +38,11 @@
  * alone (and the application tells replies apart by theirs), so a second destination that a
  * rule would redirect while the socket's flow is live goes direct, reported as BUSY. A flow ends
  * after its rule's idle timeout (the socket's sends and the redirector's receipts keep it alive)
- * or when its socket closes; the next datagram after that is classified as a new flow.
+ * or when its socket closes (sock_release sends CLOSED); an unconnected socket's next datagram
+ * after that is classified as a new flow. A connected socket's sends run no hook: its next flow
+ * starts at the redirector's receipt, once the redirector has ended the old one
+ * (redirect_udp_flow_end deletes the hand-off entry), so that a datagram the redirector reads
+ * late still counts in the flow it was sent in.
  */
 #ifndef REDIRECT_CALLOUT_UDP_BPF_H
 #define REDIRECT_CALLOUT_UDP_BPF_H
