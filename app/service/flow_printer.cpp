@@ -4,6 +4,7 @@
 #include <cstring>
 #include <ctime>
 
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -124,7 +125,9 @@ std::string FlowPrinter::headerLine()
 
 std::string FlowPrinter::flowLine(const engine::Flow& f)
 {
-    return row(localClock(f.endNs), processText(f), chainText(f), "-> " + (f.host.empty() ? f.destination : f.host),
+    // UDP says so where the destination is read ("-> udp example.org"); TCP, most lines, does not.
+    const std::string to = (f.protocol == IPPROTO_UDP ? "udp " : "") + (f.host.empty() ? f.destination : f.host);
+    return row(localClock(f.endNs), processText(f), chainText(f), "-> " + to,
                engine::endReasonName(f.reason), engine::formatBytes(f.bytesUp), engine::formatBytes(f.bytesDown));
 }
 

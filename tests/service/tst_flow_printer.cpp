@@ -1,7 +1,9 @@
 // The headless flow line for people: columns that stay aligned and within 120 characters whatever
 // the names, cut with an ellipsis (never inside a UTF-8 character, never the pid), the destination
-// by host when the peek saw one. The lines on a real terminal: tst_headless_terminal.
+// by host when the peek saw one, "udp" before a UDP flow's. The lines on a real terminal:
+// tst_headless_terminal.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <QtTest>
@@ -65,6 +67,13 @@ private slots:
         QVERIFY(!text.contains(QChar(0x2026)));
         // No redirector took it: "direct".
         QVERIFY(QString::fromStdString(FlowPrinter::flowLine(ended("curl", {}, "10.0.0.1:443"))).contains(" direct "));
+        // A UDP flow says so before its destination (here its DNS query name); TCP's line does not.
+        Flow dns = ended("dig", {hop(1, "A")}, "10.0.0.53:53", "example.org");
+        dns.protocol = IPPROTO_UDP;
+        const std::string udpLine = FlowPrinter::flowLine(dns);
+        QVERIFY2(udpLine.find(" -> udp example.org ") != std::string::npos, udpLine.c_str());
+        QCOMPARE(columns(udpLine), columns(FlowPrinter::headerLine()));
+        QVERIFY(line.find("udp") == std::string::npos);
     }
 
     void longFieldsCutWithEllipsis()
