@@ -251,7 +251,6 @@ EngineStats Engine::stats() const
     s.callout = callout_->stats();
     s.queueDrops = updates_.drops();
     s.openConnections = relay_->openConnections();
-    s.openUdpFlows = udpRelay_->openFlows();
     s.udpDropped = udpRelay_->dropped();
     std::lock_guard lock(tableMutex_);
     s.flows = table_->size();

@@ -77,7 +77,6 @@ struct EngineStats {
     size_t flows = 0;
     size_t openFlows = 0;
     uint64_t openConnections = 0;   ///< relay connections open now
-    uint64_t openUdpFlows = 0;      ///< UDP relay flows open now
     uint64_t udpDropped = 0;        ///< datagrams the UDP relay dropped (no flow for the source, upstream refused)
 };
 
@@ -124,7 +123,7 @@ private:
     void logRecordsMissing();
     RedirectorStatus statusFor(const RedirectorSpec& spec, uint32_t slot);
     void verifyExternal(Running& running);
-    void markExternal(Running& running, const ListenerSocket& socket);
+    void markExternal(Running& running, const ListenerSocket& socket, const std::string& scope);
     std::string externalScope() const;
     void verifyExternals();
     callout_redirector calloutEntry(const Running& running) const;

@@ -45,9 +45,9 @@ std::string refusal(const ListenerSocket& l, const RedirectorSpec& spec, const s
 
 }  // namespace
 
-void Engine::markExternal(Running& r, const ListenerSocket& l)
+void Engine::markExternal(Running& r, const ListenerSocket& l, const std::string& scope)
 {
-    std::string why = refusal(l, r.spec, externalScope());
+    std::string why = refusal(l, r.spec, scope);
     if (why.empty()) {
         // Mark the very socket we checked: a descriptor number reused since the scan names
         // another inode, and is refused.
@@ -83,6 +83,7 @@ std::string Engine::externalScope() const
 void Engine::verifyExternal(Running& r)
 {
     const RedirectorSpec& spec = r.spec;
+    const std::string scope = externalScope();  // once a round: a path resolution
     std::vector<std::string> texts;
     std::set<unsigned long> seen;
     bool available = false;
@@ -115,7 +116,7 @@ void Engine::verifyExternal(Running& r)
             for (const ListenerSocket& l : listeners) {
                 seen.insert(l.inode);
                 if (!r.marked.count(l.inode) && !r.refused.count(l.inode))
-                    markExternal(r, l);
+                    markExternal(r, l, scope);
             }
             // The kernel answers a connect with the most specific listener: that one decides.
             const ListenerSocket& first = listeners.front();

@@ -142,18 +142,26 @@ void UdpRelay::Loop::handle(Command& command)
 
 void UdpRelay::Loop::closed(const std::vector<uint64_t>& flowIds)
 {
-    for (uint64_t id : flowIds) {
-        auto it = byId_.find(id);
-        if (it == byId_.end())
-            continue;  // ended already (idle), or never ours
-        // What the application sent before it closed waits in the redirector's socket: relay
-        // it first (its source no longer resolves to a flow once this one is gone).
-        readListener(*it->second->listener);
-        it = byId_.find(id);
-        if (it != byId_.end())
-            endFlow(*it->second, EndReason::Closed);
-    }
+    std::vector<Flow*> ending;
+    for (uint64_t id : flowIds)
+        if (auto it = byId_.find(id); it != byId_.end())  // else ended already (idle), or never ours
+            ending.push_back(it->second);
+    // What the applications sent before they closed waits in the redirectors' sockets: relay it
+    // first (a source no longer resolves to a flow once its flow is gone).
+    readListenersOf(ending);
+    for (Flow* f : ending)
+        endFlow(*f, EndReason::Closed);  // a no-op for one that reading ended
     graveyard_.clear();
+}
+
+void UdpRelay::Loop::readListenersOf(const std::vector<Flow*>& flows)
+{
+    std::vector<Listener*> listeners;
+    for (Flow* f : flows)
+        if (std::find(listeners.begin(), listeners.end(), f->listener) == listeners.end())
+            listeners.push_back(f->listener);
+    for (Listener* l : listeners)
+        readListener(*l);
 }
 
 void UdpRelay::Loop::endAll(EndReason reason)
@@ -478,13 +486,7 @@ void UdpRelay::Loop::sweep(int64_t now)
             idle.push_back(f.get());
     if (idle.empty())
         return;
-    // A datagram waiting in a redirector's socket is activity not counted yet: read first.
-    std::vector<Listener*> listeners;
-    for (Flow* f : idle)
-        if (std::find(listeners.begin(), listeners.end(), f->listener) == listeners.end())
-            listeners.push_back(f->listener);
-    for (Listener* l : listeners)
-        readListener(*l);
+    readListenersOf(idle);  // a datagram waiting in a redirector's socket is activity not counted yet
     now = steadyNs();
     for (Flow* f : idle) {
         if (now - f->lastActiveNs < f->idleNs || !endFlow(*f, EndReason::Idle))

@@ -98,6 +98,7 @@ public:
 
 private:
     void closed(const std::vector<uint64_t>& flowIds);
+    void readListenersOf(const std::vector<Flow*>& flows);
     void readListener(Listener& l);
     void readUpstream(Flow& f);
     Flow* flowFor(Listener& l, const sockaddr_storage& from, socklen_t len, std::string_view first, int64_t now);
