@@ -22,7 +22,11 @@
 # direct and through one redirector (a udp-only rule: iperf3's control connection to the same port
 # goes direct), datagrams/s the server received and the ratio per run; then each run sends at half
 # the rate the redirector reached and prints the loss, through it and direct at that same rate.
-# --udp-only runs the UDP cases alone.
+# A socat UDP relay is the user-space baseline. For each relay, and for the receiving iperf3
+# server, the CPU time (utime + stime) per datagram received: it moves far less with the
+# machine's load than the rates do, and says what a relay costs per datagram.
+# Then once, the callout's per-sendto() cost on unconnected UDP sockets no rule matches
+# (bench_sendmsg). --udp-only runs the UDP cases alone.
 set -euo pipefail
 if [ "${1:-}" = --udp-only ]; then
   export REDIRECT_BENCH_UDP_ONLY=1
@@ -50,7 +54,7 @@ UDP_LEN=1200           # iperf3 -u datagram payload, bytes
 
 if [ -z "${REDIRECT_BENCH_INNER:-}" ]; then
   if [ -n "$udp_only" ] && [ -d "$top/build" ]; then
-    cmake --build "$top/build" --target redirect-console redirect-consoled >/dev/null  # all the UDP cases run
+    cmake --build "$top/build" --target redirect-console redirect-consoled bench_sendmsg >/dev/null  # all the UDP cases run
   else
     "$top/scripts/build.sh" >/dev/null
   fi
@@ -95,6 +99,8 @@ listening() {  # port... -> waits up to 10 s until each port has a listener
 
 IPERF=5201 HTTP=8000 HOLD=9000
 iperf3 -s -p $IPERF > /dev/null 2>&1 & pids+=($!)
+iperf_server=$!
+HZ=$(getconf CLK_TCK)
 if [ -z "$udp_only" ]; then
   "$bin/bench_server" $HTTP http > "$work/http.out" & pids+=($!)
   "$bin/bench_server" $HOLD hold > "$work/hold.out" & pids+=($!)
@@ -178,29 +184,49 @@ measure() {  # run case iperf-port http-port with-latency; failures' reasons go 
     "$work/results.tsv" >&2
   awk -v p="run $r, $c: " '{print p $0}' "$err" | tee -a "$work/notes" >&2
 }
-udp_rate() {  # port bitrate (0: unpaced) -> "datagrams/s lost%" as the server received them
+udp_rate() {  # port bitrate (0: unpaced) -> "datagrams/s lost% datagrams" as the server received them
   # (before iperf3 3.12 "sum" is the receiver's)
   iperf -p "$1" -u -l $UDP_LEN -b "$2" | iperf_value "-u -b $2" \
-    '"%.0f %.3f" % (lambda s: ((s["packets"] - s["lost_packets"]) / s["seconds"], s["lost_percent"]))(e.get("sum_received", e["sum"]))'
+    '"%.0f %.3f %d" % (lambda s, n: (n / s["seconds"], s["lost_percent"], n))(e.get("sum_received", e["sum"]), e.get("sum_received", e["sum"])["packets"] - e.get("sum_received", e["sum"])["lost_packets"])'
 }
-measure_udp() {  # run case: datagrams/s unpaced; through the redirector also the loss at half that
-  local r=$1 c=$2 out err=$work/err half
+tree_ticks() {  # pid -> CPU clock ticks (user + system) of it and its children, live or reaped
+  local p t c
+  t=$(awk '{print $16 + $17}' "/proc/$1/stat" 2>/dev/null) || t=0
+  for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    c=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || c=0
+    t=$(( t + ${c:-0} ))
+  done
+  echo "$t"
+}
+cpu_us() {  # ticks-before ticks-after datagrams -> CPU microseconds per datagram
+  python3 -c "import sys; n = $3; print('%.2f' % (($2 - $1) / $HZ * 1e6 / n) if n else '')"
+}
+measure_udp() {  # run case port relay-pid: datagrams/s unpaced and the CPU each took, the relay's
+  # (its process and children) and the receiving iperf3 server's; through our redirector also the
+  # loss at half that rate, through it and direct
+  local r=$1 c=$2 port=$3 relay=${4:-} out err=$work/err half r0=0 r1=0 s0 s1
   : > "$err"
-  out=$(udp_rate $IPERF 0 2>> "$err")
-  record "$r" "$c" udp_dps "${out% *}"
-  if [ "$c" != "udp direct" ]; then
+  s0=$(tree_ticks "$iperf_server"); [ -n "$relay" ] && r0=$(tree_ticks "$relay")
+  out=$(udp_rate "$port" 0 2>> "$err")
+  s1=$(tree_ticks "$iperf_server"); [ -n "$relay" ] && r1=$(tree_ticks "$relay")
+  record "$r" "$c" udp_dps "$(cut -d' ' -f1 <<< "$out")"
+  if [ -n "$out" ]; then
+    record "$r" "$c" udp_server_us "$(cpu_us "$s0" "$s1" "${out##* }")"
+    [ -n "$relay" ] && record "$r" "$c" udp_relay_us "$(cpu_us "$r0" "$r1" "${out##* }")"
+  fi
+  if [ "$c" = "udp 1 redirector" ]; then
     half=
     if [ -n "$out" ]; then
-      half=$(( ${out% *} * UDP_LEN * 8 / 2 ))
-      record "$r" "$c" udp_half_dps "$(( ${out% *} / 2 ))"
-      out=$(udp_rate $IPERF "$half" 2>> "$err")
-      record "$r" "$c" udp_loss "${out#* }"
+      half=$(( ${out%% *} * UDP_LEN * 8 / 2 ))
+      record "$r" "$c" udp_half_dps "$(( ${out%% *} / 2 ))"
+      out=$(udp_rate "$port" "$half" 2>> "$err")
+      record "$r" "$c" udp_loss "$(cut -d' ' -f2 <<< "$out")"
     fi
     console_stop
     if [ -n "$half" ]; then
       # The same rate without the redirector: the loss that is iperf3's own, not the relay's.
-      out=$(udp_rate $IPERF "$half" 2>> "$err")
-      record "$r" "udp direct" udp_loss "${out#* }"
+      out=$(udp_rate "$port" "$half" 2>> "$err")
+      record "$r" "udp direct" udp_loss "$(cut -d' ' -f2 <<< "$out")"
     fi
   fi
   awk -F '\t' -v r="$r" -v c="$c" '$1 == r && $2 == c {printf " %s=%s", $3, $4} END {print ""}' \
@@ -266,8 +292,15 @@ run_case() {  # run label
   local r=$1 c=$2 spec n extra
   case "$c" in
     direct) measure "$r" "$c" $IPERF $HTTP yes ;;
-    "udp direct") measure_udp "$r" "$c" ;;
-    "udp 1 redirector") console_start udp; measure_udp "$r" "$c" ;;  # measure_udp stops the service
+    "udp direct") measure_udp "$r" "$c" $IPERF ;;
+    "udp 1 redirector") console_start udp; measure_udp "$r" "$c" $IPERF "$console" ;;  # it stops the service
+    "udp socat")
+      # A user-space UDP relay to compare ours with: its child per peer relays (fork), and ends
+      # 2 s after its peer's last datagram; iperf3's control connection goes through a TCP socat.
+      socat TCP-LISTEN:35201,fork,reuseaddr TCP:127.0.0.1:$IPERF 2>> "$work/socat.log" & proxies+=($!)
+      socat -T 2 -b 65536 UDP4-LISTEN:35201,fork,reuseaddr UDP4:127.0.0.1:$IPERF 2>> "$work/socat.log" &
+      proxies+=($!)
+      listening 35201; measure_udp "$r" "$c" 35201 "$!"; proxies_stop ;;
     haproxy)
       haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & proxies+=($!)
       listening 15201 18000; measure "$r" "$c" 15201 18000 yes; proxies_stop ;;
@@ -293,7 +326,7 @@ for spec in "${engine_cases[@]}"; do
 done
 table+=("haproxy|0" "socat|0")
 [ -n "$udp_only" ] && { labels=(); table=(); }
-labels+=("udp direct" "udp 1 redirector")
+labels+=("udp direct" "udp 1 redirector" "udp socat")
 for r in $(seq 1 "$runs"); do
   for c in "${labels[@]}"; do
     printf 'run %s of %s, %s:' "$r" "$runs" "$c" >&2
@@ -363,10 +396,13 @@ print("\nRedirect Console benchmarks: loopback, %s s per case, %d runs interleav
 print("median [min-max] over runs; ratios taken per run against the same run's direct and haproxy")
 
 if vals[("udp 1 redirector", "udp_dps")] or vals[("udp direct", "udp_dps")]:
-    print("\n%-26s %-22s %s" % ("iperf3 -u, 1200 B, -b 0", "datagrams/s received", "vs direct"))
-    for case in ("udp direct", "udp 1 redirector"):
-        print("  %-24s %-22s %s" % (case, summary(list(vals[(case, "udp_dps")].values()), "%.0f"),
-                                    ratio(case, "udp direct", "udp_dps")))
+    print("\n%-26s %-22s %-16s %-20s %s" % ("iperf3 -u, 1200 B, -b 0", "datagrams/s received", "vs direct",
+                                            "relay CPU us/dgram", "receiver CPU us/dgram"))
+    for case in ("udp direct", "udp 1 redirector", "udp socat"):
+        print("  %-24s %-22s %-16s %-20s %s" % (
+            case, summary(list(vals[(case, "udp_dps")].values()), "%.0f"), ratio(case, "udp direct", "udp_dps"),
+            "-" if case == "udp direct" else summary(list(vals[(case, "udp_relay_us")].values()), "%.2f"),
+            summary(list(vals[(case, "udp_server_us")].values()), "%.2f")))
     print("  at half the redirector's rate (%s datagrams/s), loss %%: redirector %s, direct %s" % (
         summary(list(vals[("udp 1 redirector", "udp_half_dps")].values()), "%.0f"),
         summary(list(vals[("udp 1 redirector", "udp_loss")].values()), "%.3f"),
@@ -400,6 +436,7 @@ for case, hops in cases:
 EOF
 if [ -s "$work/notes" ]; then echo; echo "notes:"; cat "$work/notes"; fi
 if [ -n "$udp_only" ]; then
+  echo; "$bin/bench_sendmsg" 20000 5
   printf '\nwhole run: %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
   exit 0
 fi
@@ -409,6 +446,7 @@ printf '\nservice RSS (redirect-consoled): %.1f MiB idle, %.1f MiB with %d concu
 cat "$work/stream.out"
 echo
 "$bin/bench_connect" 20000 3
+echo; "$bin/bench_sendmsg" 20000 5
 "$bin/bench_history" "$secs" "$work/bench-history"
 QT_QPA_PLATFORM=offscreen "$bin/bench_flow_model" "$secs"
 printf '\nwhole run: %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
