@@ -3,12 +3,15 @@
 // GUI, the headless JSON lines and every report.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <netinet/in.h>
 
 namespace redirect::engine {
 
@@ -76,6 +79,12 @@ struct Flow {
     std::string chainText() const;
     /// Sent to its destination without a redirector (a bypass rule, no rule, or passed over).
     bool direct() const { return hops.empty() && verdict != "redirect"; }
+    /// A UDP flow that a relay of ours carried, so its datagrams were counted; a TCP flow, a
+    /// direct or blocked one, or one only external proxies carried has no count (not 0).
+    bool datagramsCounted() const
+    {
+        return protocol == IPPROTO_UDP && std::any_of(hops.begin(), hops.end(), [](const Hop& h) { return h.redirectorId && !h.external; });
+    }
     /// Why it went where it went, in a few words: "2 hops", "2 hops, records missing at B",
     /// "direct, no rule", "bypass".
     std::string routeText() const;

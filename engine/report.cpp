@@ -305,10 +305,11 @@ void fillRow(const Flow& flow, Row& row)
     row[18] = decimalString(flow.bytesDown);
     row[19] = endReasonName(flow.reason);
     row[20] = protocolName(flow.protocol);
-    // Empty for TCP, as duration_ms for an open flow: a TCP flow has no datagram count, not 0.
-    const bool udp = flow.protocol == IPPROTO_UDP;
-    row[21] = udp ? decimalString(flow.datagramsUp) : std::string();
-    row[22] = udp ? decimalString(flow.datagramsDown) : std::string();
+    // Empty where nothing counted them (TCP, direct or blocked UDP), as duration_ms for an open
+    // flow: no count, not 0.
+    const bool counted = flow.datagramsCounted();
+    row[21] = counted ? decimalString(flow.datagramsUp) : std::string();
+    row[22] = counted ? decimalString(flow.datagramsDown) : std::string();
 }
 
 }  // namespace report_detail

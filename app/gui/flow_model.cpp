@@ -28,8 +28,9 @@ QString qs(const std::string& text) { return QString::fromUtf8(text.data(), stat
 
 QString bytesText(uint64_t bytes) { return qs(engine::formatBytes(bytes)); }
 
-// A UDP flow's datagrams are counted by a relay of ours; a direct or blocked one, or one only
-// external proxies carried, has no count (shown empty, like TCP's, never as 0).
+// engine::Flow::datagramsCounted() for a row (the reports' rule): a UDP flow's datagrams are
+// counted by a relay of ours; a direct or blocked one, or one only external proxies carried, has no
+// count (shown empty, like TCP's, never as 0).
 bool datagramsCounted(const FlowRow& row)
 {
     return row.protocol == IPPROTO_UDP &&

@@ -113,6 +113,7 @@ private slots:
     void initTestCase();
     void flowJsonSchema();
     void csvReadBackByPython();
+    void csvDatagramsOnlyWhereCounted();
     void jsonReadBackByNlohmannAndPython();
     void htmlInChromium();
     void htmlSortScriptRuns();
@@ -278,6 +279,39 @@ void TestReport::csvReadBackByPython()
     QCOMPARE(rows[3].at(6).get<std::string>(), std::string("'@at"));
     QCOMPARE(rows[4].at(9).get<std::string>(), std::string("'\tTabbed \"q\" host"));
     QCOMPARE(rows[1].at(7).get<std::string>(), std::string("evil,\"comm\"\r\nx"));
+}
+
+// A UDP flow's datagram cells hold a count only where a relay of ours counted: 0 is a count (a
+// relayed flow that carried nothing yet), empty is none (direct, blocked, external proxies only).
+void TestReport::csvDatagramsOnlyWhereCounted()
+{
+    auto hop = [](uint32_t id, const char* name, bool external) {
+        Hop h;
+        h.redirectorId = id, h.redirector = name, h.external = external;
+        return h;
+    };
+    std::vector<Flow> flows(4);
+    for (size_t i = 0; i < flows.size(); ++i) {
+        flows[i].flowId = i + 1, flows[i].startNs = kT0, flows[i].protocol = IPPROTO_UDP;
+        flows[i].destination = "10.0.0.53:53", flows[i].reason = EndReason::Idle;
+    }
+    flows[0].verdict = "redirect", flows[0].hops = {hop(1, "DNS inspector", false), hop(0, "", false)};
+    flows[1].verdict = "direct";
+    flows[2].verdict = "block", flows[2].rule = "no-quic";
+    flows[3].verdict = "redirect", flows[3].hops = {hop(7, "vendor proxy", true), hop(0, "", false)};
+    const QString path = dir_.filePath("udp.csv");
+    QVERIFY(writeFile(path, ReportFormat::Csv, flows));
+    QString why;
+    std::optional<json> parsed = readWithPython("csv", path, &why);
+    QVERIFY2(parsed, qPrintable(why));
+    const json& rows = (*parsed)["rows"];
+    QCOMPARE(rows.size(), size_t(4));
+    const std::pair<const char*, const char*> expected[] = {{"0", "0"}, {"", ""}, {"", ""}, {"", ""}};
+    for (size_t n = 0; n < rows.size(); ++n) {
+        QCOMPARE(rows[n].at(20).get<std::string>(), std::string("udp"));
+        QCOMPARE(rows[n].at(21).get<std::string>(), std::string(expected[n].first));
+        QCOMPARE(rows[n].at(22).get<std::string>(), std::string(expected[n].second));
+    }
 }
 
 void TestReport::jsonReadBackByNlohmannAndPython()
