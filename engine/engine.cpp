@@ -103,6 +103,7 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)), updates_(o
     udpOptions.netnsFd = options_.netnsFd;
     udpOptions.peek = options_.peek;
     udpOptions.markListener = relayOptions.markListener;
+    udpOptions.maxFlows = options_.udpMaxFlows;
     udpRelay_ = std::make_unique<UdpRelay>(udpOptions, hopSink);
     callout_->setStallDeadline(uint64_t(std::max(options_.stallDeadlineMs, 0)) * 1000000u);
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

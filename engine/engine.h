@@ -42,6 +42,8 @@ struct EngineOptions {
     int stallDeadlineMs = 1000;
     /// How often external redirectors' endpoints are checked for a change of listener.
     int verifyIntervalMs = 500;
+    /// The most UDP flows relayed at once (UdpRelayOptions::maxFlows; 0: from the descriptor limit).
+    size_t udpMaxFlows = 0;
 };
 
 struct RedirectorStatus {

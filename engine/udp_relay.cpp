@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +31,9 @@ using namespace udp_detail;
 UdpRelay::UdpRelay(UdpRelayOptions options, Relay::HopSink sink)
     : options_(std::move(options)), sink_(std::move(sink)), loop_(std::make_unique<Loop>(*this))
 {
+    maxFlows_ = options_.maxFlows;
+    if (rlimit lim{}; !maxFlows_ && ::getrlimit(RLIMIT_NOFILE, &lim) == 0)
+        maxFlows_ = std::max<size_t>(1024, size_t(std::min<rlim_t>(lim.rlim_cur, 1u << 30) / 4));
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_ < 0)
         throw std::runtime_error(std::string("udp relay eventfd: ") + std::strerror(errno));

@@ -24,6 +24,11 @@ struct UdpRelayOptions {
     /// Called for each new UDP socket of a redirector before it can receive anything (the engine
     /// marks it for the callout, whose recvmsg hook then publishes each datagram's flow).
     std::function<void(int fd, uint32_t redirectorId)> markListener;
+    /// The most flows open at once (each holds an upstream socket). A datagram that would start
+    /// one more is dropped (counted, logged): sockets are cheap for any local user to make, and
+    /// without a bound they could spend every descriptor the engine has, TCP's included.
+    /// 0: a quarter of the descriptor limit (RLIMIT_NOFILE) when the relay starts, at least 1,024.
+    size_t maxFlows = 0;
 };
 
 /**
@@ -66,6 +71,8 @@ public:
     uint64_t openFlows() const { return openFlows_.load(std::memory_order_relaxed); }
     /// Datagrams dropped: no flow known for their source, or an upstream that refused them.
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+    /// The most flows open at once (UdpRelayOptions::maxFlows, resolved).
+    size_t maxFlows() const { return maxFlows_; }
     /// End every flow (reason closed), close every socket, join the thread.
     void stop();
 
@@ -93,6 +100,7 @@ private:
     std::atomic<int64_t> lastLoop_{0};
     std::atomic<uint64_t> openFlows_{0};
     std::atomic<uint64_t> dropped_{0};
+    size_t maxFlows_ = 0;
     std::atomic<bool> stopping_{false};
     int wake_ = -1;
     std::thread thread_;

@@ -264,6 +264,11 @@ UdpRelay::Flow* UdpRelay::Loop::flowFor(Listener& l, const sockaddr_storage& fro
 UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, const FlowKey& key, const sockaddr_storage& from, socklen_t len,
                                             std::string_view first, int64_t now)
 {
+    if (relay_.openFlows_.load(std::memory_order_relaxed) >= relay_.maxFlows_) {
+        dropped(("at the limit of " + std::to_string(relay_.maxFlows_) + " open UDP flows" +
+                 (relay_.options_.maxFlows ? "" : " (a quarter of RLIMIT_NOFILE)")).c_str(), 0);
+        return nullptr;
+    }
     auto f = std::make_unique<Flow>();
     HopReport& hop = f->hop;
     const int fd = l.fd.fd();

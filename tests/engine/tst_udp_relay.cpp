@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -37,8 +38,16 @@ struct Fd {
         if (fd >= 0)
             ::close(fd);
     }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
+    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    Fd& operator=(Fd&& o) noexcept
+    {
+        if (this != &o) {
+            if (fd >= 0)
+                ::close(fd);
+            fd = std::exchange(o.fd, -1);
+        }
+        return *this;
+    }
 };
 
 int boundUdp(uint16_t* port)
@@ -134,9 +143,10 @@ std::string udpRules(uint16_t port, int idleS)
 // An engine whose one redirector takes UDP to `port`, flows idle after a second; null on failure.
 // Without the stall deadline: on a loaded machine a heartbeat late by half a second sends a
 // datagram direct (fail-open, tested elsewhere), and this file tests the relay.
-std::unique_ptr<engine::Engine> engineWith(const std::string& rules)
+std::unique_ptr<engine::Engine> engineWith(const std::string& rules, size_t udpMaxFlows = 0)
 {
     engine::EngineOptions o;
+    o.udpMaxFlows = udpMaxFlows;
     o.cgroup = sandbox().cgroup();
     o.instance = instanceName();
     o.workers = 1;
@@ -259,6 +269,7 @@ private slots:
     void idleFlowEndsAndNextIsNew();
     void closedSocketEndsItsFlow();
     void blockUdpWhileTcpIsRedirected();
+    void flowLimitDropsThenFrees();
     void malformedQueryRelayedWithoutName();
     void dnsPeek_data();
     void dnsPeek();
@@ -479,6 +490,58 @@ void TestUdpRelay::blockUdpWhileTcpIsRedirected()
     QVERIFY(hop);
     QCOMPARE(hop->bytesUp, uint64_t(100000));
     QCOMPARE(hop->bytesDown, uint64_t(100000));
+}
+
+// A local user's sockets are cheap: past the relay's flow limit a new source's datagrams are
+// dropped (counted), the open flows go on, and a flow that ends makes room for the next.
+void TestUdpRelay::flowLimitDropsThenFrees()
+{
+    constexpr size_t kLimit = 4;
+    UdpServer server(0, echo);
+    QVERIFY(server.ok());
+    auto eng = engineWith(udpRules(server.port(), 3600), kLimit);  // only closes end flows here
+    QVERIFY(eng);
+
+    std::vector<Fd> apps;
+    for (size_t i = 0; i < kLimit + 2; ++i)
+        apps.emplace_back(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    for (size_t i = 0; i < kLimit; ++i) {
+        QCOMPARE(sendTo(apps[i].fd, server.port(), "in " + std::to_string(i)), 0);
+        QCOMPARE(receive(apps[i].fd).data, "in " + std::to_string(i));
+    }
+    // Over the limit: sent (the callout redirected them), dropped by the relay, never echoed.
+    for (size_t i = kLimit; i < apps.size(); ++i)
+        QCOMPARE(sendTo(apps[i].fd, server.port(), "over"), 0);
+    for (size_t i = kLimit; i < apps.size(); ++i)
+        QVERIFY(!receive(apps[i].fd, 1000).ok);
+    QVERIFY(eng->stats().udpDropped >= 2);
+    // The open flows go on.
+    QCOMPARE(sendTo(apps[0].fd, server.port(), "still"), 0);
+    QCOMPARE(receive(apps[0].fd).data, std::string("still"));
+
+    // Two flows end (their sockets close): the next source gets through, once the relay heard.
+    apps[0] = Fd(-1);
+    apps[1] = Fd(-1);
+    bool through = false;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         !through && std::chrono::steady_clock::now() < deadline;) {
+        QCOMPARE(sendTo(apps[kLimit].fd, server.port(), "after"), 0);
+        through = receive(apps[kLimit].fd, 200).data == "after";
+    }
+    QVERIFY(through);
+
+    // Every flow ends with a reason when its socket closes, the dropped one's too.
+    apps.clear();
+    auto flows = waitFlows(*eng, dest(server.port()), [](auto& f) { return allEnded(f, kLimit + 2); });
+    QVERIFY2(flows.size() == kLimit + 2, describe(flows).c_str());
+    size_t relayed = 0;
+    for (const engine::Flow& f : flows) {
+        QCOMPARE(std::string(engine::endReasonName(f.reason)), std::string("closed"));
+        const engine::Hop* hop = ourHop(f);  // from the callout's event, relayed or not
+        QVERIFY(hop);
+        relayed += hop->datagramsUp > 0;
+    }
+    QCOMPARE(relayed, kLimit + 1);  // the last source's datagram never reached the destination
 }
 
 void TestUdpRelay::malformedQueryRelayedWithoutName()
