@@ -71,8 +71,6 @@ public:
     uint64_t openFlows() const { return openFlows_.load(std::memory_order_relaxed); }
     /// Datagrams dropped: no flow known for their source, or an upstream that refused them.
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-    /// The most flows open at once (UdpRelayOptions::maxFlows, resolved).
-    size_t maxFlows() const { return maxFlows_; }
     /// End every flow (reason closed), close every socket, join the thread.
     void stop();
 

@@ -74,7 +74,8 @@ proxies=()  # the current case's haproxy or socat, the memory case's holder
 console=
 cleanup() {
   # The service too (a run that failed half-way): wait would otherwise wait for it for ever.
-  for p in "${pids[@]}" "${proxies[@]}" $console; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" $console; do kill "$p" 2>/dev/null || true; done
+  [ ${#proxies[@]} -gt 0 ] && kill_tree "${proxies[@]}"
   wait 2>/dev/null || true
   echo $$ > "$cgroot/cgroup.procs" 2>/dev/null || true
   rmdir "$cg" 2>/dev/null || true
@@ -281,9 +282,21 @@ console_stop() {
   # Each start begins with an empty history, so that a growing file does not slow later runs.
   rm -f "$work"/history.sqlite*
 }
+kill_tree() {  # pid... -> each and its children (socat's per-peer ones) ended, waited for
+  local p kids=() _
+  for p in "$@"; do kids+=($(cat /proc/"$p"/task/*/children 2>/dev/null)); done
+  kill "$@" "${kids[@]}" 2>/dev/null || true; wait "$@" 2>/dev/null || true
+  # The children are not this shell's: up to 5 s until they are gone, else the cgroup stays busy.
+  local alive
+  for _ in $(seq 100); do
+    alive=
+    for p in "${kids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$p; done
+    [ -z "$alive" ] && return; sleep 0.05
+  done
+}
 proxies_stop() {
   [ ${#proxies[@]} -eq 0 ] && return
-  kill "${proxies[@]}" 2>/dev/null || true; wait "${proxies[@]}" 2>/dev/null || true
+  kill_tree "${proxies[@]}"
   proxies=()
 }
 
