@@ -208,6 +208,8 @@ void FlowPrinter::summary(Clock::time_point now, const engine::EngineStats& s)
         {"queue drops", s.queueDrops,
          "flow updates the engine's consumers did not take in time (0 means none were lost)"},
         {"evicted", s.evicted, "ended flows dropped from the table at its size cap (still in the flow log)"},
+        {"udp dropped", s.udpDropped,
+         "datagrams the UDP relay dropped (unknown source, flow limit, send refused)"},
     };
     // Lines stay within 120 columns: 35 for name and value, the meaning in the rest.
     char head[64];

@@ -185,6 +185,12 @@ struct Metrics::State {
                                 .Help("Flow updates the service's journal dropped")
                                 .Register(*registry)
                                 .Add({});
+    Counter& udpDropped = prometheus::BuildCounter()
+                              .Name("redirect_udp_datagrams_dropped_total")
+                              .Help("Datagrams the UDP relay dropped: from a source no flow of the callout's "
+                                    "names, at its flow limit, or refused on the way")
+                              .Register(*registry)
+                              .Add({});
     Counter& evicted = prometheus::BuildCounter()
                            .Name("redirect_flows_evicted_total")
                            .Help("Ended flows the engine evicted from its table at the retention cap")
@@ -209,7 +215,7 @@ struct Metrics::State {
         engine::RuleHits last;
     };
     std::map<std::string, Hits> hitsBy;
-    uint64_t lastEventDrops = 0, lastQueueDrops = 0, lastJournalDrops = 0, lastEvicted = 0;
+    uint64_t lastEventDrops = 0, lastQueueDrops = 0, lastJournalDrops = 0, lastEvicted = 0, lastUdpDropped = 0;
 
     // Flows seen and not ended: which of their hops were counted.
     struct Open {
@@ -417,6 +423,7 @@ void Metrics::refresh(const engine::EngineStats& stats, const std::vector<engine
     s.queueDrops.Increment(growth(stats.queueDrops, s.lastQueueDrops));
     s.journalDrops.Increment(growth(journalDrops, s.lastJournalDrops));
     s.evicted.Increment(growth(stats.evicted, s.lastEvicted));
+    s.udpDropped.Increment(growth(stats.udpDropped, s.lastUdpDropped));
     s.refreshRedirectors(redirectors);
     s.refreshRuleHits(ruleHits);
 }

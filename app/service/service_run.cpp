@@ -76,7 +76,8 @@ public:
                             {"unverified", s.callout[CALLOUT_STAT_UNVERIFIED]},
                             {"callout_event_drops", s.callout[CALLOUT_STAT_EVENT_DROPS]},
                             {"queue_drops", s.queueDrops},
-                            {"evicted", s.evicted}};
+                            {"evicted", s.evicted},
+                            {"udp_dropped", s.udpDropped}};
         pending_ += j.dump() + '\n';
         flush();
     }

@@ -228,6 +228,7 @@ private slots:
             {"stalled", "stalled", "because the engine showed no life"},
             {"unverified", "unverified", "no verified listener"},
             {"evicted", "evicted", "dropped from the table"},
+            {"udp dropped", "udp_dropped", "datagrams the UDP relay dropped"},
             {"flows", "flows", "flows in the engine's table at exit"},
             {"open flows", "open_flows", "still open"}};
         for (const auto& [name, key, meaning] : counters) {

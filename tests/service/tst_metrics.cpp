@@ -138,7 +138,8 @@ void TestMetrics::servesHelpAndTypeLines()
              {"redirect_callout_event_drops_total", "counter"},
              {"redirect_engine_queue_drops_total", "counter"},
              {"redirect_journal_drops_total", "counter"},
-             {"redirect_flows_evicted_total", "counter"}}) {
+             {"redirect_flows_evicted_total", "counter"},
+             {"redirect_udp_datagrams_dropped_total", "counter"}}) {
         QVERIFY2(text.find("\n# HELP " + name + " ") != std::string::npos, name.c_str());
         QVERIFY2(text.find("\n# TYPE " + name + " " + type + "\n") != std::string::npos, name.c_str());
     }
@@ -204,6 +205,7 @@ void TestMetrics::countersFromAbsoluteValues()
     forgetful.recordsMissing = 4;
     stats.queueDrops = 5;
     stats.evicted = 10;
+    stats.udpDropped = 7;
     stats.callout.values[CALLOUT_STAT_EVENT_DROPS] = 2;
     m.refresh(stats, {redirector("A", true), redirector("B", false), forgetful}, {{"ra", {3, 1}}}, 1);
     auto s = scrape(m);
@@ -212,6 +214,7 @@ void TestMetrics::countersFromAbsoluteValues()
     QCOMPARE(s["redirect_flows_active"], 3.0);
     QCOMPARE(s["redirect_engine_queue_drops_total"], 5.0);
     QCOMPARE(s["redirect_flows_evicted_total"], 10.0);
+    QCOMPARE(s["redirect_udp_datagrams_dropped_total"], 7.0);
     QCOMPARE(s["redirect_callout_event_drops_total"], 2.0);
     QCOMPARE(s["redirect_journal_drops_total"], 1.0);
     QCOMPARE(s[R"(redirect_rule_hits_total{action="redirected",rule="ra"})"], 3.0);
@@ -225,6 +228,7 @@ void TestMetrics::countersFromAbsoluteValues()
     stats.openFlows = 0;
     stats.queueDrops = 7;
     stats.evicted = 4;
+    stats.udpDropped = 9;
     forgetful.recordsMissing = 6;
     m.refresh(stats, {redirector("A", true), forgetful}, {{"ra", {5, 1}}}, 1);
     m.refresh(stats, {redirector("A", true), forgetful}, {{"ra", {5, 1}}}, 1);
@@ -233,6 +237,7 @@ void TestMetrics::countersFromAbsoluteValues()
     QCOMPARE(s["redirect_flows_active"], 0.0);
     QCOMPARE(s["redirect_engine_queue_drops_total"], 7.0);
     QCOMPARE(s["redirect_flows_evicted_total"], 14.0);
+    QCOMPARE(s["redirect_udp_datagrams_dropped_total"], 9.0);
     QCOMPARE(s["redirect_journal_drops_total"], 1.0);
     QCOMPARE(s[R"(redirect_rule_hits_total{action="redirected",rule="ra"})"], 5.0);
     QCOMPARE(s.count(R"(redirect_redirector_available{redirector="B"})"), size_t(0));  // gone from the rules
