@@ -34,6 +34,8 @@ UdpRelay::UdpRelay(UdpRelayOptions options, Relay::HopSink sink)
     maxFlows_ = options_.maxFlows;
     if (rlimit lim{}; !maxFlows_ && ::getrlimit(RLIMIT_NOFILE, &lim) == 0)
         maxFlows_ = std::max<size_t>(1024, size_t(std::min<rlim_t>(lim.rlim_cur, 1u << 30) / 4));
+    limitText_ = "at the limit of " + std::to_string(maxFlows_) + " open UDP flows" +
+                 (options_.maxFlows ? "" : " (a quarter of RLIMIT_NOFILE)");
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_ < 0)
         throw std::runtime_error(std::string("udp relay eventfd: ") + std::strerror(errno));

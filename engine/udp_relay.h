@@ -99,6 +99,7 @@ private:
     std::atomic<uint64_t> openFlows_{0};
     std::atomic<uint64_t> dropped_{0};
     size_t maxFlows_ = 0;
+    std::string limitText_;  // why a datagram at the flow limit was dropped, made once
     std::atomic<bool> stopping_{false};
     int wake_ = -1;
     std::thread thread_;

@@ -265,8 +265,7 @@ UdpRelay::Flow* UdpRelay::Loop::startFlow(Listener& l, const FlowKey& key, const
                                             std::string_view first, int64_t now)
 {
     if (relay_.openFlows_.load(std::memory_order_relaxed) >= relay_.maxFlows_) {
-        dropped(("at the limit of " + std::to_string(relay_.maxFlows_) + " open UDP flows" +
-                 (relay_.options_.maxFlows ? "" : " (a quarter of RLIMIT_NOFILE)")).c_str(), 0);
+        dropped(relay_.limitText_.c_str(), 0);  // a flood at the limit: no work beyond the count
         return nullptr;
     }
     auto f = std::make_unique<Flow>();

@@ -28,20 +28,12 @@ QString qs(const std::string& text) { return QString::fromUtf8(text.data(), stat
 
 QString bytesText(uint64_t bytes) { return qs(engine::formatBytes(bytes)); }
 
-// engine::Flow::datagramsCounted() for a row (the reports' rule): a UDP flow's datagrams are
-// counted by a relay of ours; a direct or blocked one, or one only external proxies carried, has no
-// count (shown empty, like TCP's, never as 0).
-bool datagramsCounted(const FlowRow& row)
-{
-    return row.protocol == IPPROTO_UDP &&
-           std::any_of(row.hops.begin(), row.hops.end(), [](const FlowHopRow& h) { return h.redirectorId && !h.external; });
-}
-
-// What the Datagrams column sorts on: up and down together; -1 where nothing counted them, so
-// those sort before a UDP flow that carried nothing.
+// What the Datagrams column sorts on: up and down together; -1 where nothing counted them (TCP,
+// direct or blocked UDP: Flow::datagramsCounted()), so those sort before a UDP flow that carried
+// nothing.
 qint64 datagramTotal(const FlowRow& row)
 {
-    return datagramsCounted(row) ? qint64(row.datagramsUp + row.datagramsDown) : -1;
+    return row.datagramsCounted ? qint64(row.datagramsUp + row.datagramsDown) : -1;
 }
 
 QString timeText(int64_t ns)
@@ -135,7 +127,7 @@ QString FlowModel::display(const FlowRow& row, int column) const
     case BytesUp: return bytesText(row.bytesUp);
     case BytesDown: return bytesText(row.bytesDown);
     case Datagrams:
-        if (!datagramsCounted(row))
+        if (!row.datagramsCounted)
             return {};
         return QStringLiteral("%1 / %2").arg(row.datagramsUp).arg(row.datagramsDown);
     case Duration: return qs(engine::formatDuration(row.durationNs()));
@@ -220,7 +212,7 @@ QVariant FlowModel::toolTip(const FlowRow& row, int column) const
     case Datagrams:
         if (row.protocol != IPPROTO_UDP)
             return {};
-        if (!datagramsCounted(row))
+        if (!row.datagramsCounted)
             return tr("not counted: no relay of this node carried the flow");
         return tr("%1 datagrams up (application to destination), %2 down").arg(row.datagramsUp).arg(row.datagramsDown);
     case Process: case Destination: case Chain: case Node: return display(row, column);

@@ -89,6 +89,7 @@ void FlowRow::assign(const engine::Flow& flow, StringPool& pool)
     node = pool.intern(flow.node);
     route = pool.intern(flow.routeText());
     direct = flow.direct();
+    datagramsCounted = flow.datagramsCounted();
     hops.resize(flow.hops.size());
     hops.shrink_to_fit();
     for (size_t i = 0; i < flow.hops.size(); ++i) {

@@ -77,6 +77,7 @@ struct FlowRow {
     uint32_t route = 0;  ///< Flow::routeText(), computed once per update
     engine::EndReason reason = engine::EndReason::Open;
     bool direct = false; ///< Flow::direct()
+    bool datagramsCounted = false; ///< Flow::datagramsCounted()
     uint8_t protocol = 6; ///< IPPROTO_TCP or IPPROTO_UDP
     std::string destination;
     std::string host;

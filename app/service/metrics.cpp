@@ -187,8 +187,8 @@ struct Metrics::State {
                                 .Add({});
     Counter& udpDropped = prometheus::BuildCounter()
                               .Name("redirect_udp_datagrams_dropped_total")
-                              .Help("Datagrams the UDP relay dropped: from a source no flow of the callout's "
-                                    "names, at its flow limit, or refused on the way")
+                              .Help("Datagrams the UDP relay dropped: from an unknown source, at its flow "
+                                    "limit, or refused on the way")
                               .Register(*registry)
                               .Add({});
     Counter& evicted = prometheus::BuildCounter()
